@@ -1,0 +1,45 @@
+"""vggspec: one description of a VGG network, a correct model in any framework.
+
+    >>> import vggspec
+    >>> spec = vggspec.load_spec("vgg16")
+    >>> vggspec.plan(spec).total_params
+    138357544
+
+This package never imports a deep-learning framework; backends do, when asked.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from vggspec.errors import BackendError, SpecError, VggspecError, WeightsError
+from vggspec.planner.lower import Plan, PlanLayer, lower_to_plan
+from vggspec.spec.load import load_spec, spec_from_mapping, spec_to_mapping
+from vggspec.spec.model import Spec
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackendError", "Plan", "PlanLayer", "Spec", "SpecError", "VggspecError", "WeightsError",
+    "build", "load_spec", "plan", "spec_from_mapping", "spec_to_mapping",
+]
+
+
+def plan(spec: Union[Spec, str, Path]) -> Plan:
+    """The framework-free plan of a spec (a :class:`Spec`, a path or a shipped name)."""
+    return lower_to_plan(spec if isinstance(spec, Spec) else load_spec(spec))
+
+
+def build(spec: Union[Spec, str, Path], backend: str = "keras", weights: Optional[Union[str, Path]] = None,
+          skip_mismatch: bool = False) -> Any:
+    """Build the spec with a backend ("keras", "torch" or any installed plugin) and return the native model.
+
+    ``weights`` is a weight file in any supported format (``.h5``, ``.weights.h5``,
+    ``.safetensors``, ``.pt``/``.pth``). A file that does not fit is refused with
+    the layer's name and both shapes; ``skip_mismatch=True`` loads what fits
+    (e.g. everything but a 1000-class head) and warns about the rest.
+    """
+    from vggspec.building import build_model
+
+    return build_model(spec if isinstance(spec, Spec) else load_spec(spec), backend, weights, skip_mismatch)

@@ -1,0 +1,99 @@
+"""Find backends through the ``vggspec.backends`` entry-point group.
+
+A backend is a package that registers, in its own ``pyproject.toml``::
+
+    [project.entry-points."vggspec.backends"]
+    jax = "vggspec_jax:JaxBackend"
+
+The object named there must be importable without its framework (import the
+framework inside the methods) and provide the :class:`Backend` protocol. The
+built-in ``keras`` and ``torch`` backends (``backends/`` in the repository)
+register exactly this way.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import warnings
+from importlib.metadata import entry_points
+from typing import Any, Optional, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from vggspec.errors import BackendError
+from vggspec.planner.lower import Plan
+from vggspec.weights.bundle import WeightBundle
+
+GROUP = "vggspec.backends"
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What a backend provides. Images are NHWC float32, already preprocessed."""
+
+    name: str
+    requires: Sequence[str]  # top-level modules the framework needs, checked without importing them
+    extra: str  # the pip extra that installs them: pip install "vggspec[<extra>]"
+
+    def build(self, plan: Plan) -> Any:
+        """A native model for the plan, with freshly initialised weights."""
+
+    def count_params(self, model: Any) -> tuple[int, int]:
+        """(trainable, non-trainable) as the framework counts them."""
+
+    def get_weights(self, model: Any, plan: Plan) -> WeightBundle:
+        """The model's arrays in the canonical layout."""
+
+    def set_weights(self, model: Any, plan: Plan, bundle: WeightBundle) -> None:
+        """Load a bundle already checked by ``vggspec.weights.layout.fit_bundle`` (may be partial)."""
+
+    def predict(self, model: Any, images: np.ndarray) -> np.ndarray:
+        """Model outputs for a batch (inference mode)."""
+
+    def activations(self, model: Any, plan: Plan, images: np.ndarray) -> dict[str, np.ndarray]:
+        """Every plan layer's output, channels last (inference mode)."""
+
+    def save(self, model: Any, path: str) -> None:
+        """Write the model in the framework's own format."""
+
+
+def _entry_points() -> dict[str, Any]:
+    return {ep.name: ep for ep in entry_points(group=GROUP)}
+
+
+def available_backends() -> list[str]:
+    """Names of the installed backends (whether or not their framework is installed)."""
+    return sorted(_entry_points())
+
+
+def _load(name: str, entry: Any) -> Optional[Backend]:
+    try:
+        loaded = entry.load()
+        backend = loaded() if isinstance(loaded, type) else loaded
+    except Exception as error:  # a broken plugin must not break the others
+        warnings.warn(f"vggspec backend {name!r} ({entry.value}) failed to load: {error}", RuntimeWarning,
+                      stacklevel=3)
+        return None
+    return backend
+
+
+def framework_missing(backend: Backend) -> list[str]:
+    """The modules of the backend's framework that are not installed (checked without importing)."""
+    return [module for module in backend.requires if importlib.util.find_spec(module) is None]
+
+
+def get_backend(name: str) -> Backend:
+    """The backend registered as ``name``; BackendError with a hint when it cannot be used."""
+    entries = _entry_points()
+    if name not in entries:
+        installed = ", ".join(sorted(entries)) or "none"
+        raise BackendError(f"backend {name!r}: expected one of the installed backends ({installed}), "
+                           f"received {name!r}")
+    backend = _load(name, entries[name])
+    if backend is None:
+        raise BackendError(f"backend {name!r}: its plugin {entries[name].value} failed to import (see the warning)")
+    missing = framework_missing(backend)
+    if missing:
+        raise BackendError(f"backend {name!r} needs {', '.join(missing)}, which is not installed: "
+                           f'pip install "vggspec[{backend.extra}]"')
+    return backend

@@ -1,0 +1,32 @@
+"""Write files so that a failure never leaves half a file behind."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator, Union
+
+
+@contextlib.contextmanager
+def atomic_path(destination: Union[str, Path], suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path beside ``destination``; rename it over ``destination`` on success.
+
+    On any exception the temporary file is removed and an existing
+    ``destination`` is left untouched. ``suffix`` keeps a file extension on the
+    temporary name for writers that look at it (e.g. Keras' ``.weights.h5``).
+    """
+    destination = Path(destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".part" + suffix,
+                                         dir=destination.parent)
+    os.close(handle)
+    temporary_path = Path(temporary)
+    try:
+        yield temporary_path
+        os.replace(temporary_path, destination)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            temporary_path.unlink()
+        raise
