@@ -9,6 +9,12 @@ from pathlib import Path
 from typing import Iterator, Union
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(destination: Union[str, Path], suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``destination``; rename it over ``destination`` on success.
@@ -25,6 +31,7 @@ def atomic_path(destination: Union[str, Path], suffix: str = "") -> Iterator[Pat
     temporary_path = Path(temporary)
     try:
         yield temporary_path
+        os.chmod(temporary_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
         os.replace(temporary_path, destination)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
