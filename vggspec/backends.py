@@ -97,3 +97,17 @@ def get_backend(name: str) -> Backend:
         raise BackendError(f"backend {name!r} needs {', '.join(missing)}, which is not installed: "
                            f'pip install "vggspec[{backend.extra}]"')
     return backend
+
+
+def backend_status() -> list[tuple[str, str, str]]:
+    """(name, "ok" | "missing framework" | "broken", detail) for every installed backend; broken ones warn."""
+    rows = []
+    for name, entry in sorted(_entry_points().items()):
+        backend = _load(name, entry)
+        if backend is None:
+            rows.append((name, "broken", f"{entry.value} failed to import"))
+        elif framework_missing(backend):
+            rows.append((name, "missing framework", f'pip install "vggspec[{backend.extra}]"'))
+        else:
+            rows.append((name, "ok", entry.value))
+    return rows

@@ -1,0 +1,75 @@
+"""The ``keras`` backend: vggspec's Backend protocol on Keras 3.
+
+Importing this module does not import Keras; each method imports the modules
+that need it (build, weights, inference) when first called. Works under every
+Keras backend (``KERAS_BACKEND=tensorflow``, ``torch``, ``jax``), which Keras
+fixes when it is first imported.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vggspec.errors import BackendError
+from vggspec.fileio import atomic_path
+from vggspec.planner.lower import Plan
+from vggspec.weights.bundle import WeightBundle
+
+KERAS_SUFFIX = ".keras"
+
+
+class KerasBackend:
+    """Compile plans to functional ``keras.Model`` s named as ``keras.applications`` names VGG."""
+
+    name = "keras"
+    requires = ("keras",)
+    extra = "keras"
+
+    def build(self, plan: Plan) -> Any:
+        """A ``keras.Model`` named ``plan.name``, one layer per plan layer, fresh weights."""
+        from vggspec_keras.build import build_keras_model
+
+        return build_keras_model(plan)
+
+    def count_params(self, model: Any) -> tuple[int, int]:
+        """(trainable, non-trainable) scalars, as ``model.summary()`` counts them."""
+        trainable = sum(math.prod(weight.shape) for weight in model.trainable_weights)
+        non_trainable = sum(math.prod(weight.shape) for weight in model.non_trainable_weights)
+        return int(trainable), int(non_trainable)
+
+    def get_weights(self, model: Any, plan: Plan) -> WeightBundle:
+        """The model's arrays in the canonical layout (which is Keras' own)."""
+        from vggspec_keras.weights import bundle_from_model
+
+        return bundle_from_model(model, plan)
+
+    def set_weights(self, model: Any, plan: Plan, bundle: WeightBundle) -> None:
+        """Set the layers the bundle holds (checked by ``fit_bundle``); the others are left as they are."""
+        from vggspec_keras.weights import set_bundle
+
+        set_bundle(model, plan, bundle)
+
+    def predict(self, model: Any, images: np.ndarray) -> np.ndarray:
+        """Outputs for NHWC float32 images, inference mode (dropout off, batch norm on moving stats)."""
+        from vggspec_keras.inference import predict
+
+        return predict(model, images)
+
+    def activations(self, model: Any, plan: Plan, images: np.ndarray) -> dict[str, np.ndarray]:
+        """Every plan layer's output (channels last, batch first), ``input_layer`` included."""
+        from vggspec_keras.inference import activations
+
+        return activations(model, plan, images)
+
+    def save(self, model: Any, path: str) -> None:
+        """Write a ``.keras`` archive (``keras.models.load_model`` reads it; the LRN layer is registered
+        as ``vggspec>LocalResponseNormalization``, so import ``vggspec_keras.lrn`` before loading)."""
+        if not str(path).endswith(KERAS_SUFFIX):
+            raise BackendError(f"{path}: expected a file name ending in {KERAS_SUFFIX} (the Keras 3 model "
+                               f"format), received {Path(path).suffix or 'no extension'!r}")
+        with atomic_path(path, suffix=KERAS_SUFFIX) as temporary:
+            model.save(str(temporary))

@@ -1,0 +1,104 @@
+"""The PyTorch backend: compiles a plan to torchvision's VGG module tree.
+
+Importing this module does not import torch; every method imports it when
+called. Images given to the backend are NHWC float32 numpy arrays (as Keras
+takes them); the network itself takes NCHW tensors, so the backend transposes.
+Outputs come back channels last (NHWC for maps) so that both backends agree.
+Layout transforms (OIHW, (out, in), fc1's C,H,W columns) live only in
+:mod:`vggspec.weights.layout`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator
+
+import numpy as np
+
+from vggspec.fileio import atomic_path
+from vggspec.planner.lower import Plan
+from vggspec.weights.bundle import WeightBundle
+from vggspec.weights.layout import bundle_to_torch, torch_to_bundle
+
+# running statistics Keras counts as non-trainable weights (not num_batches_tracked)
+COUNTED_BUFFERS = ("running_mean", "running_var")
+
+
+@contextlib.contextmanager
+def _inference(model: Any) -> Iterator[None]:
+    """Eval mode and no autograd for the block; the model's previous mode is restored after it."""
+    import torch
+
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        model.train(was_training)
+
+
+def _nchw_tensor(model: Any, images: np.ndarray) -> Any:
+    """NHWC numpy -> NCHW float32 tensor on the model's device."""
+    import torch
+
+    device = next(model.parameters()).device
+    array = np.ascontiguousarray(np.asarray(images, dtype=np.float32).transpose(0, 3, 1, 2))
+    return torch.from_numpy(array).to(device)
+
+
+class TorchBackend:
+    """vggspec's ``torch`` backend (see :class:`vggspec.backends.Backend`)."""
+
+    name = "torch"
+    requires = ("torch",)
+    extra = "torch"
+
+    def build(self, plan: Plan) -> Any:
+        """A freshly initialised ``VGG`` nn.Module with torchvision's module paths; takes NCHW."""
+        from vggspec_torch.network import build_network
+
+        return build_network(plan)
+
+    def count_params(self, model: Any) -> tuple[int, int]:
+        """(trainable, non-trainable) as Keras counts them: frozen parameters and the BN running
+        mean and variance are non-trainable; ``num_batches_tracked`` is not counted."""
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
+        buffers = sum(b.numel() for name, b in model.named_buffers() if name.rsplit(".", 1)[-1] in COUNTED_BUFFERS)
+        return int(trainable), int(frozen + buffers)
+
+    def get_weights(self, model: Any, plan: Plan) -> WeightBundle:
+        """The model's arrays, copied, in the canonical layout."""
+        state = {key: value.detach().cpu().numpy().copy() for key, value in model.state_dict().items()}
+        return torch_to_bundle(plan, state, source="torch model")
+
+    def set_weights(self, model: Any, plan: Plan, bundle: WeightBundle) -> None:
+        """Copy a checked (possibly partial) bundle into the model; layers not in it are left alone."""
+        import torch
+
+        targets = model.state_dict()
+        with torch.no_grad():
+            for key, array in bundle_to_torch(plan, bundle).items():
+                targets[key].copy_(torch.from_numpy(np.asarray(array)))
+
+    def predict(self, model: Any, images: np.ndarray) -> np.ndarray:
+        """Outputs for NHWC float32 ``images`` in inference mode; maps come back NHWC."""
+        with _inference(model):
+            outputs = model(_nchw_tensor(model, images)).cpu()
+        return (outputs.permute(0, 2, 3, 1) if outputs.dim() == 4 else outputs).numpy().copy()
+
+    def activations(self, model: Any, plan: Plan, images: np.ndarray) -> dict[str, np.ndarray]:
+        """Every plan layer's output for NHWC ``images`` (inference mode), channels last."""
+        from vggspec_torch.network import layer_outputs
+
+        with _inference(model):
+            outputs = layer_outputs(model, plan, _nchw_tensor(model, images))
+        return {name: tensor.numpy() for name, tensor in outputs.items()}
+
+    def save(self, model: Any, path: str) -> None:
+        """Write the state dict (torchvision keys) with ``torch.save``; nothing half-written on failure."""
+        import torch
+
+        with atomic_path(path) as temporary:
+            torch.save(model.state_dict(), temporary)

@@ -1,0 +1,405 @@
+"""The Keras 3 backend held to the plan, to keras.applications, to TF's and torch's LRN, and to itself.
+
+Full-size models are only built (counts, names, shapes); forward passes use a
+32x32 spec, except the comparison with keras.applications.VGG16/VGG19.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import vggspec
+from vggspec.backends import Backend, get_backend
+from vggspec.errors import BackendError
+from vggspec.spec.load import shipped_names
+from vggspec.weights.bundle import WeightBundle
+from vggspec.weights.layout import fit_bundle
+
+from conftest import REPO
+
+keras = pytest.importorskip("keras")
+
+SHIPPED = ["vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn",
+           "A", "A-LRN", "B", "C", "D", "E"]
+VGG16_CONV_PARAMS = 14_714_688  # include_top=False (FACTS.md)
+
+# A small network with every kind of layer a head can have: 32x32 input, widths 8 and 16.
+SMALL = {"name": "small", "layers": ["conv3-8", "maxpool", "conv3-16", "maxpool"], "input_shape": [32, 32, 3],
+         "fc": [32, 24], "dropout": 0.5, "classes": 10}
+# The same with LRN after the first convolution; parameters that make the LRN sum matter.
+SMALL_LRN = {**SMALL, "name": "small_lrn", "layers": ["conv3-8", "LRN", "maxpool", "conv3-16", "maxpool"],
+             "lrn": {"size": 3, "alpha": 1.0, "beta": 0.75, "k": 1.0}}
+SMALL_BN = {**SMALL, "name": "small_bn", "batch_norm": True}
+
+
+@pytest.fixture(scope="module")
+def backend() -> Backend:
+    return get_backend("keras")
+
+
+def small_plan(mapping: dict, **changes) -> vggspec.Plan:
+    return vggspec.plan(vggspec.spec_from_mapping({**mapping, **changes}))
+
+
+def random_bundle(plan: vggspec.Plan, seed: int) -> WeightBundle:
+    """Random arrays of the plan's shapes (variances positive), checked by fit_bundle."""
+    rng = np.random.default_rng(seed)
+    bundle = WeightBundle(source="random")
+    for layer in plan.weighted_layers():
+        bundle.layers[layer.name] = {
+            name: (rng.uniform(0.5, 2.0, shape) if name == "moving_variance" else rng.normal(0, 0.3, shape))
+            for name, shape in layer.weights}
+    return fit_bundle(plan, bundle)[0]
+
+
+def images(plan: vggspec.Plan, count: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(0, 1, (count, *plan.input_shape)).astype(np.float32)
+
+
+# --- the plugin -------------------------------------------------------------------------------------
+
+def test_plugin_is_found_and_importing_it_leaves_keras_out(backend):
+    assert isinstance(backend, Backend)
+    assert (backend.name, tuple(backend.requires), backend.extra) == ("keras", ("keras",), "keras")
+    code = "import sys, vggspec_keras; print(sorted(m for m in ('keras', 'tensorflow', 'torch') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+# --- every shipped name against its plan -----------------------------------------------------------
+
+def test_the_parametrised_names_are_the_shipped_ones():
+    assert set(SHIPPED) <= set(shipped_names())
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_model_equals_plan(backend, name):
+    plan = vggspec.plan(name)
+    model = backend.build(plan)
+    assert model.name == plan.name
+    assert backend.count_params(model) == (plan.trainable_params, plan.non_trainable_params)
+    assert [layer.name for layer in model.layers] == [layer.name for layer in plan.layers]
+    for layer in plan.layers:
+        keras_layer = model.get_layer(layer.name)
+        assert type(keras_layer).__name__ == layer.type_name, layer.name
+        assert tuple(keras_layer.output.shape) == (None, *layer.output_shape), layer.name
+        assert [tuple(weight.shape) for weight in keras_layer.weights] == [shape for _, shape in layer.weights]
+        if layer.kind == "conv":
+            assert keras_layer.padding == "same"
+            activation = layer.attrs["activation"] or "linear"
+            assert keras_layer.activation.__name__ == activation
+        if layer.kind == "batch_norm":
+            assert (keras_layer.epsilon, keras_layer.momentum) == (layer.attrs["epsilon"], layer.attrs["momentum"])
+    keras.backend.clear_session()
+
+
+@pytest.mark.parametrize("pooling, last, last_type, shape", [
+    (None, "block5_pool", "MaxPooling2D", (None, 7, 7, 512)),
+    ("avg", "avg_pool", "GlobalAveragePooling2D", (None, 512)),
+    ("max", "max_pool", "GlobalMaxPooling2D", (None, 512)),
+])
+def test_vgg16_without_top(backend, pooling, last, last_type, shape):
+    spec = vggspec.spec_to_mapping(vggspec.load_spec("vgg16"))
+    plan = vggspec.plan(vggspec.spec_from_mapping({**spec, "include_top": False, "pooling": pooling}))
+    model = backend.build(plan)
+    assert backend.count_params(model) == (VGG16_CONV_PARAMS, 0)
+    assert model.layers[-1].name == last and type(model.layers[-1]).__name__ == last_type
+    assert tuple(model.output.shape) == shape
+    assert "flatten" not in [layer.name for layer in model.layers]
+
+
+# --- keras.applications ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, application", [
+    ("vgg16", "VGG16"), pytest.param("vgg19", "VGG19", marks=pytest.mark.slow)])
+def test_same_as_keras_applications(backend, name, application):
+    plan = vggspec.plan(name)
+    ours = backend.build(plan)
+    theirs = getattr(keras.applications, application)(weights=None)
+    ours_layers, their_layers = ours.layers[1:], theirs.layers[1:]  # the input layers may be numbered
+    assert [layer.name for layer in ours_layers] == [layer.name for layer in their_layers]
+    assert [type(layer) for layer in ours_layers] == [type(layer) for layer in their_layers]
+    assert [w.shape for w in ours.get_weights()] == [w.shape for w in theirs.get_weights()]
+
+    ours.set_weights(theirs.get_weights())  # by order, as Keras loads a weight file without names
+    image = np.random.default_rng(1).uniform(-120, 130, (1, 224, 224, 3)).astype(np.float32)  # caffe range
+    expected = theirs.predict_on_batch(image)
+    received = backend.predict(ours, image)
+    assert received.shape == (1, 1000)
+    np.testing.assert_array_equal(received, expected)
+    # By order is also by name: the first conv and the last dense hold the application's arrays.
+    for name in ("block1_conv1", "predictions"):
+        for array, their_array in zip(ours.get_layer(name).get_weights(), theirs.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(array, their_array)
+    keras.backend.clear_session()
+
+
+def _write_keras1_h5(path, model) -> None:
+    """A weight file in the layout of vgg16_weights_tf_dim_ordering_tf_kernels.h5 (Keras 1, FACTS.md)."""
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        f.attrs["layer_names"] = [layer.name.encode() for layer in model.layers]
+        for layer in model.layers:
+            group = f.create_group(layer.name)
+            names = [f"{layer.name}_{'W' if i == 0 else 'b'}_1:0".encode() for i in range(len(layer.weights))]
+            group.attrs["weight_names"] = names
+            for weight_name, array in zip(names, layer.get_weights()):
+                group.create_dataset(weight_name.decode(), data=array)
+
+
+@pytest.mark.parametrize("by_name", [True, False])
+def test_keras_weight_files_load_by_name_and_by_order(backend, tmp_path, by_name):
+    plan = small_plan(SMALL)
+    source = backend.build(plan)
+    backend.set_weights(source, plan, random_bundle(plan, seed=3))
+    path = tmp_path / "small_weights.h5"
+    _write_keras1_h5(path, source)
+    model = backend.build(plan)
+    if by_name:
+        model.load_weights(str(path), by_name=True)
+    else:
+        model.load_weights(str(path))
+    for ours, theirs in zip(model.get_weights(), source.get_weights()):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+# --- LRN -------------------------------------------------------------------------------------------
+
+LRN_CASES = [  # (size, alpha, beta, k): the paper's, and ones where the sum dominates
+    (5, 1e-4, 0.75, 2.0), (3, 1.0, 0.75, 1.0), (5, 2.0, 0.5, 0.5), (1, 0.5, 1.0, 1.0), (7, 1.0, 0.75, 1.0)]
+
+
+@pytest.mark.parametrize("size, alpha, beta, k", LRN_CASES)
+def test_lrn_equals_tensorflow_and_torch(size, alpha, beta, k):
+    import tensorflow as tf
+    import torch
+
+    from vggspec_keras.lrn import LocalResponseNormalization
+
+    x = np.random.default_rng(size).normal(0, 3, (2, 5, 6, 6)).astype(np.float32)  # 6 channels < size 7
+    ours = keras.ops.convert_to_numpy(LocalResponseNormalization(size, alpha, beta, k)(x))
+    tf_out = tf.nn.local_response_normalization(x, depth_radius=(size - 1) // 2, bias=k, alpha=alpha / size,
+                                                beta=beta).numpy()
+    torch_lrn = torch.nn.LocalResponseNorm(size, alpha=alpha, beta=beta, k=k)
+    torch_out = torch_lrn(torch.from_numpy(x).permute(0, 3, 1, 2)).permute(0, 2, 3, 1).numpy()
+    assert ours.shape == x.shape and ours.dtype == np.float32
+    assert np.abs(x - ours).max() > 1e-3  # the layer does something
+    np.testing.assert_allclose(ours, tf_out, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(ours, torch_out, rtol=1e-6, atol=1e-6)
+
+
+def test_lrn_is_serializable():
+    from vggspec_keras.lrn import LocalResponseNormalization
+
+    layer = LocalResponseNormalization(3, 0.5, 0.6, 1.5, name="block1_lrn")
+    assert keras.saving.get_registered_name(LocalResponseNormalization) == "vggspec>LocalResponseNormalization"
+    copy = keras.layers.deserialize(keras.layers.serialize(layer))
+    assert type(copy) is LocalResponseNormalization
+    assert (copy.size, copy.alpha, copy.beta, copy.k, copy.name) == (3, 0.5, 0.6, 1.5, "block1_lrn")
+
+
+# --- weights ---------------------------------------------------------------------------------------
+
+def test_weights_round_trip_bit_identical(backend):
+    plan = small_plan(SMALL_BN)
+    model = backend.build(plan)
+    bundle = random_bundle(plan, seed=5)
+    backend.set_weights(model, plan, bundle)
+    back = backend.get_weights(model, plan)
+    assert list(back.layers) == [layer.name for layer in plan.weighted_layers()] == list(bundle.layers)
+    for layer, weights in bundle.layers.items():
+        assert list(back.layers[layer]) == list(weights)
+        for name, array in weights.items():
+            assert back.layers[layer][name].dtype == np.float32
+            assert np.array_equal(back.layers[layer][name], array), (layer, name)
+    assert back.total_params == plan.total_params
+    # The bundle is a copy: changing the model later does not change it.
+    before = back.layers["fc1"]["kernel"].copy()
+    backend.set_weights(model, plan, random_bundle(plan, seed=6))
+    assert np.array_equal(back.layers["fc1"]["kernel"], before)
+
+
+def test_partial_bundle_sets_only_its_layers(backend):
+    plan = small_plan(SMALL_BN)
+    model = backend.build(plan)
+    before = backend.get_weights(model, plan)
+    full = random_bundle(plan, seed=7)
+    partial = WeightBundle(layers={name: full.layers[name] for name in ("block1_conv1", "block2_conv1_bn")},
+                           source="partial")
+    backend.set_weights(model, plan, partial)
+    after = backend.get_weights(model, plan)
+    for layer in plan.weighted_layers():
+        expected = partial.layers.get(layer.name, before.layers[layer.name])
+        for name, array in expected.items():
+            assert np.array_equal(after.layers[layer.name][name], array), (layer.name, name)
+    assert not np.array_equal(after.layers["block1_conv1"]["kernel"], before.layers["block1_conv1"]["kernel"])
+
+
+# --- forward passes on small specs ------------------------------------------------------------------
+
+def _same_conv_relu(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """3x3 'same' convolution (NHWC, HWIO) and ReLU in numpy, for reference."""
+    padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    h, w = x.shape[1:3]
+    out = sum(np.einsum("nhwi,io->nhwo", padded[:, i:i + h, j:j + w], kernel[i, j]) for i in range(3) for j in range(3))
+    return np.maximum(out + bias, 0)
+
+
+def test_small_spec_activations_and_predict(backend):
+    plan = small_plan(SMALL)
+    model = backend.build(plan)
+    bundle = random_bundle(plan, seed=11)
+    backend.set_weights(model, plan, bundle)
+    batch = images(plan, 3)
+    acts = backend.activations(model, plan, batch)
+    assert list(acts) == [layer.name for layer in plan.layers]
+    for layer in plan.layers:
+        assert acts[layer.name].shape == (3, *layer.output_shape), layer.name
+    np.testing.assert_array_equal(acts["input_layer"], batch)
+    conv = bundle.layers["block1_conv1"]
+    np.testing.assert_allclose(acts["block1_conv1"], _same_conv_relu(batch, conv["kernel"], conv["bias"]),
+                               rtol=1e-5, atol=1e-5)
+    pooled = acts["block1_conv1"].reshape(3, 16, 2, 16, 2, 8).max(axis=(2, 4))
+    np.testing.assert_array_equal(acts["block1_pool"], pooled)
+    np.testing.assert_array_equal(acts["flatten"], acts["block2_pool"].reshape(3, -1))  # H, W, C order
+    np.testing.assert_array_equal(acts["fc1_dropout"], acts["fc1"])  # dropout is off in inference
+    probabilities = backend.predict(model, batch)
+    np.testing.assert_allclose(probabilities, acts["predictions"], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-6)
+    # More images than one batch give the same numbers as one at a time.
+    many = images(plan, 40, seed=2)
+    np.testing.assert_allclose(backend.predict(model, many)[37:], backend.predict(model, many[37:]),
+                               rtol=1e-6, atol=1e-7)
+
+
+def test_predict_refuses_images_of_the_wrong_shape(backend):
+    plan = small_plan(SMALL)
+    model = backend.build(plan)
+    with pytest.raises(BackendError, match=r"expected an array of shape \(N, 32, 32, 3\), received \(2, 64, 64, 3\)"):
+        backend.predict(model, np.zeros((2, 64, 64, 3), np.float32))
+
+
+@pytest.mark.parametrize("pooling", ["avg", "max"])
+def test_global_pooling_numbers(backend, pooling):
+    plan = small_plan(SMALL, include_top=False, pooling=pooling)
+    model = backend.build(plan)
+    batch = images(plan, 2)
+    acts = backend.activations(model, plan, batch)
+    reduce = np.mean if pooling == "avg" else np.max
+    np.testing.assert_allclose(acts[f"{pooling}_pool"], reduce(acts["block2_pool"], axis=(1, 2)), rtol=1e-6)
+    assert backend.predict(model, batch).shape == (2, 16)
+
+
+def test_batch_norm_uses_moving_statistics(backend):
+    plan = small_plan(SMALL_BN)
+    model = backend.build(plan)
+    assert backend.count_params(model) == (plan.trainable_params, plan.non_trainable_params)
+    assert plan.non_trainable_params == 2 * (8 + 16)
+    bundle = random_bundle(plan, seed=13)
+    backend.set_weights(model, plan, bundle)
+    acts = backend.activations(model, plan, images(plan, 2))
+    bn = bundle.layers["block1_conv1_bn"]
+    epsilon = plan.layer("block1_conv1_bn").attrs["epsilon"]
+    expected = ((acts["block1_conv1"] - bn["moving_mean"]) / np.sqrt(bn["moving_variance"] + epsilon)
+                * bn["gamma"] + bn["beta"])
+    np.testing.assert_allclose(acts["block1_conv1_bn"], expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(acts["block1_conv1_act"], np.maximum(acts["block1_conv1_bn"], 0))
+
+
+# --- saving ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mapping", [SMALL, SMALL_LRN], ids=["small", "small_lrn"])
+def test_save_writes_a_keras_file_that_loads_back(backend, tmp_path, mapping):
+    plan = small_plan(mapping)
+    model = backend.build(plan)
+    backend.set_weights(model, plan, random_bundle(plan, seed=17))
+    path = tmp_path / "model.keras"
+    backend.save(model, str(path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.keras"]  # no temporary left
+    loaded = keras.models.load_model(path)
+    assert [layer.name for layer in loaded.layers] == [layer.name for layer in plan.layers]
+    assert [type(layer) for layer in loaded.layers] == [type(layer) for layer in model.layers]
+    batch = images(plan, 2)
+    np.testing.assert_array_equal(backend.predict(loaded, batch), backend.predict(model, batch))
+
+
+def test_save_refuses_other_extensions_and_writes_nothing(backend, tmp_path):
+    plan = small_plan(SMALL)
+    model = backend.build(plan)
+    with pytest.raises(BackendError, match=r"model\.h5: expected a file name ending in \.keras"):
+        backend.save(model, str(tmp_path / "model.h5"))
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- KERAS_BACKEND=torch ---------------------------------------------------------------------------
+
+TORCH_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import keras, torch
+    import vggspec
+    from vggspec.backends import get_backend
+    from vggspec.weights.bundle import WeightBundle
+    from vggspec_keras.lrn import LocalResponseNormalization
+
+    work = sys.argv[1]
+    result = {"keras_backend": keras.backend.backend(), "counts": {}}
+    backend = get_backend("keras")
+    small_bn, small_lrn = (vggspec.plan(vggspec.spec_from_mapping(json.loads(sys.argv[i]))) for i in (2, 3))
+    for plan in (vggspec.plan("A-LRN"), small_bn, small_lrn):
+        result["counts"][plan.name] = [list(backend.count_params(backend.build(plan))),
+                                       [plan.trainable_params, plan.non_trainable_params]]
+    # LRN against torch's own, under the torch backend.
+    x = np.random.default_rng(0).normal(0, 3, (2, 5, 6, 16)).astype(np.float32)
+    ours = keras.ops.convert_to_numpy(LocalResponseNormalization(5, 1.0, 0.75, 1.0)(x))
+    reference = torch.nn.LocalResponseNorm(5, alpha=1.0, beta=0.75, k=1.0)(
+        torch.from_numpy(x).permute(0, 3, 1, 2)).permute(0, 2, 3, 1).numpy()
+    result["lrn_max_difference"] = float(np.abs(ours - reference).max())
+    # The small LRN spec with the weights the TensorFlow run made: outputs and activations.
+    plan = small_lrn
+    model = backend.build(plan)
+    arrays = dict(np.load(work + "/weights.npz"))
+    backend.set_weights(model, plan, WeightBundle.from_flat(arrays))
+    images = np.load(work + "/images.npy")
+    acts = backend.activations(model, plan, images)
+    result["shapes_match"] = all(acts[layer.name].shape == (len(images), *layer.output_shape)
+                                 for layer in plan.layers)
+    np.save(work + "/torch_predictions.npy", backend.predict(model, images))
+    np.save(work + "/torch_lrn.npy", acts["block1_lrn"])
+    print(json.dumps(result))
+""")
+
+
+def test_works_under_keras_backend_torch(backend, tmp_path):
+    plan = small_plan(SMALL_LRN)
+    model = backend.build(plan)
+    bundle = random_bundle(plan, seed=19)
+    backend.set_weights(model, plan, bundle)
+    batch = images(plan, 2)
+    np.savez(tmp_path / "weights.npz", **bundle.flat())
+    np.save(tmp_path / "images.npy", batch)
+    env = {**os.environ, "KERAS_BACKEND": "torch"}
+    proc = subprocess.run([sys.executable, "-c", TORCH_SCRIPT, str(tmp_path), json.dumps(SMALL_BN),
+                           json.dumps(SMALL_LRN)], capture_output=True, text=True,
+                          env=env, cwd=REPO, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["keras_backend"] == "torch"
+    assert sorted(result["counts"]) == ["small_bn", "small_lrn", "vgg_a_lrn"]
+    for name, (counted, planned) in result["counts"].items():
+        assert counted == planned, name
+    assert result["counts"]["small_bn"][0][1] == 2 * (8 + 16)  # moving mean and variance
+    assert result["lrn_max_difference"] < 1e-5
+    assert result["shapes_match"]
+    acts = backend.activations(model, plan, batch)
+    np.testing.assert_allclose(np.load(tmp_path / "torch_lrn.npy"), acts["block1_lrn"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.load(tmp_path / "torch_predictions.npy"), backend.predict(model, batch),
+                               rtol=1e-4, atol=1e-6)

@@ -1,0 +1,364 @@
+"""The torch backend against the plan, torchvision's state dict keys and Keras' outputs.
+
+Counts are checked at full size on the ``meta`` device (the real module tree,
+nothing allocated); shapes on small variants (32x32 input, FC 16-16) so every
+shipped name runs in a fraction of a second. Parity with Keras runs a 64x64
+VGG16 by default (flatten map 2x2x512, so fc1's row reorder matters) and the
+full 224x224 VGG16 under ``-m slow``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+import vggspec
+from vggspec.backends import get_backend
+from vggspec.weights.bundle import WeightBundle
+from vggspec.weights.layout import fit_bundle
+
+torch = pytest.importorskip("torch")
+
+SHIPPED = ["vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn",
+           "A", "A-LRN", "B", "C", "D", "E"]
+
+# torchvision's vgg16(): conv at features.0, 2, 5, ...; ReLU after each, MaxPool2d ending each block.
+VGG16_STATE = {
+    "features.0.weight": (64, 3, 3, 3), "features.0.bias": (64,),
+    "features.2.weight": (64, 64, 3, 3), "features.2.bias": (64,),
+    "features.5.weight": (128, 64, 3, 3), "features.5.bias": (128,),
+    "features.7.weight": (128, 128, 3, 3), "features.7.bias": (128,),
+    "features.10.weight": (256, 128, 3, 3), "features.10.bias": (256,),
+    "features.12.weight": (256, 256, 3, 3), "features.12.bias": (256,),
+    "features.14.weight": (256, 256, 3, 3), "features.14.bias": (256,),
+    "features.17.weight": (512, 256, 3, 3), "features.17.bias": (512,),
+    "features.19.weight": (512, 512, 3, 3), "features.19.bias": (512,),
+    "features.21.weight": (512, 512, 3, 3), "features.21.bias": (512,),
+    "features.24.weight": (512, 512, 3, 3), "features.24.bias": (512,),
+    "features.26.weight": (512, 512, 3, 3), "features.26.bias": (512,),
+    "features.28.weight": (512, 512, 3, 3), "features.28.bias": (512,),
+    "classifier.0.weight": (4096, 25088), "classifier.0.bias": (4096,),
+    "classifier.3.weight": (4096, 4096), "classifier.3.bias": (4096,),
+    "classifier.6.weight": (1000, 4096), "classifier.6.bias": (1000,),
+}
+
+# torchvision's vgg16_bn(): (conv index, out, in); BatchNorm2d at conv + 1, ReLU at conv + 2.
+VGG16_BN_CONVS = [(0, 64, 3), (3, 64, 64), (7, 128, 64), (10, 128, 128), (14, 256, 128), (17, 256, 256),
+                  (20, 256, 256), (24, 512, 256), (27, 512, 512), (30, 512, 512), (34, 512, 512),
+                  (37, 512, 512), (40, 512, 512)]
+BN_KEYS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+
+
+def vgg16_bn_state() -> dict[str, tuple[int, ...]]:
+    state: dict[str, tuple[int, ...]] = {}
+    for index, out, inputs in VGG16_BN_CONVS:
+        state[f"features.{index}.weight"] = (out, inputs, 3, 3)
+        state[f"features.{index}.bias"] = (out,)
+        for name in BN_KEYS:
+            state[f"features.{index + 1}.{name}"] = () if name == "num_batches_tracked" else (out,)
+    classifier = {key: shape for key, shape in VGG16_STATE.items() if key.startswith("classifier.")}
+    return {**state, **classifier}
+
+
+@pytest.fixture(scope="module")
+def backend():
+    return get_backend("torch")
+
+
+def small_spec(name: str, **changes) -> vggspec.Spec:
+    """A shipped spec on a 32x32 input with FC 16-16 and 10 classes (same layers, same names)."""
+    mapping = vggspec.spec_to_mapping(vggspec.load_spec(name))
+    return vggspec.spec_from_mapping({**mapping, "input_shape": [32, 32, 3], "fc": [16, 16], "classes": 10,
+                                      **changes})
+
+
+def images(shape: tuple[int, ...], seed: int = 0, scale: float = 50.0) -> np.ndarray:
+    """NHWC float32 with roughly the spread of caffe-preprocessed pixels."""
+    return np.random.default_rng(seed).normal(0.0, scale, shape).astype(np.float32)
+
+
+def meta_build(backend, plan):
+    """The real module tree without allocating its arrays."""
+    with torch.device("meta"):
+        return backend.build(plan)
+
+
+def shapes(model) -> dict[str, tuple[int, ...]]:
+    return {key: tuple(value.shape) for key, value in model.state_dict().items()}
+
+
+def test_importing_the_backend_leaves_torch_out():
+    import subprocess
+
+    code = "import sys, vggspec_torch; print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
+
+
+def test_backend_identity(backend):
+    assert (backend.name, tuple(backend.requires), backend.extra) == ("torch", ("torch",), "torch")
+    assert isinstance(backend, vggspec.backends.Backend)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_counts_equal_the_plan(backend, name):
+    plan = vggspec.plan(name)
+    assert backend.count_params(meta_build(backend, plan)) == (plan.trainable_params, plan.non_trainable_params)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_layer_shape_equals_the_plan(backend, name):
+    plan = vggspec.plan(small_spec(name))
+    model = backend.build(plan)
+    assert backend.count_params(model) == (plan.trainable_params, plan.non_trainable_params)
+    outputs = backend.activations(model, plan, images((1, 32, 32, 3)))
+    assert list(outputs) == [layer.name for layer in plan.layers]
+    assert {name: out.shape[1:] for name, out in outputs.items()} == \
+        {layer.name: layer.output_shape for layer in plan.layers}
+    assert backend.predict(model, images((1, 32, 32, 3))).shape == (1, 10)
+
+
+@pytest.mark.parametrize("pooling, last", [("avg", (512,)), ("max", (512,)), (None, (1, 1, 512))])
+def test_without_top(backend, pooling, last):
+    plan = vggspec.plan(small_spec("vgg16", include_top=False, pooling=pooling))
+    model = backend.build(plan)
+    assert backend.count_params(model) == (14_714_688, 0)
+    x = images((2, 32, 32, 3))
+    outputs = backend.activations(model, plan, x)
+    assert {name: out.shape[1:] for name, out in outputs.items()} == \
+        {layer.name: layer.output_shape for layer in plan.layers}
+    predicted = backend.predict(model, x)
+    assert predicted.shape == (2, *last)
+    block5 = outputs["block5_pool"].reshape(2, -1, 512)
+    expected = {"avg": block5.mean(axis=1), "max": block5.max(axis=1), None: outputs["block5_pool"]}[pooling]
+    np.testing.assert_allclose(predicted, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_vgg16_state_dict_is_torchvisions(backend):
+    model = meta_build(backend, vggspec.plan("vgg16"))
+    assert list(shapes(model).items()) == list(VGG16_STATE.items())
+    assert [type(m).__name__ for m in model.classifier] == \
+        ["Linear", "ReLU", "Dropout", "Linear", "ReLU", "Dropout", "Linear", "Softmax"]
+    assert model.avgpool.output_size == (7, 7)
+
+
+def test_vgg16_bn_state_dict_is_torchvisions(backend):
+    model = meta_build(backend, vggspec.plan("vgg16_bn"))
+    assert list(shapes(model).items()) == list(vgg16_bn_state().items())
+    assert len(model.features) == 44
+    batch_norm = model.features[1]
+    assert (batch_norm.eps, batch_norm.momentum) == (1e-5, 0.1)
+    assert model.features[2].inplace
+
+
+@pytest.mark.parametrize("name", ["vgg16", "vgg16_bn"])
+def test_torchvision_checkpoints_load_strictly(backend, name):
+    torchvision = pytest.importorskip("torchvision")
+    reference = getattr(torchvision.models, name)(weights=None)
+    model = backend.build(vggspec.plan(name))
+    assert shapes(model) == shapes(reference)
+    model.load_state_dict(reference.state_dict(), strict=True)
+    reference.load_state_dict(model.state_dict(), strict=True)
+
+
+def test_configuration_c_has_unpadded_1x1_convolutions(backend):
+    model = meta_build(backend, vggspec.plan("C"))
+    convs = [m for m in model.features if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.kernel_size[0], c.padding[0]) for c in convs if c.kernel_size[0] == 1] == [(1, 0)] * 3
+    assert all(c.padding[0] == 1 for c in convs if c.kernel_size[0] == 3)
+
+
+def test_activation_modules_equal_keras_activations():
+    keras = pytest.importorskip("keras")
+    from vggspec_torch.network import ACTIVATIONS, CLASSIFIER_ACTIVATIONS
+
+    x = np.linspace(-6, 6, 241, dtype=np.float32).reshape(1, -1)
+    for name, make in {**ACTIVATIONS, **CLASSIFIER_ACTIVATIONS}.items():
+        ours = make()(torch.from_numpy(x.copy())).numpy()
+        theirs = keras.ops.convert_to_numpy(keras.activations.get(name)(x))
+        assert np.abs(ours - theirs).max() < 1e-6, name
+
+
+def lrn_reference(x: np.ndarray, size: int, alpha: float, beta: float, k: float) -> np.ndarray:
+    """x / (k + alpha/size * sum of x^2 over `size` channels around c)^beta; NHWC, zero outside."""
+    half = size // 2
+    squares = np.pad(x.astype(np.float64) ** 2, [(0, 0)] * 3 + [(half, size - 1 - half)])
+    window = sum(squares[..., i:i + x.shape[-1]] for i in range(size))
+    return x / (k + alpha / size * window) ** beta
+
+
+@pytest.mark.parametrize("alpha", [1e-4, 1.0])  # the paper's alpha, and one where the sum dominates
+def test_lrn_matches_hand_written_and_tensorflow(backend, alpha):
+    spec = small_spec("A-LRN", lrn={"size": 5, "alpha": alpha, "beta": 0.75, "k": 2.0})
+    plan = vggspec.plan(spec)
+    model = backend.build(plan)
+    outputs = backend.activations(model, plan, images((2, 32, 32, 3), scale=1.0))
+    conv, lrn = outputs["block1_conv1"], outputs["block1_lrn"]
+    expected = lrn_reference(conv, 5, alpha, 0.75, 2.0)
+    np.testing.assert_allclose(lrn, expected, rtol=1e-5, atol=1e-6)
+    if alpha == 1.0:  # the sum over channels matters: not just x / k^beta
+        assert np.abs(lrn - conv / 2.0 ** 0.75).max() > 0.1 * np.abs(lrn).max()
+    tf = pytest.importorskip("tensorflow")
+    theirs = tf.nn.local_response_normalization(conv, depth_radius=2, bias=2.0, alpha=alpha / 5, beta=0.75)
+    np.testing.assert_allclose(lrn, theirs.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_weights_round_trip_bit_identical(backend):
+    plan = vggspec.plan(small_spec("vgg16_bn"))
+    source = backend.build(plan)
+    with torch.no_grad():
+        for module in source.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.normal_()
+                module.running_var.uniform_(0.5, 2.0)
+                module.weight.normal_()
+    bundle = backend.get_weights(source, plan)
+    assert list(bundle.layers) == [layer.name for layer in plan.weighted_layers()]
+    assert bundle.layers["block1_conv1"]["kernel"].shape == (3, 3, 3, 64)
+    checked, skipped = fit_bundle(plan, bundle)
+    assert skipped == []
+    target = backend.build(plan)
+    backend.set_weights(target, plan, checked)
+    for key, value in source.state_dict().items():
+        assert torch.equal(target.state_dict()[key], value), key
+    again = backend.get_weights(target, plan)
+    for layer, weights in bundle.layers.items():
+        for name, array in weights.items():
+            assert again.layers[layer][name].dtype == np.float32
+            assert np.array_equal(again.layers[layer][name], array), (layer, name)
+    with torch.no_grad():  # the bundle is a copy, not a view of the model
+        source.features[0].bias.add_(1.0)
+        source.features[1].running_mean.add_(1.0)
+    assert np.array_equal(bundle.layers["block1_conv1"]["bias"], again.layers["block1_conv1"]["bias"])
+    assert np.array_equal(bundle.layers["block1_conv1_bn"]["moving_mean"],
+                          again.layers["block1_conv1_bn"]["moving_mean"])
+
+
+def test_partial_bundle_sets_only_its_layers(backend):
+    plan = vggspec.plan(small_spec("vgg16"))
+    model = backend.build(plan)
+    before = {key: value.clone() for key, value in model.state_dict().items()}
+    donor = backend.get_weights(backend.build(plan), plan)
+    partial = WeightBundle(layers={name: {"kernel": donor.layers[name]["kernel"],
+                                          "bias": np.full_like(donor.layers[name]["bias"], 0.5)}
+                                   for name in ("block1_conv1", "fc2")}, source="partial")
+    checked, skipped = fit_bundle(plan, partial, skip_mismatch=True)
+    assert list(checked.layers) == ["block1_conv1", "fc2"] and len(skipped) == len(plan.weighted_layers()) - 2
+    backend.set_weights(model, plan, checked)
+    changed = sorted(key for key, value in model.state_dict().items() if not torch.equal(value, before[key]))
+    assert changed == ["classifier.3.bias", "classifier.3.weight", "features.0.bias", "features.0.weight"]
+    after = backend.get_weights(model, plan)
+    for layer in ("block1_conv1", "fc2"):
+        for name, array in partial.layers[layer].items():
+            assert np.array_equal(after.layers[layer][name], array)
+
+
+def test_dropout_only_in_training(backend):
+    plan = vggspec.plan(small_spec("A"))  # the paper's dropout 0.5
+    model = backend.build(plan)
+    dropouts = [m for m in model.classifier if isinstance(m, torch.nn.Dropout)]
+    assert [d.p for d in dropouts] == [0.5, 0.5]
+    ones = torch.ones(200, 16)
+    model.train()
+    dropped = dropouts[0](ones)
+    assert 0.35 < (dropped == 0).float().mean().item() < 0.65
+    assert set(dropped.unique().tolist()) == {0.0, 2.0}
+    model.eval()
+    assert torch.equal(dropouts[0](ones), ones)
+    x = images((2, 32, 32, 3))
+    nchw = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
+    model.train()
+    with torch.no_grad():
+        assert not torch.equal(model(nchw), model(nchw))
+    assert model.training  # predict restores the mode it found
+    first = backend.predict(model, x)
+    assert model.training
+    np.testing.assert_array_equal(first, backend.predict(model, x))
+    outputs = backend.activations(model, plan, x)
+    np.testing.assert_array_equal(outputs["fc1_dropout"], outputs["fc1"])
+    assert [m.p for m in backend.build(vggspec.plan(small_spec("vgg16"))).classifier
+            if isinstance(m, torch.nn.Dropout)] == [0.0, 0.0]
+
+
+def test_predict_equals_the_module_on_nchw(backend):
+    plan = vggspec.plan(small_spec("vgg16_bn"))
+    model = backend.build(plan)
+    x = images((3, 32, 32, 3), seed=1)
+    model.eval()
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x.transpose(0, 3, 1, 2).copy())).numpy()
+    predicted = backend.predict(model, x)
+    assert predicted.dtype == np.float32 and predicted.shape == (3, 10)
+    np.testing.assert_array_equal(predicted, expected)
+    np.testing.assert_array_equal(backend.activations(model, plan, x)["predictions"], expected)
+    np.testing.assert_allclose(predicted.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_save_writes_a_state_dict(backend, tmp_path):
+    plan = vggspec.plan(small_spec("vgg11_bn"))
+    model = backend.build(plan)
+    path = tmp_path / "model.pt"
+    path.write_bytes(b"old")
+    backend.save(model, str(path))
+    loaded = torch.load(path, weights_only=True)
+    assert list(loaded) == list(model.state_dict())
+    assert all(torch.equal(loaded[key], value) for key, value in model.state_dict().items())
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
+
+
+# --- parity with keras.applications.VGG16 ---------------------------------------------------------
+
+def keras_bundle(model) -> WeightBundle:
+    """A Keras model's arrays by layer name (kernel HWIO / (in, out), bias)."""
+    layers = {layer.name: {"kernel": np.asarray(layer.kernel), "bias": np.asarray(layer.bias)}
+              for layer in model.layers if layer.weights}
+    return WeightBundle(layers=layers, source="keras")
+
+
+def keras_and_torch_vgg16(backend, size: int, classes: int, x: np.ndarray):
+    """Outputs of keras.applications.VGG16(weights=None) and of the torch VGG16 with its weights:
+    (softmax pair, logits pair, per-layer pair for the logits models)."""
+    keras = pytest.importorskip("keras")
+    softmax = keras.applications.VGG16(weights=None, input_shape=(size, size, 3), classes=classes)
+    logits = keras.applications.VGG16(weights=None, input_shape=(size, size, 3), classes=classes,
+                                      classifier_activation=None)
+    logits.set_weights(softmax.get_weights())
+    mapping = {**vggspec.spec_to_mapping(vggspec.load_spec("vgg16")), "input_shape": [size, size, 3],
+               "classes": classes}
+    results = []
+    for keras_model, activation in ((softmax, "softmax"), (logits, None)):
+        plan = vggspec.plan(vggspec.spec_from_mapping({**mapping, "classifier_activation": activation}))
+        bundle, skipped = fit_bundle(plan, keras_bundle(keras_model))
+        assert skipped == []
+        model = backend.build(plan)
+        backend.set_weights(model, plan, bundle)
+        results.append((keras_model.predict(x, verbose=0), backend.predict(model, x)))
+    layers = keras.Model(logits.inputs, [layer.output for layer in logits.layers[1:]])
+    theirs = dict(zip([layer.name for layer in logits.layers[1:]], layers.predict(x, verbose=0)))
+    ours = backend.activations(model, plan, x)
+    return results[0], results[1], (theirs, ours)
+
+
+def assert_vgg16_parity(backend, size: int, classes: int):
+    x = images((2, size, size, 3), seed=3)
+    (k_soft, t_soft), (k_logits, t_logits), (k_layers, t_layers) = keras_and_torch_vgg16(backend, size, classes, x)
+    assert np.abs(k_logits).max() > 0.05  # the comparison is not of near-zero numbers
+    assert np.abs(t_logits - k_logits).max() < 1e-4
+    assert np.abs(t_soft - k_soft).max() < 1e-4
+    np.testing.assert_allclose(t_soft, k_soft, rtol=1e-3, atol=1e-6)
+    assert (t_logits.argmax(axis=1) == k_logits.argmax(axis=1)).all()
+    for name, theirs in k_layers.items():
+        scale = max(1.0, float(np.abs(theirs).max()))
+        assert np.abs(t_layers[name] - theirs).max() <= 1e-5 * scale, name
+
+
+def test_vgg16_64px_matches_keras(backend):
+    """fc1 sees a 2x2x512 map, so a missing H,W,C -> C,H,W column reorder would show."""
+    assert_vgg16_parity(backend, size=64, classes=10)
+
+
+@pytest.mark.slow
+def test_vgg16_matches_keras(backend):
+    assert_vgg16_parity(backend, size=224, classes=1000)
