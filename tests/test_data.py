@@ -1,0 +1,295 @@
+"""`vggspec data cats-vs-dogs` on small zips in both layouts, made here with Pillow (32x32 JPEGs)."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from http_server import FileServer
+from PIL import Image
+
+from vggspec.data import cats_vs_dogs
+from vggspec.data.cats_vs_dogs import check_image, prepare_cats_vs_dogs
+from vggspec.errors import DataError
+
+GOOD = {"cat": 22, "dog": 19}  # plain JFIF JPEGs per class, numbered from 0
+
+
+def jpeg(seed: int) -> bytes:
+    """A 32x32 RGB JPEG of noise (Pillow writes a JFIF header)."""
+    pixels = np.random.default_rng(seed).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def exif_jpeg(seed: int) -> bytes:
+    """A JPEG whose first segment is Exif (APP1) instead of JFIF (APP0), as cameras write them."""
+    data = jpeg(seed)
+    app0_length = int.from_bytes(data[4:6], "big")
+    tiff = b"MM\x00\x2a" + (8).to_bytes(4, "big") + b"\x00\x00" + b"\x00\x00\x00\x00"  # empty IFD
+    segment = b"Exif\x00\x00" + tiff
+    return b"\xff\xd8\xff\xe1" + (len(segment) + 2).to_bytes(2, "big") + segment + data[4 + app0_length:]
+
+
+def png_bytes() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 32), (200, 10, 10)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def dataset_files(layout: str) -> tuple[dict[str, bytes], dict[str, str]]:
+    """(path in the archive -> bytes, dropped path -> expected start of the reason)."""
+    def path(label: str, number: int) -> str:
+        if layout == "microsoft":
+            return f"PetImages/{label.capitalize()}/{number}.jpg"
+        return f"train/{label}.{number}.jpg"
+
+    files = {path(label, n): jpeg(1000 * (label == "dog") + n) for label, count in GOOD.items() for n in range(count)}
+    files[path("dog", 19)] = exif_jpeg(5000)  # kept: Exif instead of JFIF
+    junk = np.random.default_rng(3).integers(0, 256, 2000, dtype=np.uint8).tobytes()
+    assert junk[:2] != b"\xff\xd8"
+    bad = {
+        path("cat", 22): (b"", "empty file"),
+        path("cat", 23): (png_bytes(), "not a JPEG: starts with 89 50 4e 47"),
+        path("dog", 20): (junk, "not a JPEG"),
+        path("dog", 21): (jpeg(7)[:700], "Pillow cannot decode it: image file is truncated"),
+    }
+    files.update({name: data for name, (data, _) in bad.items()})
+    if layout == "microsoft":
+        files["PetImages/Cat/Thumbs.db"] = b"not an image"
+        files["readme[1].txt"] = b"PetImages"
+    return files, {name: reason for name, (_, reason) in bad.items()}
+
+
+KEPT = {"cat": 22, "dog": 20}
+FOUND = {"cat": 24, "dog": 22}
+
+
+def make_zip(path: Path, layout: str) -> tuple[Path, dict[str, bytes], dict[str, str]]:
+    files, dropped = dataset_files(layout)
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in sorted(files.items()):
+            archive.writestr(name, data)
+    return path, files, dropped
+
+
+@pytest.fixture
+def petimages_zip(tmp_path):
+    return make_zip(tmp_path / "kagglecatsanddogs_5340.zip", "microsoft")
+
+
+@pytest.fixture
+def kaggle_zip(tmp_path):
+    return make_zip(tmp_path / "train.zip", "kaggle")
+
+
+def tree(dest: Path) -> dict[str, list[str]]:
+    """split/class -> sorted file names on disk."""
+    return {f"{split}/{label}": sorted(p.name for p in (dest / split / label).iterdir())
+            for split in ("train", "val") for label in ("cat", "dog")}
+
+
+def mtimes(dest: Path) -> dict[str, int]:
+    return {str(p.relative_to(dest)): p.stat().st_mtime_ns for p in sorted(dest.rglob("*"))}
+
+
+def check_split(dest: Path, val_fraction: float) -> dict:
+    manifest = json.loads((dest / "manifest.json").read_text())
+    on_disk = tree(dest)
+    for label, kept in KEPT.items():
+        n_val = round(val_fraction * kept)
+        assert manifest["counts"]["val"][label] == len(on_disk[f"val/{label}"]) == n_val
+        assert manifest["counts"]["train"][label] == len(on_disk[f"train/{label}"]) == kept - n_val
+        assert not set(on_disk[f"val/{label}"]) & set(on_disk[f"train/{label}"])
+    assert manifest["found"] == FOUND
+    assert manifest["val_fraction"] == val_fraction
+    return manifest
+
+
+def test_check_image_reasons():
+    assert check_image(jpeg(1)) is None and check_image(exif_jpeg(1)) is None
+    assert check_image(b"") == "empty file"
+    assert check_image(png_bytes()) == "not a JPEG: starts with 89 50 4e 47, expected ff d8"
+    assert check_image(b"\xff\xd8\xff\xdb" + bytes(50)) == "no JFIF or Exif header in the first 10 bytes"
+    assert check_image(jpeg(1)[:700]).startswith("Pillow cannot decode it: image file is truncated")
+    assert check_image(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(40)) == \
+        "Pillow cannot decode it: cannot identify image file"
+
+
+def test_petimages_zip_from_the_command_line(tmp_path, petimages_zip, cli):
+    source, files, dropped = petimages_zip
+    dest = tmp_path / "cats_vs_dogs"
+    result = cli("data", "cats-vs-dogs", "--dest", dest, "--source", source, "--seed", "1")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("dropped 4 of 46 files that are not readable JPEGs (listed in manifest.json): "
+                               "PetImages/Cat/22.jpg (empty file); PetImages/Cat/23.jpg (not a JPEG")
+    assert lines[1] == f"wrote {dest}: train 34 (cat 18, dog 16), val 8 (cat 4, dog 4)"
+
+    manifest = check_split(dest, 0.2)
+    assert (manifest["source"], manifest["seed"], manifest["layout"]) == (str(source), 1, "microsoft-petimages")
+    assert {entry["file"]: entry["reason"] for entry in manifest["dropped"]}.keys() == dropped.keys()
+    for entry in manifest["dropped"]:
+        assert entry["reason"].startswith(dropped[entry["file"]])
+        assert entry["class"] == ("cat" if "/Cat/" in entry["file"] else "dog")
+    assert manifest["ignored"] == ["PetImages/Cat/Thumbs.db", "readme[1].txt"]
+    for split in ("train", "val"):  # copies, byte for byte
+        for label in ("cat", "dog"):
+            for image in (dest / split / label).iterdir():
+                assert image.read_bytes() == files[f"PetImages/{label.capitalize()}/{image.name}"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cats_vs_dogs", "kagglecatsanddogs_5340.zip"]
+
+
+def test_kaggle_zip_and_an_extracted_folder_give_the_same_split(tmp_path, kaggle_zip):
+    source, _, dropped = kaggle_zip
+    from_zip = prepare_cats_vs_dogs(tmp_path / "from_zip", str(source), val_fraction=0.25, seed=3, progress=False)
+    manifest = check_split(tmp_path / "from_zip", 0.25)
+    assert manifest["layout"] == "kaggle" and not from_zip.already_complete
+    assert sorted(entry["file"] for entry in manifest["dropped"]) == sorted(dropped)
+    assert all(name.startswith("cat.") for name in tree(tmp_path / "from_zip")["train/cat"])
+
+    folder = tmp_path / "extracted"
+    with zipfile.ZipFile(source) as archive:
+        archive.extractall(folder)
+    before = sorted(p.name for p in (folder / "train").iterdir())
+    prepare_cats_vs_dogs(tmp_path / "from_folder", str(folder), val_fraction=0.25, seed=3, progress=False)
+    assert tree(tmp_path / "from_folder") == tree(tmp_path / "from_zip")
+    assert sorted(p.name for p in (folder / "train").iterdir()) == before  # copied, not moved
+
+
+def test_same_seed_same_split_other_seed_other_split(tmp_path, petimages_zip):
+    source = str(petimages_zip[0])
+    for name, seed in (("a", 5), ("b", 5), ("c", 6)):
+        prepare_cats_vs_dogs(tmp_path / name, source, seed=seed, progress=False)
+    assert tree(tmp_path / "a") == tree(tmp_path / "b")
+    assert tree(tmp_path / "a")["val/cat"] != tree(tmp_path / "c")["val/cat"]
+    assert tree(tmp_path / "a")["val/dog"] != tree(tmp_path / "c")["val/dog"]
+    assert [len(files) for files in tree(tmp_path / "a").values()] == \
+        [len(files) for files in tree(tmp_path / "c").values()]
+
+
+def test_second_run_changes_nothing(tmp_path, petimages_zip, cli):
+    dest = tmp_path / "split"
+    args = ("data", "cats-vs-dogs", "--dest", dest, "--source", petimages_zip[0], "--val-fraction", "0.3")
+    assert cli(*args).returncode == 0
+    before = mtimes(dest)
+    again = cli(*args)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == f"{dest}: already complete (train 29 (cat 15, dog 14), val 13 (cat 7, dog 6)); nothing to do"
+    assert mtimes(dest) == before
+    assert not (tmp_path / ".split.partial").exists()
+
+
+def test_interrupted_run_resumes(tmp_path, petimages_zip, monkeypatch):
+    source = str(petimages_zip[0])
+    dest = tmp_path / "split"
+    real_atomic_path = cats_vs_dogs.atomic_path
+    written = []
+
+    def stop_after_ten_images(path, *args, **kwargs):
+        if str(path).endswith(".jpg"):
+            if len(written) == 10:
+                raise KeyboardInterrupt
+            written.append(Path(path))
+        return real_atomic_path(path, *args, **kwargs)
+
+    monkeypatch.setattr(cats_vs_dogs, "atomic_path", stop_after_ten_images)
+    with pytest.raises(KeyboardInterrupt):
+        prepare_cats_vs_dogs(dest, source, seed=2, progress=False)
+    partial = tmp_path / ".split.partial"
+    assert not dest.exists()
+    assert sorted(partial.rglob("*.jpg")) == sorted(written)
+    first_ten = {path.relative_to(partial): path.stat().st_mtime_ns for path in written}
+    stale = partial / "train" / "cat" / ".5.jpg.x1y2.part"  # what a killed process leaves
+    stale.write_bytes(b"half")
+
+    monkeypatch.setattr(cats_vs_dogs, "atomic_path", real_atomic_path)
+    checks = []
+    real_check = cats_vs_dogs.check_image
+    monkeypatch.setattr(cats_vs_dogs, "check_image", lambda data: checks.append(1) or real_check(data))
+    resumed = prepare_cats_vs_dogs(dest, source, seed=2, progress=False)
+    assert checks == []  # the images were checked before the interruption
+    assert not partial.exists() and not resumed.already_complete
+    assert {path: (dest / path).stat().st_mtime_ns for path in first_ten} == first_ten  # kept, not rewritten
+    assert not list(dest.rglob("*.part")) and sorted(p.name for p in dest.iterdir()) == ["manifest.json", "train", "val"]
+
+    prepare_cats_vs_dogs(tmp_path / "fresh", source, seed=2, progress=False)
+    assert tree(dest) == tree(tmp_path / "fresh")
+    assert json.loads((dest / "manifest.json").read_text()) == json.loads((tmp_path / "fresh" / "manifest.json").read_text())
+
+
+def test_zip_served_over_http_is_downloaded_once_into_the_cache(tmp_path, petimages_zip, cli):
+    source, _, _ = petimages_zip
+    home = tmp_path / "home"
+    with FileServer(source.parent) as server:
+        url = server.url(source.name)
+        first = cli("data", "cats-vs-dogs", "--dest", tmp_path / "one", "--source", url, env={"VGGSPEC_HOME": str(home)})
+        second = cli("data", "cats-vs-dogs", "--dest", tmp_path / "two", "--source", url, env={"VGGSPEC_HOME": str(home)})
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    assert len(server.requests) == 1
+    assert (home / "data" / source.name).read_bytes() == source.read_bytes()
+    manifest = check_split(tmp_path / "one", 0.2)
+    assert manifest["source"] == url
+    assert tree(tmp_path / "one") == tree(tmp_path / "two")
+
+
+def test_bad_sources_exit_2_with_one_line(tmp_path, cli):
+    neither = tmp_path / "holiday.zip"
+    with zipfile.ZipFile(neither, "w") as archive:
+        archive.writestr("images/beach.jpg", jpeg(1))
+        archive.writestr("images/hotel.jpg", jpeg(2))
+    only_cats = tmp_path / "cats.zip"
+    with zipfile.ZipFile(only_cats, "w") as archive:
+        archive.writestr("train/cat.0.jpg", jpeg(1))
+    not_zip = tmp_path / "notes.zip"
+    not_zip.write_text("hello")
+    dest = tmp_path / "out"
+    cases = {
+        tmp_path / "missing.zip": f"error: {tmp_path / 'missing.zip'}: no such file or folder; expected a URL",
+        neither: f"error: {neither}: expected PetImages/Cat/<n>.jpg and PetImages/Dog/<n>.jpg (Microsoft) or "
+                 f"train/cat.<n>.jpg and train/dog.<n>.jpg (Kaggle), received 2 files (images/beach.jpg, images/hotel.jpg)",
+        only_cats: f"error: {only_cats}: expected images of both classes, received none of dog",
+        not_zip: f"error: {not_zip}: expected a zip file or a folder, received a file that is not a zip",
+    }
+    for source, message in cases.items():
+        result = cli("data", "cats-vs-dogs", "--dest", dest, "--source", source)
+        assert result.returncode == 2, result.stdout
+        (line,) = result.stderr.strip().splitlines()
+        assert line.startswith(message)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cats.zip", "holiday.zip", "notes.zip"]
+
+
+def test_bad_arguments_and_occupied_destinations(tmp_path, petimages_zip):
+    source = str(petimages_zip[0])
+    with pytest.raises(DataError, match=r"--val-fraction: expected a number between 0 and 1 .*received 1.5"):
+        prepare_cats_vs_dogs(tmp_path / "x", source, val_fraction=1.5, progress=False)
+    occupied = tmp_path / "occupied"
+    occupied.mkdir()
+    (occupied / "mine.txt").write_text("keep me")
+    with pytest.raises(DataError, match="expected a new or empty folder, received one with files and no manifest"):
+        prepare_cats_vs_dogs(occupied, source, progress=False)
+    assert [p.name for p in occupied.iterdir()] == ["mine.txt"]
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    prepare_cats_vs_dogs(empty, source, seed=1, progress=False)  # an empty folder is fine
+    with pytest.raises(DataError, match="already holds a split made with .*seed 1.*; expected .*seed 2"):
+        prepare_cats_vs_dogs(empty, source, seed=2, progress=False)
+    (empty / "val" / "cat" / sorted(tree(empty)["val/cat"])[0]).unlink()
+    with pytest.raises(DataError, match=r"val/cat: expected 4 files as manifest.json says, received 3"):
+        prepare_cats_vs_dogs(empty, source, seed=1, progress=False)
+
+
+def test_keras_reads_the_tree(tmp_path, petimages_zip):
+    import keras
+
+    prepare_cats_vs_dogs(tmp_path / "split", str(petimages_zip[0]), progress=False)
+    train = keras.utils.image_dataset_from_directory(tmp_path / "split" / "train", image_size=(32, 32), batch_size=8)
+    assert train.class_names == ["cat", "dog"]
+    labels = np.concatenate([batch_labels.numpy() for _, batch_labels in train])
+    assert np.bincount(labels).tolist() == [18, 16]

@@ -1,0 +1,49 @@
+"""Prepare a data set as DIR/{train,val}/<class>/ folders plus DIR/manifest.json.
+
+For cats-vs-dogs the default source is Microsoft's PetImages zip (824,887,076
+bytes, downloaded once into $VGGSPEC_HOME/data, resumed if interrupted); Kaggle's
+train.zip, a URL of either zip, or an extracted folder of either layout works
+too. Unreadable images are dropped and listed. The split is stratified and set
+by --seed. Running it again with the same arguments does nothing; an
+interrupted run resumes."""
+
+from __future__ import annotations
+
+import argparse
+
+SHOWN_DROPPED = 5  # dropped files named on the printed line; manifest.json lists all
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    datasets = parser.add_subparsers(dest="dataset", metavar="DATASET", required=True)
+    cats = datasets.add_parser("cats-vs-dogs", help="Cats vs Dogs (Microsoft PetImages or Kaggle train.zip)",
+                               description="Split Cats vs Dogs into DIR/{train,val}/{cat,dog}/ (stratified, "
+                               "deterministic) and write DIR/manifest.json.")
+    cats.add_argument("--dest", required=True, metavar="DIR", help="the folder to create (new or empty)")
+    cats.add_argument("--source", metavar="URL|ZIP|FOLDER",
+                      help="where the images come from (default: Microsoft's PetImages zip)")
+    cats.add_argument("--val-fraction", type=float, default=0.2, metavar="F",
+                      help="the fraction of each class put in val (default 0.2)")
+    cats.add_argument("--seed", type=int, default=0, help="the seed of the split (default 0)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from vggspec.data.cats_vs_dogs import prepare_cats_vs_dogs
+
+    prepared = prepare_cats_vs_dogs(args.dest, args.source, val_fraction=args.val_fraction, seed=args.seed)
+    manifest = prepared.manifest
+    counts = manifest["counts"]
+    totals = ", ".join(f"{split} {sum(per_class.values()):,} ("
+                       + ", ".join(f"{label} {count:,}" for label, count in per_class.items()) + ")"
+                       for split, per_class in counts.items())
+    if prepared.already_complete:
+        print(f"{prepared.dest}: already complete ({totals}); nothing to do")
+        return 0
+    dropped = manifest["dropped"]
+    if dropped:
+        shown = "; ".join(f"{entry['file']} ({entry['reason']})" for entry in dropped[:SHOWN_DROPPED])
+        more = f"; and {len(dropped) - SHOWN_DROPPED:,} more" if len(dropped) > SHOWN_DROPPED else ""
+        print(f"dropped {len(dropped):,} of {sum(manifest['found'].values()):,} files that are not readable "
+              f"JPEGs (listed in manifest.json): {shown}{more}")
+    print(f"wrote {prepared.dest}: {totals}")
+    return 0

@@ -1,0 +1,9 @@
+"""Data sets prepared as class folders (DIR/{train,val}/<class>/...) with a manifest.
+
+Each data set is one module; the command line reaches them through
+``vggspec data <name>``.
+"""
+
+from vggspec.data.cats_vs_dogs import prepare_cats_vs_dogs
+
+__all__ = ["prepare_cats_vs_dogs"]

@@ -1,0 +1,174 @@
+"""Download a file over HTTP(S) with resume, a progress bar and size/md5 checks.
+
+The bytes go to ``<dest>.part`` beside the destination. An interrupted
+transfer keeps that file, and the next attempt (in the same call or a later
+run) asks the server only for the rest with an HTTP ``Range`` request; a server
+that ignores ``Range`` (answers 200) makes the transfer start over cleanly.
+The destination appears only once every byte is there and checked (one
+``os.replace``), so it is never half-written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.client
+import os
+import re
+import socket
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Optional, Union
+
+from tqdm import tqdm
+
+from vggspec.errors import DownloadError
+
+CHUNK_BYTES = 1 << 20
+TIMEOUT_SECONDS = 30.0
+USER_AGENT = "vggspec (+https://pypi.org/project/vggspec/)"
+
+_CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
+
+
+def cache_home() -> Path:
+    """Where vggspec keeps downloads: ``$VGGSPEC_HOME``, else ``~/.cache/vggspec``."""
+    return Path(os.environ.get("VGGSPEC_HOME") or "~/.cache/vggspec").expanduser()
+
+
+def partial_path(dest: Union[str, Path]) -> Path:
+    """The file a download of ``dest`` grows in until it is complete: ``<dest>.part``."""
+    dest = Path(dest)
+    return dest.with_name(dest.name + ".part")
+
+
+def file_md5(path: Union[str, Path]) -> str:
+    """The md5 of a file's bytes as 32 lowercase hex digits."""
+    digest = hashlib.md5()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(CHUNK_BYTES), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class _Interrupted(Exception):
+    """The connection broke after the transfer had started; the ``.part`` file is kept."""
+
+
+def download(url: str, dest: Union[str, Path], *, size: Optional[int] = None, md5: Optional[str] = None,
+             progress: bool = True, attempts: int = 3) -> Path:
+    """Download ``url`` to ``dest`` and return ``dest``.
+
+    ``size`` (bytes) and ``md5`` (32 hex digits, as Keras' ``get_file``
+    treats such a hash) are checked when given. A transfer that breaks off is
+    resumed up to ``attempts`` times in this call; after that the ``.part``
+    file stays so that a later call resumes it. Raises :class:`DownloadError`
+    with the URL and the reason, on one line; a wrong checksum also removes
+    the downloaded bytes.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = partial_path(dest)
+    if size is not None and part.exists() and part.stat().st_size > size:
+        part.unlink()  # longer than the whole file: not a prefix of it
+    for attempt in range(1, attempts + 1):
+        try:
+            _transfer(url, part, dest.name, size, progress)
+            break
+        except _Interrupted as interruption:
+            if attempt == attempts:
+                kept = part.stat().st_size if part.exists() else 0
+                raise DownloadError(f"cannot download {url}: {interruption} (after {attempt} attempts; "
+                                    f"{kept:,} bytes kept in {part}, run again to resume)") from None
+            time.sleep(0.5 * attempt)
+    received_size = part.stat().st_size
+    if size is not None and received_size != size:
+        part.unlink()
+        raise DownloadError(f"{dest.name}: expected {size:,} bytes, received {received_size:,} from {url}")
+    if md5 is not None:
+        received_md5 = file_md5(part)
+        if received_md5 != md5.lower():
+            part.unlink()
+            raise DownloadError(f"{dest.name}: md5 expected {md5.lower()}, received {received_md5} "
+                                f"(downloaded from {url}; the file was removed)")
+    os.replace(part, dest)
+    return dest
+
+
+def _transfer(url: str, part: Path, name: str, size: Optional[int], progress: bool) -> None:
+    """One request: append the missing bytes to ``part`` (or rewrite it if the server sends it all)."""
+    offset = part.stat().st_size if part.exists() else 0
+    if size is not None and offset == size:
+        return  # an earlier attempt got every byte; the caller checks them
+    headers = {"User-Agent": USER_AGENT}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        response = urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS)
+    except urllib.error.HTTPError as error:
+        if error.code == 416 and offset:
+            total = _total_from_content_range(error.headers.get("Content-Range", ""))
+            error.close()
+            if total == offset:
+                return  # the part file already holds the whole file
+            part.unlink()  # not a prefix of what the server has
+            raise _Interrupted("the server refused to resume; starting over") from None
+        raise DownloadError(f"cannot download {url}: HTTP {error.code} {error.reason}") from None
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
+        reason = getattr(error, "reason", None) or error
+        raise DownloadError(f"cannot download {url}: {_one_line(reason)}") from None
+
+    with contextlib.closing(response):
+        length = response.headers.get("Content-Length")
+        length = int(length) if length is not None and length.isdigit() else None
+        if response.status == 206:
+            start, total = _parse_content_range(response.headers.get("Content-Range", ""))
+            if start != offset:  # not the part we asked for: start over without Range
+                part.unlink()
+                raise _Interrupted(f"the server resumed at byte {start}, not {offset}")
+        else:  # 200: the whole file, whether or not we asked for a range
+            offset = 0
+            total = length
+        if size is not None and total is not None and total != size:
+            with contextlib.suppress(FileNotFoundError):
+                part.unlink()
+            raise DownloadError(f"{name}: expected {size:,} bytes, the server at {url} reports {total:,}")
+        expected_bytes = None if total is None else total - offset
+        received = 0
+        with open(part, "ab" if offset else "wb") as handle, \
+                tqdm(total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
+                     desc=name, file=sys.stderr, leave=False,
+                     disable=None if progress else True) as bar:
+            try:
+                for chunk in iter(lambda: response.read(CHUNK_BYTES), b""):
+                    handle.write(chunk)
+                    received += len(chunk)
+                    bar.update(len(chunk))
+            except (OSError, http.client.HTTPException) as error:
+                raise _Interrupted(_one_line(error)) from None
+        if expected_bytes is not None and received < expected_bytes:
+            raise _Interrupted(f"the connection closed after {offset + received:,} of {total:,} bytes")
+
+
+def _parse_content_range(value: str) -> tuple[int, Optional[int]]:
+    """``bytes START-END/TOTAL`` -> (START, TOTAL or None when the server writes ``*``)."""
+    match = _CONTENT_RANGE.match(value.strip())
+    if not match:
+        return -1, None
+    return int(match.group(1)), None if match.group(3) == "*" else int(match.group(3))
+
+
+def _total_from_content_range(value: str) -> Optional[int]:
+    """The total size in a 416 answer's ``bytes */TOTAL``, if the server says it."""
+    match = re.match(r"^bytes \*/(\d+)$", value.strip())
+    return int(match.group(1)) if match else None
+
+
+def _one_line(reason: object) -> str:
+    if isinstance(reason, socket.timeout):
+        return f"no answer within {TIMEOUT_SECONDS:g} s"
+    return " ".join(str(reason).split()) or type(reason).__name__
