@@ -1,0 +1,54 @@
+"""Convert a weight file to another format, checking every layer and shape against a spec first.
+
+SRC and DST may be Keras 1/2 .h5, Keras 3 .weights.h5, .safetensors or PyTorch .pt/.pth;
+DST's name picks its format. Layouts (conv HWIO <-> OIHW, dense (in, out) <-> (out, in),
+fc1's flatten order) are mapped with the spec's plan, so the spec must be the network the
+file belongs to (default vgg16; give a spec with include_top: false for a notop file).
+A file that does not fit is refused with the layer and both shapes, and nothing is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from vggspec.planner.lower import lower_to_plan
+from vggspec.spec.load import load_spec
+from vggspec.weights.formats import DESCRIPTIONS, detect_format, read_bundle, write_bundle, written_format
+from vggspec.weights.layout import fit_bundle, swap_input_channels
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", metavar="SRC", help="the weight file to read")
+    parser.add_argument("destination", metavar="DST", help="the weight file to write (its name picks the format)")
+    parser.add_argument("--spec", default="vgg16", metavar="SPEC",
+                        help="the network the weights belong to: a spec file or shipped name (default: vgg16)")
+    parser.add_argument("--keras-version", type=int, choices=(1, 2), default=2,
+                        help="layout of a DST ending in .h5/.hdf5: Keras 1 or Keras 2 (default: 2)")
+    parser.add_argument("--swap-rgb-bgr", action="store_true",
+                        help="reverse the input channels of the first convolution (RGB <-> BGR)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    started = time.perf_counter()
+    source, destination = Path(args.source), Path(args.destination)
+    output_format = written_format(destination, args.keras_version)  # refuses an unknown name before any work
+    plan = lower_to_plan(load_spec(args.spec))
+    input_format = detect_format(source)
+    bundle, _ = fit_bundle(plan, read_bundle(source, plan))
+    if args.swap_rgb_bgr:
+        bundle = swap_input_channels(bundle, plan)
+
+    def progress(items):
+        return tqdm(items, desc=f"writing {destination.name}", unit="layer", file=sys.stderr, leave=False)
+
+    write_bundle(destination, bundle, plan, keras_version=args.keras_version, progress=progress)
+    swapped = ", input channels reversed (RGB <-> BGR)" if args.swap_rgb_bgr else ""
+    print(f"{destination}: {DESCRIPTIONS[output_format]} from {source} ({DESCRIPTIONS[input_format]}), "
+          f"{len(bundle.layers)} layers, {bundle.total_params:,} parameters{swapped}, "
+          f"{time.perf_counter() - started:.1f} s")
+    return 0
