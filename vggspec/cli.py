@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import warnings
 from typing import Optional, Sequence
 
 from vggspec.errors import VggspecError
@@ -19,6 +21,13 @@ COMMANDS = {
     "validate": ("vggspec.commands.validate", "check spec files against the schema and the semantic rules"),
     "list": ("vggspec.commands.list_specs", "list the shipped specs and the paper's configurations"),
     "summary": ("vggspec.commands.summary", "print the layers, output shapes and parameter counts of a spec"),
+    "backends": ("vggspec.commands.backends", "list the installed backends and whether each can be used"),
+    "build": ("vggspec.commands.build", "build a spec with a backend and save the model"),
+    "verify": ("vggspec.commands.verify", "compare backends layer by layer on the same weights and images"),
+    "predict": ("vggspec.commands.predict", "classify images with a spec and its weights"),
+    "weights": ("vggspec.commands.weights", "list the known weight files, or download one into the cache"),
+    "convert": ("vggspec.commands.convert", "convert a weight file between .h5, .weights.h5, .safetensors and .pt"),
+    "data": ("vggspec.commands.data", "prepare a data set as train/val folders (cats-vs-dogs)"),
 }
 
 
@@ -31,13 +40,22 @@ def make_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_name, help_text) in COMMANDS.items():
         module = importlib.import_module(module_name)
-        sub = commands.add_parser(name, help=help_text, description=module.__doc__)
+        sub = commands.add_parser(name, help=help_text, description=module.__doc__,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(sub)
         sub.set_defaults(run=module.run)
     return parser
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {message}\n"
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    warnings.formatwarning = _one_line_warning
+    # TensorFlow, when a backend loads it: no start-up chatter, and no oneDNN re-ordering of float sums.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     parser = make_parser()
     args = parser.parse_args(argv)
     try:

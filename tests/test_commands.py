@@ -1,0 +1,136 @@
+"""The commands that put the pieces together: build, verify, predict (real Keras, real torch)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import vggspec
+from vggspec.parity.inputs import random_bundle
+from vggspec.weights.formats import write_bundle
+
+pytest.importorskip("torch")
+pytest.importorskip("keras")
+
+SMALL_YAML = ("name: small\nlayers: [conv3-8, conv3-8, maxpool, conv3-16, maxpool]\n"
+              "input_shape: [32, 32, 3]\nfc: [32, 32]\nclasses: {classes}\n")
+
+
+def small_spec(tmp_path: Path, classes: int = 10) -> Path:
+    path = tmp_path / f"small{classes}.yaml"
+    path.write_text(SMALL_YAML.format(classes=classes))
+    return path
+
+
+def test_build_saves_native_models(cli, tmp_path):
+    spec = small_spec(tmp_path)
+    plan = vggspec.plan(str(spec))
+    keras_out, torch_out = tmp_path / "small.keras", tmp_path / "small.pt"
+    result = cli("build", spec, "--backend", "keras", "--out", keras_out)
+    assert result.returncode == 0, result.stderr
+    assert f"{plan.total_params:,} parameters" in result.stdout
+    import keras
+
+    assert keras.models.load_model(keras_out).count_params() == plan.total_params
+    result = cli("build", spec, "--backend", "torch", "--out", torch_out)
+    assert result.returncode == 0, result.stderr
+    import torch
+
+    state = torch.load(torch_out, weights_only=True)
+    assert sum(v.numel() for v in state.values()) == plan.total_params
+    assert list(state)[:2] == ["features.0.weight", "features.0.bias"]
+
+
+def test_build_with_weights_refuses_a_file_that_does_not_fit(cli, tmp_path):
+    weights = tmp_path / "ten.safetensors"
+    write_bundle(weights, random_bundle(vggspec.plan(str(small_spec(tmp_path, 10)))))
+    out = tmp_path / "two.pt"
+    result = cli("build", small_spec(tmp_path, 2), "--backend", "torch", "--weights", weights, "--out", out)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (f"error: {weights}: layer predictions: expected kernel of shape (32, 2), "
+                                     "received (32, 10)")
+    assert not out.exists()
+    skipped = cli("build", small_spec(tmp_path, 2), "--backend", "torch", "--weights", weights, "--out", out,
+                  "--skip-mismatch")
+    assert skipped.returncode == 0, skipped.stderr
+    assert "warning: skipped: " in skipped.stderr and "layer predictions" in skipped.stderr
+    assert out.exists()
+
+
+def test_verify_json_on_a_small_spec(cli, tmp_path):
+    result = cli("verify", small_spec(tmp_path), "--json", "--images", "3")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    plan = vggspec.plan(str(small_spec(tmp_path)))
+    assert report["ok"] is True and report["first_divergent_layer"] is None
+    assert report["params"]["plan"]["total_params"] == plan.total_params
+    assert report["params"]["keras"]["equal_to_plan"] and report["params"]["torch"]["equal_to_plan"]
+    assert report["max_abs_diff"] < 1e-4
+    assert report["top5_agreement"] == 1.0
+    assert [layer["name"] for layer in report["layers"]] == [layer.name for layer in plan.layers]
+    assert all(layer["rel_diff"] <= 1e-4 for layer in report["layers"])
+
+
+def test_verify_with_a_weight_file_and_real_images(cli, tmp_path):
+    spec = small_spec(tmp_path)
+    weights = tmp_path / "w.h5"
+    write_bundle(weights, random_bundle(vggspec.plan(str(spec)), seed=3), vggspec.plan(str(spec)))
+    images = []
+    for i, colour in enumerate([(255, 0, 0), (0, 128, 255)]):
+        path = tmp_path / f"img{i}.png"
+        Image.new("RGB", (40, 50), colour).save(path)
+        images.append(path)
+    result = cli("verify", spec, "--weights", weights, "--image", *images, "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["weights"] == str(weights) and report["images"] == 2 and report["ok"]
+
+
+@pytest.mark.slow
+def test_verify_vgg16_full_size(cli):
+    result = cli("verify", "vgg16")
+    assert result.returncode == 0, result.stderr
+    assert "keras       138,357,544 = 138,357,544 + 0  equal to the plan" in result.stdout
+    assert "OK: the backends agree on every layer" in result.stdout
+
+
+def test_predict_in_both_backends_with_labels_and_imagenet_names(cli, tmp_path):
+    spec2, spec1000 = small_spec(tmp_path, 2), small_spec(tmp_path, 1000)
+    image = tmp_path / "cat.jpg"
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)).save(image)
+    weights2, weights1000 = tmp_path / "two.safetensors", tmp_path / "thousand.pt"
+    write_bundle(weights2, random_bundle(vggspec.plan(str(spec2)), seed=1))
+    write_bundle(weights1000, random_bundle(vggspec.plan(str(spec1000)), seed=1), vggspec.plan(str(spec1000)))
+    outputs = {}
+    for backend in ("keras", "torch"):
+        result = cli("predict", spec2, image, "--weights", weights2, "--backend", backend, "--labels", "cat,dog",
+                     "--top", "2", "--json")
+        assert result.returncode == 0, result.stderr
+        outputs[backend] = json.loads(result.stdout)[str(image)]
+    assert [row["label"] for row in outputs["keras"]] == [row["label"] for row in outputs["torch"]]
+    assert abs(outputs["keras"][0]["score"] - outputs["torch"][0]["score"]) < 1e-5
+    assert abs(sum(row["score"] for row in outputs["keras"]) - 1.0) < 1e-5
+    text = cli("predict", spec1000, image, "--weights", weights1000, "--backend", "torch")
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    assert lines[0] == str(image) and len(lines) == 6
+    assert lines[1].startswith("  1. n0") or lines[1].startswith("  1. n1")  # wnid and ImageNet name
+
+
+def test_predict_bad_input(cli, tmp_path):
+    spec = small_spec(tmp_path, 2)
+    weights = tmp_path / "w.safetensors"
+    write_bundle(weights, random_bundle(vggspec.plan(str(spec))))
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not an image")
+    result = cli("predict", spec, broken, "--weights", weights)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert str(broken) in result.stderr
+    labels = cli("predict", spec, broken, "--weights", weights, "--labels", "a,b,c")
+    assert labels.returncode == 2
+    assert labels.stderr.strip() == "error: --labels: expected 2 names (the spec's classes), received 3"

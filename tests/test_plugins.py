@@ -1,0 +1,123 @@
+"""Backends are plugins: third-party ones are found, broken ones warn, missing frameworks give a hint.
+
+Each test installs real plugins the way pip would (a ``*.dist-info`` folder with
+``entry_points.txt`` on the path) and runs vggspec in a fresh process.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conftest import run_vggspec
+
+pytest.importorskip("torch")
+
+
+def install_plugin(site: Path, dist: str, entry_points: dict[str, str], modules: dict[str, str]) -> None:
+    """Write modules and a dist-info folder registering ``entry_points`` in the vggspec.backends group."""
+    info = site / f"{dist}-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
+    lines = "\n".join(f"{name} = {target}" for name, target in entry_points.items())
+    (info / "entry_points.txt").write_text(f"[vggspec.backends]\n{lines}\n")
+    for name, source in modules.items():
+        (site / f"{name}.py").write_text(textwrap.dedent(source))
+
+
+# A backend that makes the classic converter mistake: fc1 transposed without the Flatten reorder.
+NAIVE_TORCH = """
+    import numpy as np
+    from vggspec_torch import TorchBackend
+    from vggspec.weights.bundle import WeightBundle
+
+
+    class NaiveTorch(TorchBackend):
+        name = "naive_torch"
+
+        def set_weights(self, model, plan, bundle):
+            super().set_weights(model, plan, bundle)
+            import torch
+            kernel = bundle.layers["fc1"]["kernel"]
+            with torch.no_grad():
+                model.classifier[0].weight.copy_(torch.from_numpy(np.ascontiguousarray(kernel.T)))
+"""
+
+BROKEN = "raise ImportError('this plugin is broken on purpose')\n"
+
+NEEDS_JAX = """
+    class JaxBackend:
+        name = "jaxlike"
+        requires = ("a_framework_that_is_not_installed",)
+        extra = "jax"
+"""
+
+
+@pytest.fixture
+def plugins(tmp_path):
+    site = tmp_path / "site"
+    install_plugin(site, "naive_backend", {"naive_torch": "naive_torch:NaiveTorch"}, {"naive_torch": NAIVE_TORCH})
+    install_plugin(site, "broken_backend", {"broken": "broken_plugin:Backend"}, {"broken_plugin": BROKEN})
+    install_plugin(site, "jaxlike_backend", {"jaxlike": "jaxlike:JaxBackend"}, {"jaxlike": NEEDS_JAX})
+    return {"PYTHONPATH": str(site)}
+
+
+def small_spec(tmp_path: Path) -> Path:
+    path = tmp_path / "small.yaml"
+    path.write_text("name: small\nlayers: [conv3-8, maxpool, conv3-16, conv3-16, maxpool]\n"
+                    "input_shape: [32, 32, 3]\nfc: [32, 32]\nclasses: 10\n")
+    return path
+
+
+def test_verify_names_the_first_diverging_layer(tmp_path, plugins):
+    result = run_vggspec("verify", small_spec(tmp_path), "--backends", "torch,naive_torch", "--json", env=plugins)
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    assert report["ok"] is False
+    assert report["first_divergent_layer"] == "fc1"
+    layers = {layer["name"]: layer for layer in report["layers"]}
+    assert layers["block2_pool"]["max_abs_diff"] == 0.0 and layers["flatten"]["ok"]
+    assert layers["fc1"]["rel_diff"] > 1e-2
+    assert report["params"]["naive_torch"]["equal_to_plan"] is True
+
+
+def test_third_party_backend_agrees_when_correct(tmp_path, plugins):
+    result = run_vggspec("verify", small_spec(tmp_path), "--backends", "naive_torch,keras", "--json", env=plugins)
+    # the naive plugin is wrong only in fc1, so it must diverge there and nowhere before
+    report = json.loads(result.stdout)
+    assert report["first_divergent_layer"] == "fc1"
+    assert all(layer["ok"] for layer in report["layers"][: [x["name"] for x in report["layers"]].index("fc1")])
+
+
+def test_broken_plugin_warns_and_others_work(tmp_path, plugins):
+    listing = run_vggspec("backends", env=plugins)
+    assert listing.returncode == 0, listing.stderr
+    assert "backend 'broken' (broken_plugin:Backend) failed to load: this plugin is broken on purpose" in listing.stderr
+    rows = {line.split()[0]: line for line in listing.stdout.splitlines()[1:]}
+    assert set(rows) == {"broken", "jaxlike", "keras", "naive_torch", "torch"}
+    assert "ok" in rows["torch"] and "ok" in rows["keras"] and "ok" in rows["naive_torch"]
+    assert 'pip install "vggspec[jax]"' in rows["jaxlike"]
+    result = run_vggspec("summary", small_spec(tmp_path), "--backend", "torch", env=plugins)
+    assert result.returncode == 0, result.stderr
+    assert "(equal to the plan)" in result.stdout
+    broken = run_vggspec("summary", small_spec(tmp_path), "--backend", "broken", env=plugins)
+    assert broken.returncode == 2
+    assert "this plugin is broken on purpose" in broken.stderr
+    assert "Traceback" not in broken.stderr
+
+
+def test_unknown_backend_lists_installed(tmp_path, plugins):
+    result = run_vggspec("summary", "vgg16", "--backend", "jax", env=plugins)
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("error: backend 'jax': expected one of the installed backends "
+                                     "(broken, jaxlike, keras, naive_torch, torch), received 'jax'")
+
+
+def test_missing_framework_gives_the_install_hint(tmp_path, plugins):
+    result = run_vggspec("summary", "vgg16", "--backend", "jaxlike", env=plugins)
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("error: backend 'jaxlike' needs a_framework_that_is_not_installed, which is "
+                                     "not installed: pip install \"vggspec[jax]\"")

@@ -1,0 +1,73 @@
+"""Classify images with a spec and its weights: the top classes of each image.
+
+With 1000 classes the names come from the ImageNet class index shipped in the
+package (no download); with other heads the class indices are shown (or the
+names given with --labels, e.g. the class folders of a fine-tuning run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from vggspec.errors import VggspecError
+from vggspec.planner.lower import lower_to_plan
+from vggspec.spec.load import load_spec
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec", metavar="SPEC", help="a spec file or a shipped name")
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, ...)")
+    parser.add_argument("--weights", required=True, metavar="FILE", help="weights in any supported format")
+    parser.add_argument("--backend", default="keras", help="keras (default), torch or another installed backend")
+    parser.add_argument("--top", type=int, help="how many classes to show per image (default 5, or all "
+                        "classes when fewer)")
+    parser.add_argument("--labels", metavar="NAMES", help="comma-separated class names for a non-ImageNet head")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def top_classes(scores, top: int, labels: list[str] | None) -> list[list[tuple[int, str, float]]]:
+    """Per image (rows of ``scores``, shape (N, classes)), the ``top`` (index, name, score) best first;
+    ImageNet names for 1000 classes."""
+    import numpy as np
+
+    from vggspec.imagenet import class_index
+
+    names = labels or ([f"{wnid} {name}" for wnid, name in class_index()] if scores.shape[1] == 1000 else None)
+    result = []
+    for row in scores:
+        best = np.argsort(-row, kind="stable")[:top]
+        result.append([(int(i), names[i] if names else f"class {i}", float(row[i])) for i in best])
+    return result
+
+
+def run(args: argparse.Namespace) -> int:
+    from vggspec.backends import get_backend
+    from vggspec.building import build_model
+    from vggspec.images import load_images
+    from vggspec.preprocessing import preprocess
+
+    spec = load_spec(args.spec)
+    plan = lower_to_plan(spec)
+    if not spec.include_top:
+        raise VggspecError(f"{args.spec}: expected a spec with include_top: true to classify, received one without")
+    labels = [name.strip() for name in args.labels.split(",")] if args.labels else None
+    if labels is not None and len(labels) != spec.classes:
+        raise VggspecError(f"--labels: expected {spec.classes} names (the spec's classes), received {len(labels)}")
+    top = min(5, spec.classes) if args.top is None else args.top
+    if not 1 <= top <= spec.classes:
+        raise VggspecError(f"--top: expected 1 to {spec.classes}, received {top}")
+    height, width, _ = plan.input_shape
+    pixels = load_images(args.images, (height, width))
+    model = build_model(spec, args.backend, args.weights)
+    scores = get_backend(args.backend).predict(model, preprocess(pixels, spec.preprocessing))
+    results = top_classes(scores, top, labels)
+    if args.json:
+        print(json.dumps({path: [{"index": i, "label": name, "score": score} for i, name, score in rows]
+                          for path, rows in zip(args.images, results)}, indent=2))
+        return 0
+    for path, rows in zip(args.images, results):
+        print(path)
+        for rank, (index, name, score) in enumerate(rows, start=1):
+            print(f"  {rank}. {name:<40} {score:.4f}  (index {index})")
+    return 0

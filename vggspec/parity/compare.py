@@ -1,0 +1,169 @@
+"""Run the same weights and images through several backends and compare them layer by layer.
+
+A layer agrees when  max|a − b| ≤ TOLERANCE · max(1, max|reference|): fp32 on a CPU
+differs between frameworks by about 1e-6 of the activations' scale, so 1e-4
+leaves room for summation order and still catches any layout mistake (a
+transposed kernel or a wrong flatten order gives differences of order 1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import numpy as np
+
+from vggspec.backends import get_backend
+from vggspec.planner.lower import Plan
+from vggspec.weights.bundle import WeightBundle
+
+TOLERANCE = 1e-4
+
+
+@dataclass
+class LayerDiff:
+    """How far one layer's output in a backend is from the reference backend's."""
+
+    name: str
+    shape: tuple[int, ...]
+    max_abs_diff: float
+    rel_diff: float  # max_abs_diff / max(1, max|reference|)
+
+    @property
+    def ok(self) -> bool:
+        return self.rel_diff <= TOLERANCE
+
+
+@dataclass
+class ParityReport:
+    """The outcome of ``compare_backends``; ``to_dict`` is the ``--json`` output."""
+
+    spec_name: str
+    backends: list[str]
+    weights: str
+    images: int
+    input_shape: tuple[int, int, int]
+    params: dict[str, dict[str, Any]]
+    layers: list[LayerDiff] = field(default_factory=list)
+    max_abs_diff: float = 0.0
+    max_rel_diff: float = 0.0
+    top5_agreement: Optional[float] = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def params_ok(self) -> bool:
+        return all(entry["equal_to_plan"] for name, entry in self.params.items() if name != "plan")
+
+    @property
+    def first_divergent_layer(self) -> Optional[str]:
+        return next((layer.name for layer in self.layers if not layer.ok), None)
+
+    @property
+    def ok(self) -> bool:
+        return self.params_ok and self.first_divergent_layer is None and self.max_rel_diff <= TOLERANCE
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok, "spec": self.spec_name, "backends": self.backends, "weights": self.weights,
+            "images": self.images, "input_shape": list(self.input_shape), "tolerance": TOLERANCE,
+            "params": self.params, "max_abs_diff": self.max_abs_diff, "max_rel_diff": self.max_rel_diff,
+            "top5_agreement": self.top5_agreement, "first_divergent_layer": self.first_divergent_layer,
+            "seconds": self.seconds,
+            "layers": [{"name": d.name, "shape": list(d.shape), "max_abs_diff": d.max_abs_diff,
+                        "rel_diff": d.rel_diff, "ok": d.ok} for d in self.layers],
+        }
+
+
+def _diff(reference: np.ndarray, other: np.ndarray) -> tuple[float, float]:
+    reference = reference.astype(np.float64)
+    absolute = float(np.max(np.abs(reference - other.astype(np.float64)))) if reference.size else 0.0
+    scale = max(1.0, float(np.max(np.abs(reference))) if reference.size else 1.0)
+    return absolute, absolute / scale
+
+
+def _top5_agreement(reference: np.ndarray, other: np.ndarray) -> Optional[float]:
+    if reference.ndim != 2 or reference.shape[1] < 5:
+        return None
+    top_reference = np.argsort(-reference, axis=1)[:, :5]
+    top_other = np.argsort(-other, axis=1)[:, :5]
+    return float(np.mean([set(a) == set(b) for a, b in zip(top_reference, top_other)]))
+
+
+def compare_backends(plan: Plan, bundle: WeightBundle, images: np.ndarray, backend_names: list[str],
+                     progress: bool = True) -> ParityReport:
+    """Build ``plan`` in every backend, load ``bundle`` (checked), run ``images`` (NHWC, preprocessed).
+
+    The first backend is the reference for every difference.
+    """
+    import time
+
+    from tqdm import tqdm
+
+    report = ParityReport(
+        spec_name=plan.name, backends=list(backend_names), weights=bundle.source or "given arrays",
+        images=int(images.shape[0]), input_shape=plan.input_shape,
+        params={"plan": {"total_params": plan.total_params, "trainable_params": plan.trainable_params,
+                         "non_trainable_params": plan.non_trainable_params}})
+    activations: dict[str, dict[str, np.ndarray]] = {}
+    for name in tqdm(backend_names, desc="backends", unit="backend", disable=not progress, leave=False):
+        backend = get_backend(name)
+        start = time.perf_counter()
+        model = backend.build(plan)
+        backend.set_weights(model, plan, bundle)
+        trainable, non_trainable = backend.count_params(model)
+        report.params[name] = {"total_params": trainable + non_trainable, "trainable_params": trainable,
+                               "non_trainable_params": non_trainable,
+                               "equal_to_plan": (trainable, non_trainable) == (plan.trainable_params,
+                                                                               plan.non_trainable_params)}
+        activations[name] = backend.activations(model, plan, images)
+        report.seconds[name] = round(time.perf_counter() - start, 3)
+        del model
+
+    reference = activations[backend_names[0]]
+    for layer in plan.layers:
+        worst = LayerDiff(layer.name, layer.output_shape, 0.0, 0.0)
+        for name in backend_names[1:]:
+            absolute, relative = _diff(reference[layer.name], activations[name][layer.name])
+            if relative >= worst.rel_diff:
+                worst = LayerDiff(layer.name, layer.output_shape, absolute, relative)
+        report.layers.append(worst)
+    output = plan.layers[-1].name
+    for name in backend_names[1:]:
+        absolute, relative = _diff(reference[output], activations[name][output])
+        report.max_abs_diff = max(report.max_abs_diff, absolute)
+        report.max_rel_diff = max(report.max_rel_diff, relative)
+        agreement = _top5_agreement(reference[output], activations[name][output])
+        if agreement is not None:
+            report.top5_agreement = agreement if report.top5_agreement is None else min(report.top5_agreement,
+                                                                                        agreement)
+    return report
+
+
+def format_report(report: ParityReport) -> str:
+    """A readable report: parameter counts, every layer's difference, the verdict."""
+    h, w, c = report.input_shape
+    lines = [f"vggspec verify {report.spec_name}: {' vs '.join(report.backends)} "
+             f"({report.backends[0]} is the reference)",
+             f"  weights: {report.weights}; {report.images} image(s) {h}×{w}×{c}",
+             "", "parameters (trainable + non-trainable):"]
+    for name, entry in report.params.items():
+        mark = "" if name == "plan" else ("  equal to the plan" if entry["equal_to_plan"] else "  DIFFERENT")
+        lines.append(f"  {name:<8} {entry['total_params']:>14,} = {entry['trainable_params']:,} + "
+                     f"{entry['non_trainable_params']:,}{mark}")
+    width = max(len(layer.name) for layer in report.layers)
+    lines += ["", f"{'layer':<{width}}  {'output shape':<18} {'max |Δ|':>10} {'relative':>10}"]
+    for layer in report.layers:
+        shape = "(" + ", ".join(map(str, layer.shape)) + ")"
+        lines.append(f"{layer.name:<{width}}  {shape:<18} {layer.max_abs_diff:>10.2e} {layer.rel_diff:>10.2e}"
+                     f"  {'ok' if layer.ok else 'DIVERGES'}")
+    lines.append("")
+    top5 = "" if report.top5_agreement is None else f"; top-5 agreement {report.top5_agreement:.0%}"
+    lines.append(f"output: max |Δ| {report.max_abs_diff:.2e}, relative {report.max_rel_diff:.2e}{top5}")
+    lines.append(f"tolerance: max|Δ| ≤ {TOLERANCE:g} · max(1, max|reference|) per layer (fp32)")
+    if report.ok:
+        lines.append("OK: the backends agree on every layer and on the parameter counts")
+    elif not report.params_ok:
+        lines.append("FAILED: parameter counts differ from the plan")
+    else:
+        lines.append(f"FAILED: first diverging layer: {report.first_divergent_layer}")
+    return "\n".join(lines)
