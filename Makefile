@@ -20,13 +20,16 @@ $(STAMP): pyproject.toml constraints.txt backends/vggspec_keras/pyproject.toml b
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/vggspec summary vgg16
+	$(BIN)/vggspec verify vgg16
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -m "slow or not slow"
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
 
 clean:
 	rm -rf $(VENV) build *.egg-info backends/*/*.egg-info

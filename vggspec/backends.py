@@ -25,6 +25,8 @@ from vggspec.planner.lower import Plan
 from vggspec.weights.bundle import WeightBundle
 
 GROUP = "vggspec.backends"
+# The backends vggspec ships as extras: named here so that a missing one gets an install hint.
+BUILTIN_EXTRAS = {"keras": "keras", "torch": "torch"}
 
 
 @runtime_checkable
@@ -87,8 +89,9 @@ def get_backend(name: str) -> Backend:
     entries = _entry_points()
     if name not in entries:
         installed = ", ".join(sorted(entries)) or "none"
+        hint = f'; pip install "vggspec[{BUILTIN_EXTRAS[name]}]"' if name in BUILTIN_EXTRAS else ""
         raise BackendError(f"backend {name!r}: expected one of the installed backends ({installed}), "
-                           f"received {name!r}")
+                           f"received {name!r}{hint}")
     backend = _load(name, entries[name])
     if backend is None:
         raise BackendError(f"backend {name!r}: its plugin {entries[name].value} failed to import (see the warning)")

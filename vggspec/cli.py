@@ -28,10 +28,13 @@ COMMANDS = {
     "weights": ("vggspec.commands.weights", "list the known weight files, or download one into the cache"),
     "convert": ("vggspec.commands.convert", "convert a weight file between .h5, .weights.h5, .safetensors and .pt"),
     "data": ("vggspec.commands.data", "prepare a data set as train/val folders (cats-vs-dogs)"),
+    "finetune": ("vggspec.commands.finetune", "fine-tune a spec on train/val class folders (keras, torch, DDP)"),
+    "evaluate": ("vggspec.commands.evaluate", "accuracy and confusion matrix of a finetune run's best checkpoint"),
 }
 
 
-def make_parser() -> argparse.ArgumentParser:
+def make_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
+    """The parser; only ``command``'s module is imported (start-up stays fast), or every one when None."""
     from vggspec import __version__
 
     parser = argparse.ArgumentParser(prog="vggspec", description="One description of a VGG network, "
@@ -39,12 +42,20 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"vggspec {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_name, help_text) in COMMANDS.items():
+        if command is not None and name != command:
+            commands.add_parser(name, help=help_text)
+            continue
         module = importlib.import_module(module_name)
         sub = commands.add_parser(name, help=help_text, description=module.__doc__,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(sub)
         sub.set_defaults(run=module.run)
     return parser
+
+
+def _command_name(argv: Sequence[str]) -> Optional[str]:
+    """The sub-command named on the command line (the first word that is one), if any."""
+    return next((word for word in argv if word in COMMANDS), None)
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:
@@ -56,8 +67,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     # TensorFlow, when a backend loads it: no start-up chatter, and no oneDNN re-ordering of float sums.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-    parser = make_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = _command_name(argv)
+    args = make_parser(command).parse_args(argv)
     try:
         return int(args.run(args) or 0)
     except VggspecError as error:
@@ -66,3 +78,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `vggspec summary vgg16 | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

@@ -1,0 +1,162 @@
+"""The benchmark runner: ``python -m benchmarks --quick`` reports every figure, and its helpers are right.
+
+The quick run uses VGG16's layers on a 32x32 input (10 classes), so its speeds say nothing;
+what is checked is that every ratio is there (a number, or null with the reason), that
+the candidates compared really compute the same function, and that the conversion
+measured the file it wrote.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+if str(REPO) not in sys.path:  # the benchmarks package lives at the repository root, not installed
+    sys.path.insert(0, str(REPO))
+
+from benchmarks.common import PEAK_RSS_PRELUDE, QUICK, figure, measured_module, run_child  # noqa: E402
+from benchmarks.conversion import imported_modules, write_keras1_h5  # noqa: E402
+from benchmarks.forward_torch import hand_written_vgg16  # noqa: E402
+
+EXPECTED_RATIOS = [
+    *(f"forward_torch/batch{b}/{layout}/vs_{ref}" for layout in ("contiguous", "channels_last") for b in (1, 8)
+      for ref in ("hand_written", "torchvision")),
+    "forward_keras/batch1/vs_keras_applications", "forward_keras/batch8/vs_keras_applications",
+    *(f"conversion/{target}/{what}" for target in ("safetensors", "pt")
+      for what in ("time_vs_copy", "peak_rss_vs_file_size", "tensorflow_imported")),
+    "startup/summary_vgg16_seconds", "startup/summary_vgg16_vs_python_floor",
+]
+# VGG16's convolutions (FACTS.md: 14,714,688), fc1 on the 1x1x512 map, fc2, a 10-way head
+QUICK_PARAMS = 14_714_688 + (512 * 4096 + 4096) + (4096 * 4096 + 4096) + (4096 * 10 + 10)
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    """(report from --json-out, stdout) of one ``python -m benchmarks --quick`` run."""
+    out = tmp_path_factory.mktemp("bench") / "report.json"
+    done = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--json-out", str(out)], cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(out.read_text()), done.stdout
+
+
+def test_quick_run_reports_every_ratio_or_why_not(quick_run):
+    report, _ = quick_run
+    assert list(report["ratios"]) == EXPECTED_RATIOS
+    for name, entry in report["ratios"].items():
+        if entry["value"] is None:
+            assert entry["reason"], name
+        else:
+            assert entry["unit"] in ("x", "s", "bool"), name
+            assert entry["met"] in (True, False, None), name
+    if importlib.util.find_spec("torchvision") is None:
+        entry = report["ratios"]["forward_torch/batch1/contiguous/vs_torchvision"]
+        assert entry["value"] is None and "torchvision" in entry["reason"]
+    assert report["goals_missed"] == [name for name, entry in report["ratios"].items() if entry["met"] is False]
+    assert report["machine"]["usable_cpus"] >= 1 and report["machine"]["versions"]["torch"]
+
+
+def test_quick_run_compares_equal_networks_and_measures_the_file_it_wrote(quick_run):
+    measures = quick_run[0]["measures"]
+    assert not [name for name, details in measures.items() if "error" in details]
+    torch_details = measures["forward_torch"]
+    assert torch_details["max_abs_output_difference_vs_vggspec"]["hand_written"] < 1e-6
+    assert [(row["batch"], row["layout"]) for row in torch_details["results"]] == [
+        (1, "contiguous"), (8, "contiguous"), (1, "channels_last"), (8, "channels_last")]
+    assert all(rates["median"] > 0 for row in torch_details["results"] for rates in row["images_per_s"].values())
+    assert measures["forward_keras"]["max_abs_output_difference"] < 1e-6
+    conversion = measures["conversion"]
+    assert conversion["parameters"] == QUICK_PARAMS
+    assert 0 < conversion["source_bytes"] - 4 * QUICK_PARAMS < 100_000  # float32 data plus HDF5 metadata
+    for target, details in conversion["targets"].items():
+        assert 0 < details["output_bytes"] - 4 * QUICK_PARAMS < 100_000, target
+        assert details["imported"]["tensorflow"] is False, target
+        assert details["peak_rss_bytes"] > 4 * QUICK_PARAMS, target  # the arrays were in memory
+    startup = measures["startup"]["seconds_median"]
+    assert startup["summary_vgg16"] > startup["python_floor"] > 0
+
+
+def test_stdout_is_one_json_object_then_a_table_of_every_figure(quick_run):
+    report, stdout = quick_run
+    printed, end = json.JSONDecoder().raw_decode(stdout)
+    assert printed == report
+    about, *table = stdout[end:].strip().splitlines()
+    assert about.startswith("machine: ") and report["machine"]["cpu"] in about
+    assert table[0].split()[:4] == ["figure", "value", "goal", "met"]
+    assert [line.split()[0] for line in table[2:]] == EXPECTED_RATIOS
+
+
+def test_hand_written_reference_is_vggspecs_network():
+    import vggspec
+
+    model = hand_written_vgg16(QUICK.input_size, QUICK.classes)
+    assert sum(p.numel() for p in model.parameters()) == QUICK_PARAMS == vggspec.plan(QUICK.spec()).total_params
+
+
+def test_keras1_source_is_read_by_vggspec_as_keras1(tmp_path):
+    from vggspec.weights.formats import KERAS1, detect_format, read_bundle
+    from weight_fixtures import small_plan
+
+    plan = small_plan()
+    path = tmp_path / "small.h5"
+    size = write_keras1_h5(str(path), plan)
+    assert size == path.stat().st_size
+    assert detect_format(path) == KERAS1
+    bundle = read_bundle(path, plan)
+    assert bundle.total_params == plan.total_params
+    assert {name: {w: a.shape for w, a in weights.items()} for name, weights in bundle.layers.items()} == {
+        layer.name: dict(layer.weights) for layer in plan.layers if layer.weights}
+
+
+def test_imported_modules_reads_importtime_lines():
+    stderr = ("import time: self [us] | cumulative | imported package\n"
+              "import time:       120 |        120 |   tensorflow.python\n"
+              "import time:        50 |        170 | numpy\nsomething else | torch\n")
+    assert imported_modules(stderr) == {"tensorflow", "numpy"}
+
+
+def test_figures_judge_the_goal_on_the_reported_value():
+    assert figure(0.97, goal=(">=", 0.98))["met"] is False
+    assert figure(0.49999, unit="s", goal=("<", 0.5))["met"] is False  # reported as 0.5
+    assert figure(False, unit="bool", goal=("==", False))["met"] is True
+    assert figure(None, reason="no torchvision")["met"] is None
+    with pytest.raises(ValueError):
+        figure(None)
+
+
+def test_run_child_measures_the_peak_memory_the_child_reports():
+    small = run_child([sys.executable, "-c", PEAK_RSS_PRELUDE + "print('small')"])
+    big = run_child([sys.executable, "-c", PEAK_RSS_PRELUDE + "data = b'x' * 300_000_000; print(len(data))"])
+    assert (small.returncode, small.stdout, small.stderr) == (0, "small\n", "")  # marker line removed
+    assert (big.returncode, big.stdout.strip()) == (0, "300000000")
+    # this test process holds torch (hundreds of MB): none of it may count as the child's
+    assert small.max_rss_bytes < 50_000_000 < 300_000_000 < big.max_rss_bytes < 400_000_000
+    assert big.wall_s > 0
+
+
+def test_measured_module_runs_the_module_as_python_m_does():
+    done = run_child(measured_module("vggspec", "summary", "vgg16", "--format", "json"))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["total_params"] == 138_357_544
+    assert 10_000_000 < done.max_rss_bytes < 300_000_000
+    refused = run_child(measured_module("vggspec", "summary", "no_such_spec"))
+    assert refused.returncode == 2 and refused.stderr.startswith("error: ")
+
+
+def test_gpu_script_skips_cleanly_without_cuda():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present: run benchmarks/gpu.py itself")
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu.py")], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["benchmark"] == "vggspec-gpu" and "CUDA" in report["skipped"]
+    assert "skipped" in done.stderr
