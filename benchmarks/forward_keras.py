@@ -22,7 +22,8 @@ GOAL = (">=", 0.98)
 
 
 def ratio_names() -> list[str]:
-    return [f"forward_keras/batch{batch}/vs_keras_applications" for batch in BATCHES]
+    return [f"forward_keras/batch{batch}/{versus}" for batch in BATCHES
+            for versus in ("vs_keras_applications", "control_a_vs_a")]
 
 
 def measure(case: Case) -> dict[str, Any]:
@@ -41,7 +42,11 @@ def measure(case: Case) -> dict[str, Any]:
         raise ValueError(f"vggspec's Keras VGG16 weights: expected shapes {expected_shapes}, "
                          f"received {[w.shape for w in weights]}")
     reference.set_weights(weights)
-    models = {"vggspec": candidate, "keras_applications": reference}
+    # a second copy of the reference: the A/A ratio it gives is the noise floor of this machine
+    again = keras.applications.VGG16(weights=None, input_shape=(case.input_size, case.input_size, 3),
+                                     classes=case.classes)
+    again.set_weights(weights)
+    models = {"vggspec": candidate, "keras_applications": reference, "keras_applications_again": again}
 
     rng = np.random.default_rng(0)
     check = rng.standard_normal((2, case.input_size, case.input_size, 3), dtype=np.float32)
@@ -59,6 +64,10 @@ def measure(case: Case) -> dict[str, Any]:
         ours, theirs = rates["vggspec"], rates["keras_applications"]
         ratios[f"forward_keras/batch{batch}/vs_keras_applications"] = figure(
             ratio(ours["median"], theirs["median"]), goal=GOAL, note=speed_note(ours, theirs))
+        ratios[f"forward_keras/batch{batch}/control_a_vs_a"] = figure(
+            ratio(rates["keras_applications_again"]["median"], theirs["median"]), goal=None,
+            note="two identical keras.applications models: the noise floor; "
+                 + speed_note(rates["keras_applications_again"], theirs))
     return {
         "details": {
             "spec": case.name, "input": [case.input_size, case.input_size, 3], "dtype": "float32",

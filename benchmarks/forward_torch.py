@@ -25,8 +25,8 @@ REFERENCES = ("hand_written", "torchvision")
 
 
 def ratio_names() -> list[str]:
-    return [f"forward_torch/batch{batch}/{layout}/vs_{reference}" for layout in ("contiguous", "channels_last")
-            for batch in BATCHES for reference in REFERENCES]
+    return [f"forward_torch/batch{batch}/{layout}/{versus}" for layout in ("contiguous", "channels_last")
+            for batch in BATCHES for versus in [f"vs_{reference}" for reference in REFERENCES] + ["control_a_vs_a"]]
 
 
 def hand_written_vgg16(input_size: int = 224, classes: int = 1000, dropout: float = 0.0,
@@ -102,7 +102,10 @@ def measure(case: Case) -> dict[str, Any]:
     threads = set_torch_threads()
     torch.manual_seed(0)
     candidate = vggspec.build(case.spec(), backend="torch")
-    models = {"vggspec": candidate, "hand_written": hand_written_vgg16(case.input_size, case.classes)}
+    # hand_written_again: a second copy of the reference, timed like the others; the A/A ratio it gives
+    # is the noise floor of this machine (two identical models should measure 1.0).
+    models = {"vggspec": candidate, "hand_written": hand_written_vgg16(case.input_size, case.classes),
+              "hand_written_again": hand_written_vgg16(case.input_size, case.classes)}
     tv_model, missing = torchvision_or_reason(case)
     if tv_model is not None:
         models["torchvision"] = tv_model
@@ -147,6 +150,10 @@ def measure(case: Case) -> dict[str, Any]:
                                               goal=GOAL, note=speed_note(rates["vggspec"], rates[reference]))
                     else:
                         ratios[name] = figure(None, goal=GOAL, reason=unavailable[reference])
+                ratios[f"forward_torch/batch{batch}/{layout}/control_a_vs_a"] = figure(
+                    ratio(rates["hand_written_again"]["median"], rates["hand_written"]["median"]), goal=None,
+                    note="two identical hand-written models: the noise floor; "
+                         + speed_note(rates["hand_written_again"], rates["hand_written"]))
 
     speedup = {}
     for batch in BATCHES:

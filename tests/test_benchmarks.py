@@ -25,9 +25,9 @@ from benchmarks.conversion import imported_modules, write_keras1_h5  # noqa: E40
 from benchmarks.forward_torch import hand_written_vgg16  # noqa: E402
 
 EXPECTED_RATIOS = [
-    *(f"forward_torch/batch{b}/{layout}/vs_{ref}" for layout in ("contiguous", "channels_last") for b in (1, 8)
-      for ref in ("hand_written", "torchvision")),
-    "forward_keras/batch1/vs_keras_applications", "forward_keras/batch8/vs_keras_applications",
+    *(f"forward_torch/batch{b}/{layout}/{versus}" for layout in ("contiguous", "channels_last") for b in (1, 8)
+      for versus in ("vs_hand_written", "vs_torchvision", "control_a_vs_a")),
+    *(f"forward_keras/batch{b}/{versus}" for b in (1, 8) for versus in ("vs_keras_applications", "control_a_vs_a")),
     *(f"conversion/{target}/{what}" for target in ("safetensors", "pt")
       for what in ("time_vs_copy", "peak_rss_vs_file_size", "tensorflow_imported")),
     "startup/summary_vgg16_seconds", "startup/summary_vgg16_vs_python_floor",
@@ -55,6 +55,8 @@ def test_quick_run_reports_every_ratio_or_why_not(quick_run):
         else:
             assert entry["unit"] in ("x", "s", "bool"), name
             assert entry["met"] in (True, False, None), name
+    assert all(report["ratios"][name]["goal"] is None and report["ratios"][name]["value"] > 0
+               for name in EXPECTED_RATIOS if name.endswith("control_a_vs_a"))
     if importlib.util.find_spec("torchvision") is None:
         entry = report["ratios"]["forward_torch/batch1/contiguous/vs_torchvision"]
         assert entry["value"] is None and "torchvision" in entry["reason"]
