@@ -73,3 +73,15 @@ class KerasBackend:
                                f"format), received {Path(path).suffix or 'no extension'!r}")
         with atomic_path(path, suffix=KERAS_SUFFIX) as temporary:
             model.save(str(temporary))
+
+    def seed(self, seed: int) -> None:
+        """Seed Python's, numpy's and the Keras backend's random generators (initialisers, dropout)."""
+        import keras
+
+        keras.utils.set_random_seed(seed)
+
+    def trainer(self, model: Any, plan: Plan, config: Any) -> Any:
+        """A trainer for ``vggspec finetune`` (see :mod:`vggspec_keras.training`)."""
+        from vggspec_keras.training import make_trainer
+
+        return make_trainer(model, plan, config)

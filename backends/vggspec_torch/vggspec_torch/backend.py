@@ -102,3 +102,15 @@ class TorchBackend:
 
         with atomic_path(path) as temporary:
             torch.save(model.state_dict(), temporary)
+
+    def seed(self, seed: int) -> None:
+        """Seed torch's global generator (``build``'s initialisation)."""
+        import torch
+
+        torch.manual_seed(seed)
+
+    def trainer(self, model: Any, plan: Plan, config: Any) -> Any:
+        """A trainer for ``vggspec finetune``, DDP under torchrun (see :mod:`vggspec_torch.training`)."""
+        from vggspec_torch.training import make_trainer
+
+        return make_trainer(model, plan, config)

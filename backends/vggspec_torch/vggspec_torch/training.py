@@ -1,0 +1,217 @@
+"""Training with PyTorch: the optimisation step and the checkpoint of vggspec's Trainer protocol.
+
+The core's batches (NHWC float32, preprocessed) come through a ``DataLoader``
+with ``num_workers`` processes, one batch per item. The network is trained on
+its logits (the classifier activation, a softmax, is left out of the forward
+pass and folded into ``cross_entropy``); ``predict`` runs the whole network.
+
+On CUDA the model and its inputs use the channels-last memory format and the
+forward pass runs under bfloat16 autocast (``TrainConfig.channels_last`` /
+``autocast`` turn them off). Under a launcher that sets ``WORLD_SIZE`` > 1
+(``torchrun``) the model is wrapped in ``DistributedDataParallel``: NCCL on
+GPUs (one per ``LOCAL_RANK``), gloo on CPUs. Frozen layers have
+``requires_grad`` off, and frozen batch-norm layers stay in eval mode (as
+Keras runs a non-trainable BatchNormalization in inference mode).
+
+Checkpoints are ``torch.save`` files: ``{"model": state dict (torchvision
+keys), "optimizer": ..., "vggspec_state": JSON text}``; ``vggspec`` reads the
+weights of such a file like any ``.pt`` state dict.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from vggspec.errors import BackendError
+from vggspec.fileio import atomic_path
+from vggspec.planner.lower import Plan
+from vggspec.training.distributed import process_rank
+from vggspec.training.protocol import BatchSource, Progress, TrainConfig
+from vggspec.weights.layout import torch_modules
+
+SUFFIX = ".pt"
+
+
+class BatchDataset(Dataset):
+    """Item ``i`` is the core's batch ``i`` as tensors: (images NHWC float32, labels int64)."""
+
+    def __init__(self, source: BatchSource):
+        self.source = source
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        images, labels = self.source.batch(index)
+        return torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(np.asarray(labels, dtype=np.int64))
+
+
+class Logits(nn.Module):
+    """The network's forward pass without its classifier activation (training computes the loss on logits)."""
+
+    def __init__(self, net: nn.Module, plan: Plan):
+        super().__init__()
+        self.net = net
+        has_activation = torch_modules(plan)[-1].kind == "classifier_activation"
+        self.head_length = len(net.classifier) - (1 if has_activation else 0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.net.features(x)
+        x = torch.flatten(self.net.avgpool(x), 1)
+        return self.net.classifier[: self.head_length](x)
+
+
+def pick_device(config: TrainConfig) -> torch.device:
+    """``config.device``, else CUDA when available; a CUDA device without index takes ``LOCAL_RANK``."""
+    try:
+        device = torch.device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    except RuntimeError:
+        raise BackendError(f"--device: expected cpu, cuda or cuda:N, received {config.device!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise BackendError(f"--device {config.device}: expected a CUDA device, received none "
+                           "(torch.cuda.is_available() is False)")
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return device
+
+
+def freeze(net: nn.Module, plan: Plan, names: tuple[str, ...]) -> list[nn.Module]:
+    """Turn off ``requires_grad`` of the frozen layers' parameters; return their batch-norm modules."""
+    frozen_norms = []
+    for module in torch_modules(plan):
+        if module.layer.name in names and module.kind in ("conv", "batch_norm", "dense"):
+            submodule = net.get_submodule(module.path)
+            submodule.requires_grad_(False)
+            if module.kind == "batch_norm":
+                frozen_norms.append(submodule)
+    return frozen_norms
+
+
+class TorchTrainer:
+    """vggspec's :class:`~vggspec.training.protocol.Trainer` for a torch ``VGG`` network."""
+
+    def __init__(self, model: nn.Module, plan: Plan, config: TrainConfig):
+        self.config = config
+        self.classes = plan.output_shape[-1]
+        self.rank, self.world_size = process_rank()
+        self.device = pick_device(config)
+        self.cuda = self.device.type == "cuda"
+        self.channels_last = self.cuda and config.channels_last
+        self.autocast = self.cuda and config.autocast
+        self.owns_group = False
+        if self.cuda:
+            torch.cuda.set_device(self.device)
+        self.net = model.to(self.device, memory_format=torch.channels_last if self.channels_last
+                            else torch.contiguous_format)
+        self.frozen_norms = freeze(self.net, plan, config.freeze)
+        parameters = [p for p in self.net.parameters() if p.requires_grad]
+        if config.optimizer == "adam":
+            self.optimizer = torch.optim.Adam(parameters, lr=config.learning_rate)
+        elif config.optimizer == "sgd":
+            self.optimizer = torch.optim.SGD(parameters, lr=config.learning_rate, momentum=config.momentum)
+        else:
+            raise BackendError(f"--optimizer: expected adam or sgd, received {config.optimizer!r}")
+        self.step_model: nn.Module = Logits(self.net, plan)
+        if self.world_size > 1:
+            self._join_group()
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.step_model = DistributedDataParallel(self.step_model,
+                                                      device_ids=[self.device.index] if self.cuda else None)
+        if config.compile:
+            self.step_model = torch.compile(self.step_model)
+
+    def _join_group(self) -> None:
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if self.cuda else "gloo")
+            self.owns_group = True
+
+    def _loader(self, data: BatchSource) -> DataLoader:
+        # its own generator: the workers' seeds must not consume the global one (dropout masks)
+        return DataLoader(BatchDataset(data), batch_size=None, shuffle=False, num_workers=self.config.workers,
+                          pin_memory=self.cuda, generator=torch.Generator().manual_seed(self.config.seed))
+
+    def _inputs(self, images: torch.Tensor) -> torch.Tensor:
+        """NHWC batch -> NCHW tensor on the device (channels-last memory when enabled)."""
+        x = images.permute(0, 3, 1, 2).to(self.device, non_blocking=True)
+        return x.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
+
+    @contextlib.contextmanager
+    def _precision(self) -> Iterator[None]:
+        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            yield
+
+    def train_epoch(self, data: BatchSource, epoch: int, progress: Progress) -> dict[str, float]:
+        torch.manual_seed(hash((self.config.seed, epoch, self.rank)) % 2**63)  # dropout masks, the same on resuming
+        self.net.train()
+        for module in self.frozen_norms:
+            module.eval()
+        loss_sum, correct, count = 0.0, 0, 0
+        for images, labels in self._loader(data):
+            x, y = self._inputs(images), labels.to(self.device, non_blocking=True)
+            with self._precision():
+                logits = self.step_model(x)
+            loss = F.cross_entropy(logits.float(), y)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            loss_sum += float(loss.detach()) * len(y)
+            correct += int((logits.detach().argmax(dim=1) == y).sum())
+            count += len(y)
+            progress.step(loss_sum / count, correct / count)
+        return {"loss": loss_sum / max(count, 1), "accuracy": correct / max(count, 1), "count": count}
+
+    def predict(self, data: BatchSource) -> np.ndarray:
+        self.net.eval()
+        outputs = []
+        with torch.no_grad(), self._precision():
+            for images, _ in self._loader(data):
+                outputs.append(self.net(self._inputs(images)).float().cpu().numpy())
+        return np.concatenate(outputs) if outputs else np.zeros((0, self.classes), dtype=np.float32)
+
+    def save_checkpoint(self, path: str, state: dict[str, Any]) -> None:
+        payload = {"model": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
+                   "vggspec_state": json.dumps(state)}
+        with atomic_path(path, suffix=SUFFIX) as temporary:
+            torch.save(payload, temporary)
+
+    def load_checkpoint(self, path: str) -> dict[str, Any]:
+        payload = torch.load(path, map_location=self.device, weights_only=True)
+        self.net.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        return json.loads(payload["vggspec_state"])
+
+    def weights_file_suffix(self) -> str:
+        return SUFFIX
+
+    def all_gather(self, values: np.ndarray) -> np.ndarray:
+        if self.world_size == 1:
+            return np.asarray(values)[None]
+        import torch.distributed as dist
+
+        tensor = torch.from_numpy(np.ascontiguousarray(values)).to(self.device)
+        gathered = [torch.empty_like(tensor) for _ in range(self.world_size)]
+        dist.all_gather(gathered, tensor)
+        return torch.stack(gathered).cpu().numpy()
+
+    def close(self) -> None:
+        if self.owns_group:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+            self.owns_group = False
+
+
+def make_trainer(model: nn.Module, plan: Plan, config: TrainConfig) -> TorchTrainer:
+    return TorchTrainer(model, plan, config)

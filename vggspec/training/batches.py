@@ -1,0 +1,100 @@
+"""The one data pipeline of training, for every backend: numpy + Pillow.
+
+An image is read as :func:`vggspec.images.load_image` reads it (RGB, 0..255,
+resized to the spec's input size with nearest-neighbour sampling, as
+``vggspec predict`` does), then, for training only, lightly augmented:
+padded by 1/16 of its size on each side (reflecting its border), cropped back
+to the input size at a random offset, and flipped left-right with
+probability 1/2. Finally the spec's preprocessing is applied
+(:func:`vggspec.preprocessing.preprocess`).
+
+Everything random is drawn from ``numpy.random.default_rng((seed, epoch, ...))``:
+the same seed and epoch give the same batches in any process, with any
+number of data workers. Training batches are reshuffled each epoch; with
+``world_size`` > 1 each rank takes every ``world_size``-th image of the
+shuffled order, padded with its first images to a multiple of ``world_size``
+(as torch's ``DistributedSampler``), so every rank runs the same number of
+batches. Evaluation keeps the folder order and is split without padding.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from vggspec.images import load_image
+from vggspec.preprocessing import preprocess
+from vggspec.training.folders import ImageSet
+
+
+def augment(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Random reflect-pad-and-crop (1/16 of each side) and left-right flip of one HWC image."""
+    height, width = image.shape[:2]
+    pad_y, pad_x = max(1, height // 16), max(1, width // 16)
+    padded = np.pad(image, ((pad_y, pad_y), (pad_x, pad_x), (0, 0)), mode="reflect")
+    top = int(rng.integers(0, 2 * pad_y + 1))
+    left = int(rng.integers(0, 2 * pad_x + 1))
+    image = padded[top:top + height, left:left + width]
+    if rng.random() < 0.5:
+        image = image[:, ::-1]
+    return image
+
+
+class ImageBatches:
+    """A :class:`~vggspec.training.protocol.BatchSource` over an :class:`ImageSet`.
+
+    ``batch(i)`` -> (images NHWC float32, preprocessed; labels int64 (N,)).
+    ``train=True`` shuffles and augments; ``rank``/``world_size`` pick this
+    process' share of a distributed run.
+    """
+
+    def __init__(self, images: ImageSet, size: tuple[int, int], preprocessing: str, batch_size: int, *,
+                 train: bool, seed: int = 0, rank: int = 0, world_size: int = 1):
+        if batch_size < 1:
+            raise ValueError(f"batch_size: expected a positive integer, received {batch_size}")
+        self.images = images
+        self.size = (int(size[0]), int(size[1]))
+        self.preprocessing = preprocessing
+        self.batch_size = batch_size
+        self.train = train
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.epoch = 1
+        self.order = self._order()
+
+    def _order(self) -> np.ndarray:
+        """Indices into ``images`` that this rank visits this epoch, in order."""
+        count = len(self.images)
+        if not self.train:
+            return np.arange(count)[self.rank::self.world_size]
+        order = np.random.default_rng((self.seed, self.epoch)).permutation(count)
+        padded = math.ceil(count / self.world_size) * self.world_size
+        order = np.concatenate([order, order[: padded - count]])
+        return order[self.rank::self.world_size]
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.order = self._order()
+
+    @property
+    def labels(self) -> np.ndarray:
+        """The labels of this rank's images, in batch order."""
+        return self.images.labels[self.order]
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.order) / self.batch_size)
+
+    def _image(self, index: int) -> np.ndarray:
+        image = load_image(self.images.paths[index], self.size)
+        if self.train:
+            image = augment(image, np.random.default_rng((self.seed, self.epoch, int(index))))
+        return image
+
+    def batch(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"batch {index}: expected 0 to {len(self) - 1}")
+        chosen = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        pixels = np.stack([self._image(int(i)) for i in chosen])
+        return preprocess(pixels, self.preprocessing), self.images.labels[chosen]

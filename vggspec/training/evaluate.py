@@ -1,0 +1,77 @@
+"""Score a run's best checkpoint on a split of class folders: accuracy, loss and the confusion matrix.
+
+The model is rebuilt from run.json (the spec with its fine-tuned head) with
+the run's backend, its ``best`` weights are loaded like any weight file, and
+the split's images go through the same pipeline as validation during training
+(:class:`vggspec.training.batches.ImageBatches`, no augmentation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+
+from vggspec.errors import DataError
+from vggspec.spec.load import spec_from_mapping
+from vggspec.training.batches import ImageBatches
+from vggspec.training.folders import read_split
+from vggspec.training.metrics import confusion_matrix, loss_and_correct
+from vggspec.training.run_folder import RunFolder
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What ``vggspec evaluate`` reports. ``matrix``: rows true class, columns predicted class."""
+
+    checkpoint: Path
+    best_epoch: Optional[int]
+    split_dir: Path
+    class_names: tuple[str, ...]
+    labels: np.ndarray
+    predictions: np.ndarray
+    matrix: np.ndarray
+    loss: float
+
+    @property
+    def correct(self) -> int:
+        return int(np.trace(self.matrix))
+
+    @property
+    def count(self) -> int:
+        return int(self.matrix.sum())
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.count if self.count else 0.0
+
+
+def evaluate_run(run_dir: Union[str, Path], data_dir: Optional[Union[str, Path]] = None, split: str = "val",
+                 backend_name: Optional[str] = None, batch_size: int = 32, checkpoint: str = "best") -> Evaluation:
+    """Score ``checkpoint`` (best or last) of the run in ``run_dir`` on ``data_dir/split``
+    (default: the data the run was trained on) with ``backend_name`` (default: the run's)."""
+    from vggspec.backends import get_backend
+    from vggspec.building import build_model
+
+    run = RunFolder(run_dir)
+    record = run.read_record()
+    spec = spec_from_mapping(record["spec"], source=str(run.run_json))
+    images = read_split(data_dir if data_dir is not None else record["data"], split, record["classes"])
+    weights = run.path / record["checkpoints"][checkpoint]
+    if not weights.is_file():
+        raise DataError(f"{weights}: expected the run's {checkpoint} checkpoint, received a path that does not "
+                        "exist (has an epoch finished?)")
+    backend = get_backend(backend_name or record["backend"])
+    model = build_model(spec, backend.name, weights)
+    data = ImageBatches(images, size=spec.input_shape[:2], preprocessing=spec.preprocessing, batch_size=batch_size,
+                        train=False)
+    scores = np.concatenate([np.asarray(backend.predict(model, data.batch(i)[0])) for i in range(len(data))])
+    loss_sum, _ = loss_and_correct(scores, data.labels, spec.classifier_activation)
+    predictions = np.argmax(scores, axis=1)
+    best = record.get("best") or {}
+    return Evaluation(checkpoint=weights, best_epoch=best.get("epoch") if checkpoint == "best" else None,
+                      split_dir=images.root, class_names=images.class_names, labels=data.labels,
+                      predictions=predictions, matrix=confusion_matrix(data.labels, predictions, len(images.class_names)),
+                      loss=loss_sum / len(data.labels))

@@ -1,0 +1,165 @@
+"""The epoch loop of a training run, the same for every backend and every process.
+
+An epoch is committed by writing ``last<suffix>``, which holds the weights, the
+optimizer state and the loop's state (the epoch, its metrics row, the best
+epoch so far); ``best``, ``metrics.csv``, the plot and run.json follow it.
+Resuming restores ``last`` and rebuilds metrics.csv from it, so a run stopped
+at any moment (Ctrl-C, a killed process) neither loses nor repeats a finished
+epoch. In a distributed run every rank trains and validates its share, the
+metrics are summed over the ranks, and rank 0 alone writes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from vggspec.backends import Backend
+from vggspec.errors import DataError, VggspecError
+from vggspec.planner.lower import Plan
+from vggspec.training.batches import ImageBatches
+from vggspec.training.distributed import parameters_checksum
+from vggspec.training.interrupt import StopOnInterrupt
+from vggspec.training.metrics import loss_and_correct
+from vggspec.training.plot import plot_available
+from vggspec.training.progress import EpochBar
+from vggspec.training.protocol import TrainConfig, Trainer
+from vggspec.training.run_folder import RunFolder
+
+
+def _gathered_sum(trainer: Trainer, values: list[float]) -> np.ndarray:
+    return np.asarray(trainer.all_gather(np.asarray(values, dtype=np.float64)), dtype=np.float64).sum(axis=0)
+
+
+def validate(trainer: Trainer, data: ImageBatches, activation: Optional[str]) -> tuple[float, float]:
+    """(mean loss, accuracy) over the whole split, summed over the ranks' shares."""
+    scores = trainer.predict(data)
+    loss, correct = loss_and_correct(scores, data.labels, activation)
+    total_loss, total_correct, count = _gathered_sum(trainer, [loss, correct, len(data.labels)])
+    return total_loss / max(count, 1), total_correct / max(count, 1)
+
+
+@dataclass
+class Best:
+    """The epoch with the highest validation accuracy (ties: the lower validation loss)."""
+
+    epoch: int = 0
+    val_accuracy: float = -1.0
+    val_loss: float = float("inf")
+
+    def improved_by(self, row: dict[str, float]) -> bool:
+        return (row["val_accuracy"] > self.val_accuracy
+                or (row["val_accuracy"] == self.val_accuracy and row["val_loss"] < self.val_loss))
+
+
+@dataclass
+class Session:
+    """Everything one process needs to run the epochs."""
+
+    run: RunFolder
+    record: dict[str, Any]
+    backend: Backend
+    model: Any
+    plan: Plan
+    trainer: Trainer
+    train: ImageBatches
+    val: ImageBatches
+    config: TrainConfig
+    rank: int
+    world_size: int
+
+    @property
+    def writer(self) -> bool:
+        return self.rank == 0
+
+    def checkpoint(self, which: str) -> Path:
+        return self.run.checkpoint(which, self.trainer.weights_file_suffix())
+
+    def say(self, line: str) -> None:
+        if self.writer:
+            print(line, file=sys.stderr, flush=True)
+
+    def write_best(self) -> None:
+        from vggspec.weights.formats import write_bundle
+
+        write_bundle(self.checkpoint("best"), self.backend.get_weights(self.model, self.plan), self.plan)
+
+    def write_progress(self, rows: list[dict[str, float]], best: Best) -> None:
+        """metrics.csv, the plot and run.json's ``best`` after a committed epoch."""
+        from vggspec.training.plot import write_curves
+
+        self.run.write_metrics(rows)
+        if plot_available():
+            write_curves(self.run.curves_png, rows, title=f"{self.plan.name} ({self.backend.name})")
+        self.record["best"] = dataclasses.asdict(best)
+        self.record["epochs_done"] = len(rows)
+        self.run.write_record(self.record)
+
+
+def _restore(session: Session) -> tuple[list[dict[str, float]], Best]:
+    """Rows and best epoch after ``last`` (its state is the truth; metrics.csv may lag one epoch)."""
+    last = session.checkpoint("last")
+    if not last.is_file():
+        return [], Best()
+    state = session.trainer.load_checkpoint(str(last))
+    epoch = int(state["epoch"])
+    rows = [row for row in session.run.read_metrics() if row["epoch"] < epoch] + [state["row"]]
+    if [row["epoch"] for row in rows] != list(range(1, epoch + 1)):
+        raise DataError(f"{session.run.metrics_csv}: expected one row per epoch 1..{epoch - 1} before the "
+                        f"checkpoint's epoch {epoch}, received epochs {[row['epoch'] for row in rows[:-1]]}")
+    if epoch > session.config.epochs:
+        raise VggspecError(f"--epochs {session.config.epochs}: expected at least the {epoch} epochs "
+                           f"{session.run.path} has finished, received fewer")
+    best = Best(**state["best"])
+    if session.writer:
+        if best.epoch == epoch:  # the process may have stopped before it wrote best
+            session.write_best()
+        session.write_progress(rows, best)
+    session.say(f"resuming {session.run.path} after epoch {epoch} of {session.config.epochs}")
+    return rows, best
+
+
+def run_epochs(session: Session, resume: bool, stop: StopOnInterrupt) -> tuple[list[dict[str, float]], Best]:
+    """Train from the first unfinished epoch to ``config.epochs``, committing each one."""
+    rows, best = _restore(session) if resume else ([], Best())
+    activation = session.plan.layer("predictions").attrs["activation"]
+    epochs = session.config.epochs
+    for epoch in range(len(rows) + 1, epochs + 1):
+        stop.check()
+        started = time.monotonic()
+        session.train.set_epoch(epoch)
+        with EpochBar(len(session.train), epoch, epochs, enabled=session.writer, check=stop.check) as bar:
+            result = session.trainer.train_epoch(session.train, epoch, bar)
+        count = result["count"]
+        loss_sum, accuracy_sum, total = _gathered_sum(
+            session.trainer, [result["loss"] * count, result["accuracy"] * count, count])
+        val_loss, val_accuracy = validate(session.trainer, session.val, activation)
+        row = {"epoch": epoch, "train_loss": loss_sum / total, "train_accuracy": accuracy_sum / total,
+               "val_loss": val_loss, "val_accuracy": val_accuracy, "seconds": round(time.monotonic() - started, 3)}
+        rows.append(row)
+        improved = best.improved_by(row)
+        if improved:
+            best = Best(epoch, val_accuracy, val_loss)
+        if session.writer:
+            state = {"epoch": epoch, "row": row, "best": dataclasses.asdict(best)}
+            session.trainer.save_checkpoint(str(session.checkpoint("last")), state)
+            if improved:
+                session.write_best()
+            session.write_progress(rows, best)
+        session.say(f"epoch {epoch}/{epochs}: loss {row['train_loss']:.4f} accuracy {row['train_accuracy']:.4f} "
+                    f"val_loss {val_loss:.4f} val_accuracy {val_accuracy:.4f} ({row['seconds']:.1f} s)"
+                    + ("  best" if improved else ""))
+    return rows, best
+
+
+def ranks_agree(session: Session) -> bool:
+    """All ranks hold the same parameters (an all-gathered checksum of each rank's weights)."""
+    checksum = parameters_checksum(session.backend.get_weights(session.model, session.plan))
+    gathered = np.asarray(session.trainer.all_gather(checksum))
+    return bool((gathered == gathered[0]).all())

@@ -1,0 +1,107 @@
+"""What a backend provides to train: ``backend.seed(seed)``, ``backend.trainer(model, plan, config) -> Trainer``.
+
+The core owns the data (one pipeline for every framework: the same images,
+augmentation and preprocessing), the epoch loop, metrics.csv, the plot and the
+run folder; a backend owns only the optimisation step and its checkpoint format.
+Losses and accuracies of validation are computed by the core from the model's
+outputs (:mod:`vggspec.training.metrics`), so every backend is scored alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Optional, Protocol, Sequence
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of one run. ``freeze`` lists plan layer names kept frozen."""
+
+    epochs: int = 2
+    batch_size: int = 16
+    optimizer: str = "adam"  # "adam" or "sgd" (momentum 0.9)
+    learning_rate: float = 1e-3
+    momentum: float = 0.9
+    freeze: tuple[str, ...] = ()
+    workers: int = 2
+    seed: int = 0
+    device: Optional[str] = None  # torch: "cpu", "cuda"; None picks CUDA when available
+    compile: bool = False  # torch.compile where the backend supports it
+    channels_last: bool = True  # torch on CUDA: NHWC memory format
+    autocast: bool = True  # torch on CUDA: bfloat16 autocast
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class BatchSource(Protocol):
+    """Batches of one split: ``len()`` batches per epoch; ``batch(i)`` -> (NHWC float32 preprocessed, int64 labels)."""
+
+    labels: np.ndarray  # int64 (N,): the labels of this process' images, in batch order
+
+    def __len__(self) -> int: ...
+
+    def batch(self, index: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def set_epoch(self, epoch: int) -> None:
+        """Reshuffle and redraw the augmentation for ``epoch`` (deterministic for a seed)."""
+
+
+class Progress(Protocol):
+    """The epoch's progress bar, owned by the core (silent on ranks other than 0)."""
+
+    def step(self, loss: float, accuracy: float) -> None:
+        """One batch done; ``loss`` and ``accuracy`` are the epoch's running means so far."""
+
+
+class Trainer(Protocol):
+    """One model being trained by a backend, in one process (one rank of a distributed run)."""
+
+    def train_epoch(self, data: BatchSource, epoch: int, progress: Progress) -> dict[str, float]:
+        """One pass over ``data``; returns this process' {"loss": mean, "accuracy": fraction, "count": images}."""
+
+    def predict(self, data: BatchSource) -> np.ndarray:
+        """The model's outputs (N, classes) float32 for every batch in order, in inference mode."""
+
+    def save_checkpoint(self, path: str, state: dict[str, Any]) -> None:
+        """Weights, optimizer state and the core's JSON-able ``state``, in one file written atomically."""
+
+    def load_checkpoint(self, path: str) -> dict[str, Any]:
+        """Restore what ``save_checkpoint`` wrote; return its ``state``."""
+
+    def weights_file_suffix(self) -> str:
+        """The checkpoint's file suffix, e.g. ".pt" or ".weights.h5"."""
+
+    def all_gather(self, values: np.ndarray) -> np.ndarray:
+        """``values`` of every process stacked on a new first axis (``values[None]`` in a single process)."""
+
+    def close(self) -> None:
+        """Release what the trainer holds (a distributed process group, workers)."""
+
+
+class TrainingBackend(Protocol):
+    """The two methods a backend adds to :class:`vggspec.backends.Backend` to train."""
+
+    def seed(self, seed: int) -> None:
+        """Seed the framework's global random generators (called before ``build``: weights, dropout)."""
+
+    def trainer(self, model: Any, plan: Any, config: TrainConfig) -> Trainer:
+        """A :class:`Trainer` for ``model`` (built from ``plan``, weights already loaded)."""
+
+
+def freeze_names(layer_names: Sequence[str], up_to: str) -> tuple[str, ...]:
+    """The layer names from the first up to and including ``up_to`` (``--freeze``); ``"none"`` freezes nothing."""
+    names = list(layer_names)
+    if up_to == "none":
+        return ()
+    if up_to not in names:
+        from vggspec.errors import VggspecError
+
+        raise VggspecError(f"--freeze: expected none or a layer name ({names[0]} ... {names[-1]}), "
+                           f"received {up_to!r}")
+    return tuple(names[: names.index(up_to) + 1])
+
+
+def iterate(data: BatchSource) -> Iterable[tuple[np.ndarray, np.ndarray]]:
+    for index in range(len(data)):
+        yield data.batch(index)
