@@ -12,7 +12,6 @@ metrics are summed over the ranks, and rank 0 alone writes.
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,7 +82,7 @@ class Session:
 
     def say(self, line: str) -> None:
         if self.writer:
-            print(line, file=sys.stderr, flush=True)
+            print(line, flush=True)  # results on stdout; progress bars go to stderr
 
     def write_best(self) -> None:
         from vggspec.weights.formats import write_bundle
