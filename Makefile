@@ -9,7 +9,7 @@ PIP_INSTALL = $(BIN)/python -m pip install --constraint constraints.txt
 export TF_ENABLE_ONEDNN_OPTS = 0
 export TF_CPP_MIN_LOG_LEVEL = 2
 
-.PHONY: install demo test test-all bench clean
+.PHONY: install demo test test-slow test-all bench clean
 
 $(STAMP): pyproject.toml constraints.txt backends/vggspec_keras/pyproject.toml backends/vggspec_torch/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -m "slow or not slow"

@@ -296,6 +296,20 @@ def test_predict_equals_the_module_on_nchw(backend):
     np.testing.assert_allclose(predicted.sum(axis=1), 1.0, rtol=1e-5)
 
 
+def test_accelerate_keeps_fp32_on_a_cpu(backend):
+    plan = vggspec.plan(small_spec("vgg16"))
+    model = backend.build(plan)
+    x = images((2, 32, 32, 3), seed=2)
+    expected = backend.predict(model, x)
+    if torch.cuda.is_available():
+        fast = backend.accelerate(model)
+        assert next(fast.parameters()).is_cuda and fast.vggspec_autocast
+        np.testing.assert_allclose(backend.predict(fast, x), expected, atol=2e-2)  # bf16
+    else:
+        assert backend.accelerate(model) is model and not hasattr(model, "vggspec_autocast")
+        np.testing.assert_array_equal(backend.predict(model, x), expected)
+
+
 def test_save_writes_a_state_dict(backend, tmp_path):
     plan = vggspec.plan(small_spec("vgg11_bn"))
     model = backend.build(plan)

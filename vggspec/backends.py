@@ -58,6 +58,10 @@ class Backend(Protocol):
     def save(self, model: Any, path: str) -> None:
         """Write the model in the framework's own format."""
 
+    # Optional: ``accelerate(model) -> model`` moves a model to the fastest device and settings for
+    # inference (``vggspec predict`` calls it when present); ``seed(n)`` and ``trainer(model, plan,
+    # config)`` serve ``vggspec finetune`` (see vggspec.training.protocol).
+
 
 def _entry_points() -> dict[str, Any]:
     return {ep.name: ep for ep in entry_points(group=GROUP)}

@@ -24,6 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "classes when fewer)")
     parser.add_argument("--labels", metavar="NAMES", help="comma-separated class names for a non-ImageNet head")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--fp32", action="store_true", help="no accelerator settings: float32 as built "
+                        "(default: a backend's fast settings, e.g. torch on CUDA with bf16 and channels last)")
 
 
 def top_classes(scores, top: int, labels: list[str] | None) -> list[list[tuple[int, str, float]]]:
@@ -59,8 +61,11 @@ def run(args: argparse.Namespace) -> int:
         raise VggspecError(f"--top: expected 1 to {spec.classes}, received {top}")
     height, width, _ = plan.input_shape
     pixels = load_images(args.images, (height, width))
+    backend = get_backend(args.backend)
     model = build_model(spec, args.backend, args.weights)
-    scores = get_backend(args.backend).predict(model, preprocess(pixels, spec.preprocessing))
+    if hasattr(backend, "accelerate") and not args.fp32:  # e.g. torch: CUDA, channels last, bf16
+        model = backend.accelerate(model)
+    scores = backend.predict(model, preprocess(pixels, spec.preprocessing))
     results = top_classes(scores, top, labels)
     if args.json:
         print(json.dumps({path: [{"index": i, "label": name, "score": score} for i, name, score in rows]

@@ -82,10 +82,26 @@ class TorchBackend:
             for key, array in bundle_to_torch(plan, bundle).items():
                 targets[key].copy_(torch.from_numpy(np.asarray(array)))
 
+    def accelerate(self, model: Any) -> Any:
+        """For inference: on CUDA (when available) in the channels-last memory format, and ``predict``
+        then runs under bfloat16 autocast. On a CPU the model is returned as it is (fp32)."""
+        import torch
+
+        if torch.cuda.is_available():
+            model = model.to("cuda", memory_format=torch.channels_last)
+            model.vggspec_autocast = True
+        return model
+
     def predict(self, model: Any, images: np.ndarray) -> np.ndarray:
-        """Outputs for NHWC float32 ``images`` in inference mode; maps come back NHWC."""
-        with _inference(model):
-            outputs = model(_nchw_tensor(model, images)).cpu()
+        """Outputs for NHWC float32 ``images`` in inference mode; maps come back NHWC (float32)."""
+        import torch
+
+        inputs = _nchw_tensor(model, images)
+        fast = getattr(model, "vggspec_autocast", False)
+        with _inference(model), torch.autocast(inputs.device.type, dtype=torch.bfloat16, enabled=fast):
+            if fast:
+                inputs = inputs.contiguous(memory_format=torch.channels_last)
+            outputs = model(inputs).float().cpu()
         return (outputs.permute(0, 2, 3, 1) if outputs.dim() == 4 else outputs).numpy().copy()
 
     def activations(self, model: Any, plan: Plan, images: np.ndarray) -> dict[str, np.ndarray]:
