@@ -327,7 +327,7 @@ def test_resume_after_interruption(backend, stop, tiny_set, tmp_path):
     assert 1 <= len(before) < 3, stderr[-3000:]  # stopped in the middle
     result = run_vggspec(*map(str, args), "--resume", env=ONE_THREAD)
     assert result.returncode == 0, result.stderr
-    assert f"resuming {run} after epoch {len(before)} of 3" in result.stderr
+    assert f"resuming {run} after epoch {len(before)} of 3" in result.stdout
     after = metrics(run)
     assert [int(row["epoch"]) for row in after] == [1, 2, 3]
     assert after[: len(before)] == before  # finished epochs are kept, not trained again
@@ -345,7 +345,7 @@ def test_resume_after_interruption(backend, stop, tiny_set, tmp_path):
     (run / "metrics.csv").write_text("".join((run / "metrics.csv").read_text().splitlines(keepends=True)[:3]))
     result = run_vggspec(*map(str, args), "--resume", "--epochs", "4", env=ONE_THREAD)
     assert result.returncode == 0, result.stderr
-    assert "resuming" in result.stderr and "after epoch 3 of 4" in result.stderr
+    assert "resuming" in result.stdout and "after epoch 3 of 4" in result.stdout
     assert [int(row["epoch"]) for row in metrics(run)] == [1, 2, 3, 4]
     assert metrics(run)[:3] == finished
 

@@ -145,9 +145,9 @@ def finetune(spec: Spec, data_dir: Union[str, Path], backend_name: str, config: 
                           val=ImageBatches(val_set, train=False, **common),
                           config=config, rank=rank, world_size=world_size)
         for line in skipped:
-            session.say(line)
+            session.warn(line)
         if not plot_available():
-            session.say('matplotlib is not installed: no curves.png (pip install "vggspec[plot]")')
+            session.warn('matplotlib is not installed: no curves.png (pip install "vggspec[plot]")')
         if resume:
             session.record = run.read_record()
             if session.record["classes"] != list(train_set.class_names):

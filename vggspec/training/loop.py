@@ -12,6 +12,7 @@ metrics are summed over the ranks, and rank 0 alone writes.
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,8 +82,13 @@ class Session:
         return self.run.checkpoint(which, self.trainer.weights_file_suffix())
 
     def say(self, line: str) -> None:
+        """A result line (rank 0 only), on stdout; progress bars and warnings go to stderr."""
         if self.writer:
-            print(line, flush=True)  # results on stdout; progress bars go to stderr
+            print(line, flush=True)
+
+    def warn(self, line: str) -> None:
+        if self.writer:
+            print(f"warning: {line}", file=sys.stderr, flush=True)
 
     def write_best(self) -> None:
         from vggspec.weights.formats import write_bundle

@@ -38,14 +38,17 @@ class VGG(nn.Module):
     """``features`` (nn.Sequential), then either the top or a global pooling.
 
     With a top: ``avgpool`` (adaptive average pooling to the flatten map's H, W,
-    as torchvision's ``(7, 7)``), flatten in C,H,W order, ``classifier``.
+    as torchvision's ``(7, 7)``), flatten in C,H,W order, ``classifier`` (whose last
+    module is the classifier activation when ``classifier_activation``).
     Without one: ``pool`` (global average or max pooling to (N, C), or identity).
     """
 
     def __init__(self, features: nn.Sequential, avgpool: Optional[nn.Module] = None,
-                 classifier: Optional[nn.Sequential] = None, pool: Optional[nn.Module] = None):
+                 classifier: Optional[nn.Sequential] = None, pool: Optional[nn.Module] = None,
+                 classifier_activation: bool = False):
         super().__init__()
         self.features = features
+        self.classifier_activation = classifier_activation
         if classifier is not None:
             self.avgpool = avgpool
             self.classifier = classifier
@@ -56,11 +59,14 @@ class VGG(nn.Module):
     def has_top(self) -> bool:
         return hasattr(self, "classifier")
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, logits: bool = False) -> torch.Tensor:
+        """NCHW images -> outputs; ``logits=True`` leaves out the classifier activation (for training)."""
         x = self.features(x)
         if not self.has_top:
             return self.pool(x)
         x = torch.flatten(self.avgpool(x), 1)
+        if logits and self.classifier_activation:
+            return self.classifier[:-1](x)
         return self.classifier(x)
 
 
@@ -129,7 +135,8 @@ def build_network(plan: Plan) -> VGG:
     head = [_classifier_module(m) for m in modules if m.path.startswith("classifier.")]
     if head:
         height, width, _ = _flatten_layer(plan).attrs["from_shape"]
-        model = VGG(features, avgpool=nn.AdaptiveAvgPool2d((height, width)), classifier=nn.Sequential(*head))
+        model = VGG(features, avgpool=nn.AdaptiveAvgPool2d((height, width)), classifier=nn.Sequential(*head),
+                    classifier_activation=modules[-1].kind == "classifier_activation")
     else:
         model = VGG(features, pool=_global_pool(plan))
     initialise(model)

@@ -2,8 +2,8 @@
 
 The core's batches (NHWC float32, preprocessed) come through a ``DataLoader``
 with ``num_workers`` processes, one batch per item. The network is trained on
-its logits (the classifier activation, a softmax, is left out of the forward
-pass and folded into ``cross_entropy``); ``predict`` runs the whole network.
+its logits (``VGG.forward(x, logits=True)`` leaves the classifier activation, a
+softmax, out; ``cross_entropy`` folds it in); ``predict`` runs the whole network.
 
 On CUDA the model and its inputs use the channels-last memory format and the
 forward pass runs under bfloat16 autocast (``TrainConfig.channels_last`` /
@@ -53,21 +53,6 @@ class BatchDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         images, labels = self.source.batch(index)
         return torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(np.asarray(labels, dtype=np.int64))
-
-
-class Logits(nn.Module):
-    """The network's forward pass without its classifier activation (training computes the loss on logits)."""
-
-    def __init__(self, net: nn.Module, plan: Plan):
-        super().__init__()
-        self.net = net
-        has_activation = torch_modules(plan)[-1].kind == "classifier_activation"
-        self.head_length = len(net.classifier) - (1 if has_activation else 0)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.net.features(x)
-        x = torch.flatten(self.net.avgpool(x), 1)
-        return self.net.classifier[: self.head_length](x)
 
 
 def pick_device(config: TrainConfig) -> torch.device:
@@ -120,7 +105,7 @@ class TorchTrainer:
             self.optimizer = torch.optim.SGD(parameters, lr=config.learning_rate, momentum=config.momentum)
         else:
             raise BackendError(f"--optimizer: expected adam or sgd, received {config.optimizer!r}")
-        self.step_model: nn.Module = Logits(self.net, plan)
+        self.step_model: nn.Module = self.net  # called with logits=True: the loss takes logits
         if self.world_size > 1:
             self._join_group()
             from torch.nn.parallel import DistributedDataParallel
@@ -161,7 +146,7 @@ class TorchTrainer:
         for images, labels in self._loader(data):
             x, y = self._inputs(images), labels.to(self.device, non_blocking=True)
             with self._precision():
-                logits = self.step_model(x)
+                logits = self.step_model(x, logits=True)
             loss = F.cross_entropy(logits.float(), y)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
