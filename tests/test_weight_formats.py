@@ -334,3 +334,38 @@ def test_a_failed_write_leaves_nothing_and_keeps_the_old_file(tmp_path):
             write_bundle(destination, wrong, plan)
         assert destination.read_bytes() == b"previous"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["w.h5", "w.pt", "w.safetensors", "w.weights.h5"]
+
+
+def _relative_difference(expected: np.ndarray, received: np.ndarray) -> float:
+    return float(np.abs(expected - received).max() / max(1.0, np.abs(expected).max()))
+
+
+@pytest.mark.parametrize("include_top", [True, False], ids=["full", "notop-avg-pooling"])
+def test_keras1_file_in_the_torch_model_gives_the_outputs_of_keras_applications(tmp_path, include_top):
+    """The famous file's layout, loaded by vggspec into torch, computes what keras.applications computes."""
+    import keras
+
+    from vggspec.backends import get_backend
+    from vggspec.parity.inputs import synthetic_images
+    from vggspec.preprocessing import preprocess
+
+    model, layers = keras_vgg16(include_top=include_top)
+    model.set_weights([array for _, arrays in layers for array in arrays.values()])  # the arrays it was built with
+    name = "vgg16_weights_tf_dim_ordering_tf_kernels" + ("" if include_top else "_notop") + ".h5"
+    path = write_keras1_h5(tmp_path / name, layers)
+    images = preprocess(synthetic_images(2, 224, 224, seed=5), "caffe")
+
+    changes = {} if include_top else {"include_top": False, "pooling": "avg"}
+    spec = vggspec.spec_from_mapping({"name": "vgg16", "configuration": "D", **changes})
+    torch_backend = get_backend("torch")
+    torch_model = vggspec.build(spec, backend="torch", weights=path)
+    received = torch_backend.activations(torch_model, vggspec.plan(spec), images)
+
+    if include_top:  # fc2 before the head (a softmax of near-uniform logits would hide any error)
+        fc2 = keras.Model(model.inputs, model.get_layer("fc2").output).predict_on_batch(images)
+        assert _relative_difference(fc2, received["fc2"]) < 1e-4
+        assert np.abs(model.predict_on_batch(images) - received["predictions"]).max() < 1e-6
+    else:  # keras.applications' pooling="avg" is the mean of block5_pool over H and W
+        pooled = np.asarray(model.predict_on_batch(images)).mean(axis=(1, 2))
+        assert pooled.shape == (2, 512)
+        assert _relative_difference(pooled, received["avg_pool"]) < 1e-4
