@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import random
-import warnings
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -64,19 +63,17 @@ def load_pretrained(backend: Backend, model: Any, plan: Plan, weights: Union[str
     Only head layers (fc1, fc2, predictions) may be skipped: a convolutional layer
     that does not fit means the wrong file, and is refused with its shapes.
     """
-    from vggspec.building import read_checked_bundle
+    from vggspec.weights.formats import read_bundle
+    from vggspec.weights.layout import fit_bundle
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        bundle = read_checked_bundle(plan, weights, skip_mismatch=True)
-    skipped = [str(w.message) for w in caught if str(w.message).startswith("skipped: ")]
+    bundle, skipped = fit_bundle(plan, read_bundle(weights, plan), skip_mismatch=True)
     head = {layer.name for layer in plan.layers if layer.kind in HEAD_KINDS}
     for layer in plan.weighted_layers():
         if layer.name not in bundle.layers and layer.name not in head:
             line = next((s for s in skipped if f"layer {layer.name}:" in s), f"layer {layer.name}")
-            raise WeightsError(line.removeprefix("skipped: ") + " (only head layers may differ when fine-tuning)")
+            raise WeightsError(line + " (only head layers may differ when fine-tuning)")
     backend.set_weights(model, plan, bundle)
-    return skipped
+    return [f"skipped: {line}" for line in skipped]
 
 
 def check_can_train(backend: Backend) -> None:
