@@ -57,7 +57,7 @@ def measure(case: Case) -> dict[str, Any]:
     for batch in BATCHES:
         x = rng.standard_normal((batch, case.input_size, case.input_size, 3), dtype=np.float32)
         print(f"forward_keras: batch {batch}", file=sys.stderr, flush=True)
-        rates = interleaved_rates({name: (lambda m=model: m.predict_on_batch(x)) for name, model in models.items()},
+        rates = interleaved_rates({name: (lambda m=model, x=x: m.predict_on_batch(x)) for name, model in models.items()},
                                   items_per_call=batch, repeats=case.forward_repeats, warmup=case.warmup + 1,
                                   min_sample_s=case.forward_min_sample_s)
         rows.append({"batch": batch, "images_per_s": rates})

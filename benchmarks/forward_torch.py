@@ -139,7 +139,7 @@ def measure(case: Case) -> dict[str, Any]:
                 if channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
                 print(f"forward_torch: batch {batch}, {layout}", file=sys.stderr, flush=True)
-                rates = interleaved_rates({name: (lambda m=model: m(x)) for name, model in models.items()},
+                rates = interleaved_rates({name: (lambda m=model, x=x: m(x)) for name, model in models.items()},
                                           items_per_call=batch, repeats=case.forward_repeats,
                                           warmup=case.warmup, min_sample_s=case.forward_min_sample_s)
                 rows.append({"batch": batch, "layout": layout, "images_per_s": rates})

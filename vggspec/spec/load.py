@@ -15,7 +15,7 @@ from typing import Any, Optional, Union
 
 from vggspec.errors import Problem, SpecError
 from vggspec.resources import specs_dir
-from vggspec.spec.model import LRN, Conv, LRNParams, MaxPool, Spec, parse_token
+from vggspec.spec.model import Conv, LRNParams, MaxPool, Spec, parse_token
 from vggspec.spec.schema import SPEC_SCHEMA, TABLE_SCHEMA, schema_problems
 from vggspec.spec.yaml_source import YamlDocument, parse_yaml
 
