@@ -12,26 +12,17 @@ from vggspec.spec.model import Spec
 from vggspec.weights.bundle import WeightBundle
 
 
-def read_checked_bundle(plan: Plan, weights: Union[str, Path], skip_mismatch: bool = False) -> WeightBundle:
+def read_checked_bundle(plan: Plan, weights: Union[str, Path],
+                        skip_mismatch: bool = False) -> tuple[WeightBundle, list[str]]:
     """Read a weight file (any supported format) and check it against the plan before anything is set.
 
-    Without ``skip_mismatch`` a missing layer or wrong shape raises WeightsError; with
-    it, what does not fit is left out and named in a warning.
+    Returns (the arrays that fit, a line per layer left out). Without ``skip_mismatch``
+    a missing layer or wrong shape raises WeightsError; with it, it is left out and named.
     """
     from vggspec.weights.formats import read_bundle
     from vggspec.weights.layout import fit_bundle
 
-    fitting, skipped = fit_bundle(plan, read_bundle(weights, plan), skip_mismatch)
-    for line in skipped:
-        warnings.warn(f"skipped: {line}", UserWarning, stacklevel=3)
-    return fitting
-
-
-def load_weights(backend_name: str, model: Any, plan: Plan, weights: Union[str, Path],
-                 skip_mismatch: bool = False) -> None:
-    """Load a weight file into ``model``; a file that does not fit leaves the model as it was."""
-    bundle = read_checked_bundle(plan, weights, skip_mismatch)
-    get_backend(backend_name).set_weights(model, plan, bundle)
+    return fit_bundle(plan, read_bundle(weights, plan), skip_mismatch)
 
 
 def build_model(spec: Spec, backend_name: str, weights: Optional[Union[str, Path]] = None,
@@ -39,8 +30,11 @@ def build_model(spec: Spec, backend_name: str, weights: Optional[Union[str, Path
     """The native model of ``spec``, with ``weights`` loaded when given (see ``vggspec.build``)."""
     plan = lower_to_plan(spec)
     backend = get_backend(backend_name)
-    bundle = read_checked_bundle(plan, weights, skip_mismatch) if weights is not None else None
+    if weights is None:
+        return backend.build(plan)
+    bundle, skipped = read_checked_bundle(plan, weights, skip_mismatch)
+    for line in skipped:
+        warnings.warn(f"skipped: {line}", UserWarning, stacklevel=3)
     model = backend.build(plan)
-    if bundle is not None:
-        backend.set_weights(model, plan, bundle)
+    backend.set_weights(model, plan, bundle)
     return model

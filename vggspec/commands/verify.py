@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     backends = [name.strip() for name in args.backends.split(",") if name.strip()]
     if len(backends) < 2:
         raise BackendError(f"--backends: expected at least two backends to compare, received {args.backends!r}")
-    bundle = read_checked_bundle(plan, args.weights) if args.weights else random_bundle(plan, args.seed)
+    bundle = read_checked_bundle(plan, args.weights)[0] if args.weights else random_bundle(plan, args.seed)
     height, width, channels = plan.input_shape
     if args.image_files:
         from vggspec.images import load_images

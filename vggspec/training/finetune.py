@@ -63,10 +63,9 @@ def load_pretrained(backend: Backend, model: Any, plan: Plan, weights: Union[str
     Only head layers (fc1, fc2, predictions) may be skipped: a convolutional layer
     that does not fit means the wrong file, and is refused with its shapes.
     """
-    from vggspec.weights.formats import read_bundle
-    from vggspec.weights.layout import fit_bundle
+    from vggspec.building import read_checked_bundle
 
-    bundle, skipped = fit_bundle(plan, read_bundle(weights, plan), skip_mismatch=True)
+    bundle, skipped = read_checked_bundle(plan, weights, skip_mismatch=True)
     head = {layer.name for layer in plan.layers if layer.kind in HEAD_KINDS}
     for layer in plan.weighted_layers():
         if layer.name not in bundle.layers and layer.name not in head:

@@ -10,7 +10,7 @@ outputs (:mod:`vggspec.training.metrics`), so every backend is scored alike.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Optional, Protocol, Sequence
+from typing import Any, Optional, Protocol, Sequence
 
 import numpy as np
 
@@ -100,8 +100,3 @@ def freeze_names(layer_names: Sequence[str], up_to: str) -> tuple[str, ...]:
         raise VggspecError(f"--freeze: expected none or a layer name ({names[0]} ... {names[-1]}), "
                            f"received {up_to!r}")
     return tuple(names[: names.index(up_to) + 1])
-
-
-def iterate(data: BatchSource) -> Iterable[tuple[np.ndarray, np.ndarray]]:
-    for index in range(len(data)):
-        yield data.batch(index)
