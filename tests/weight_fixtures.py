@@ -91,12 +91,16 @@ def write_keras1_h5(path: Path, layers: Layers) -> Path:
     with h5py.File(path, "w") as file:
         file.attrs["layer_names"] = np.asarray([name.encode() for name in names])
         for name, (_, weights) in zip(names, layers):
-            group = file.create_group(name)
-            stored = [f"{name}_{KERAS1_WORDS[weight]}_1:0" for weight in weights]
-            group.attrs["weight_names"] = np.asarray([s.encode() for s in stored])
-            for key, array in zip(stored, weights.values()):
-                group.create_dataset(key, data=array)
+            _write_layer_group(file, name, [f"{name}_{KERAS1_WORDS[weight]}_1:0" for weight in weights], weights)
     return path
+
+
+def _write_layer_group(parent, name: str, stored: list[str], weights: dict[str, np.ndarray]) -> None:
+    """A layer's group: attribute ``weight_names`` = ``stored``, and one dataset per name (Keras 1 and 2)."""
+    group = parent.create_group(name)
+    group.attrs["weight_names"] = np.asarray([s.encode() for s in stored])
+    for key, array in zip(stored, weights.values()):
+        group.create_dataset(key, data=array)
 
 
 def write_keras2_h5(path: Path, layers: Layers, model_weights: bool = False) -> Path:
@@ -114,11 +118,7 @@ def write_keras2_h5(path: Path, layers: Layers, model_weights: bool = False) -> 
         root.attrs["backend"] = b"tensorflow"
         root.attrs["keras_version"] = b"2.15.0"
         for name, weights in sorted(layers, key=lambda item: item[0]):  # Keras writes groups sorted
-            group = root.create_group(name)
-            stored = [f"{name}/{weight}:0" for weight in weights]
-            group.attrs["weight_names"] = np.asarray([s.encode() for s in stored])
-            for key, array in zip(stored, weights.values()):
-                group.create_dataset(key, data=array)
+            _write_layer_group(root, name, [f"{name}/{weight}:0" for weight in weights], weights)
     return path
 
 
