@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -33,6 +36,17 @@ EXPECTED = {
     "unknown_keys.yaml": ("3:1", "$.num_classes", "received the unknown field 'num_classes'"),
     "wrong_types.yaml": ("3:20", "$.input_shape[1]", "expected an integer, received 'wide'"),
     "zero_widths.yaml": ("2:20", "$.layers[1]", "expected a width from 1 to 65,536, received 'conv3-0'"),
+    # hostile input (issue "Nothing hangs, nothing crashes")
+    "alias_bomb.yaml": ("2:8", "$.f[0][3][3][7][2][0]", "expected at most 100,000 values once aliases are expanded"),
+    "recursive_alias.yaml": ("2:9", "$.layers[1]", "received an alias inside the value it names"),
+    "whole_number_floats.yaml": ("3:15", "$.input_shape[0]", "expected an integer, received 32.0"),
+    "not_finite.yaml": ("4:10", "$.dropout", "expected a finite number, received .nan"),
+    "yaml11_booleans.yaml": ("4:13", "$.batch_norm", "expected true or false, received 'yes' (YAML 1.2"),
+    "duplicate_and_more.yaml": ("2:19", "$.layers[1]", "received 'maxpol'"),
+    "one_class_softmax.yaml": ("4:10", "$.classes", "expected at least 2 classes with classifier_activation: softmax"),
+    "huge_input.yaml": ("3:14", "$.input_shape", "expected at most 1,000,000,000 activation values per image"),
+    "long_name.yaml": ("1:7", "$.name", "at most 128 characters, received 'vvvvvvvvvv"),
+    "token_with_newline.yaml": ("2:19", "$.layers[1]", "received 'maxpool\\n'"),
 }
 
 
@@ -70,3 +84,75 @@ def test_missing_file(cli, tmp_path):
     result = cli("validate", tmp_path / "nope.yaml")
     assert result.returncode == 2
     assert result.stderr.strip() == f"{tmp_path / 'nope.yaml'} $: expected a spec file, received a path that does not exist"
+
+
+def test_every_problem_is_reported_beside_a_duplicate_key(cli):
+    result = cli("validate", BAD / "duplicate_and_more.yaml")
+    assert [line.split(" ")[:2] for line in result.stderr.splitlines()] == [
+        [f"{BAD / 'duplicate_and_more.yaml'}:2:19", "$.layers[1]:"],
+        [f"{BAD / 'duplicate_and_more.yaml'}:4:1", "$.classes:"],
+        [f"{BAD / 'duplicate_and_more.yaml'}:5:6", "$.fc[0]:"]]
+
+
+def test_not_finite_and_whole_floats_are_each_reported(cli):
+    lines = cli("validate", BAD / "not_finite.yaml", BAD / "whole_number_floats.yaml").stderr.splitlines()
+    assert [line.split(" ", 2)[1] for line in lines] == [
+        "$.dropout:", "$.lrn.alpha:", "$.input_shape[0]:", "$.classes:", "$.fc[0]:"]
+    assert lines[1].endswith("$.lrn.alpha: expected a finite number, received .inf")
+
+
+def test_the_alias_bomb_is_refused_at_once_with_bounded_memory():
+    """Nine levels of nine aliases expand to 9⁹ values; the reader stops at 100,000 (0.2 s, ~60 MB here)."""
+    code = ("import resource, time, vggspec\n"
+            "start = time.perf_counter()\n"
+            "try:\n    vggspec.load_spec(%r)\nexcept vggspec.SpecError as error:\n    print(error)\n"
+            "print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+            % str(BAD / "alias_bomb.yaml"))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    message, numbers = result.stdout.strip().splitlines()
+    assert "expected at most 100,000 values once aliases are expanded" in message
+    seconds, peak_kib = numbers.split()
+    assert float(seconds) < 1.0
+    assert int(peak_kib) < 300 * 1024  # the Python process itself is about 50 MB
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "folder", "too_large", "not_utf8"])
+def test_only_regular_spec_files_of_a_sane_size_are_read(cli, tmp_path, kind):
+    path = {"fifo": tmp_path / "pipe.yaml", "device": Path("/dev/zero"), "folder": tmp_path,
+            "too_large": tmp_path / "large.yaml", "not_utf8": tmp_path / "latin1.yaml"}[kind]
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "too_large":
+        path.write_text("name: large\nconfiguration: D\ndescription: " + "x" * (1 << 20) + "\n")
+    elif kind == "not_utf8":
+        path.write_bytes("name: caf\xe9\nconfiguration: D\n".encode("latin-1"))
+    result = cli("validate", path, timeout=30)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    expected = {"fifo": "received a FIFO (named pipe)", "device": "received a character device",
+                "folder": "received a folder", "too_large": "expected a spec file of at most 1,048,576 bytes",
+                "not_utf8": "expected UTF-8 text, received a byte 0xe9 at offset 9"}[kind]
+    line = result.stderr.strip()
+    assert "\n" not in line and line.startswith(f"{path} $: expected ") and expected in line, line
+
+
+def test_the_shipped_table_validates_and_a_broken_one_is_located(cli, tmp_path):
+    table = Path(__file__).resolve().parents[1] / "specs" / "vgg.yaml"
+    result = cli("validate", table)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"{table}: ok (a table of 6 configurations: A, A-LRN, B, C, D, E)"
+    broken = tmp_path / "table.yaml"
+    broken.write_text(table.read_text().replace("lrn: {size: 5", "lrn: {size: 4").replace("dropout: 0.5 ", "dropout: 2 ")
+                      + "  F: [conv3-8, FC-10, maxpool]\n  G: [conv3-8, FC-1000000000]\n")
+    lines = cli("validate", broken).stderr.splitlines()
+    assert [line.split(" ")[1] for line in lines] == [
+        "$.defaults.dropout:", "$.defaults.lrn.size:", "$.configurations.F:"]
+    broken.write_text(broken.read_text().replace("size: 4", "size: 5").replace("dropout: 2 ", "dropout: 0.5 "))
+    lines = cli("validate", broken).stderr.splitlines()
+    assert [line.split(" ")[1] for line in lines] == ["$.configurations.F:", "$.configurations.G:",
+                                                       "$.configurations.G:"]
+    assert "expected at most 1,000,000,000 parameters in all" in lines[1]
+    assert "the largest output, predictions, is 1000000000 (give fewer units)" in lines[2]
+    summary = cli("summary", table)
+    assert summary.returncode == 2
+    assert "expected a model spec (name, and configuration or layers), received a table of configurations" in (
+        summary.stderr)

@@ -203,3 +203,15 @@ def test_import_leaves_frameworks_out():
             "print(sorted(m for m in ('tensorflow', 'keras', 'torch', 'h5py', 'jax') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_yaml_1_2_scalars(tmp_path):
+    """YAML 1.2 core schema, as editors and JSON read it: 1e-4 is a number, 010 is ten, no/on are strings."""
+    path = tmp_path / "yaml12.yaml"
+    path.write_text("name: no\nlayers: [conv3-8, LRN, maxpool]\ninput_shape: [032, 0x20, 3]\nclasses: 010\n"
+                    "lrn: {alpha: 1e-4, beta: 0.75, k: 2}\nfc: [8]\n")
+    spec = vggspec.load_spec(str(path))
+    assert spec.name == "no"
+    assert spec.input_shape == (32, 32, 3) and spec.classes == 10
+    assert spec.lrn.alpha == 1e-4 and isinstance(spec.lrn.alpha, float)
+    assert vggspec.plan(spec).layer("block1_lrn").attrs == {"size": 5, "alpha": 1e-4, "beta": 0.75, "k": 2}

@@ -16,6 +16,7 @@ Conventions:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -65,6 +66,11 @@ class PlanLayer:
         return self.trainable_params + self.non_trainable_params
 
     @property
+    def output_size(self) -> int:
+        """Values in this layer's output for one image."""
+        return math.prod(self.output_shape)
+
+    @property
     def type_name(self) -> str:
         """The Keras class name, as ``model.summary()`` shows it."""
         return KERAS_TYPE[self.kind]
@@ -100,6 +106,11 @@ class Plan:
     @property
     def output_shape(self) -> tuple[int, ...]:
         return self.layers[-1].output_shape
+
+    @property
+    def activations_per_image(self) -> int:
+        """Values in all the layers' outputs (the input included) for one image."""
+        return sum(layer.output_size for layer in self.layers)
 
     def layer(self, name: str) -> PlanLayer:
         for layer in self.layers:

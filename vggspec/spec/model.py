@@ -61,10 +61,10 @@ def parse_token(token: str) -> Union[LayerToken, int, str]:
         return LRN()
     if token == "soft-max":
         return "softmax"
-    match = _CONV.match(token)
+    match = _CONV.fullmatch(token)
     if match:
         return Conv(kernel=int(match.group(1)), filters=int(match.group(2)))
-    match = _FC.match(token)
+    match = _FC.fullmatch(token)
     if match:
         return int(match.group(1))
     raise ValueError(f"not a layer token: {token!r}")

@@ -1,28 +1,86 @@
 """Read YAML safely and remember where every value came from.
 
-PyYAML's safe loader refuses Python tags; on top of it we refuse duplicate keys
-and record the 1-based (line, column) of every value and every mapping key, so
-that later checks can say ``FILE:LINE:COL $.path: ...``.
+The parser is PyYAML's (libyaml where present); values are built here, not by
+PyYAML's constructors, so that:
+
+- scalars follow the YAML 1.2 core schema, which is what users of JSON, editors
+  and every other modern tool expect: ``1e-4`` is a number, ``yes``/``no``/``on``
+  are strings (only ``true``/``false`` are booleans), ``010`` is ten, ``1:30`` is
+  a string and a date is a string;
+- tags other than the core ones (``!!str``, ``!!int``, ``!!float``, ``!!bool``,
+  ``!!null``, ``!!map``, ``!!seq``) are refused, Python tags included, and so are
+  merge keys (``<<``);
+- a key given twice is reported (the first value is kept, so that the rest of
+  the document is still checked);
+- aliases are expanded, but a document may not grow past ``MAX_VALUES`` values
+  or ``MAX_DEPTH`` levels once they are (a 361-byte "alias bomb" expands to 10⁹
+  values), and an alias inside the value it names is refused.
+
+Every value and every mapping key keeps its 1-based (line, column), so that
+later checks can say ``FILE:LINE:COL $.path: ...``.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Union
 
 import yaml
+from yaml.resolver import BaseResolver
 
 from vggspec.errors import Problem, SpecError
 
-Path = tuple  # a path into the document: keys (str) and list indices (int)
+Path = tuple[Union[str, int], ...]  # a path into the document: keys (str) and list indices (int)
 
-try:  # the C loader is faster where libyaml is present; both keep positions
-    _SafeLoader = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover - depends on the PyYAML build
-    _SafeLoader = yaml.SafeLoader
+# A spec has a few dozen values; the table of configurations about 150. Far above both, far below harm.
+MAX_VALUES = 100_000
+MAX_DEPTH = 64
+
+try:  # libyaml's parser is faster where present; both keep positions
+    from yaml.cyaml import CParser as _Parser
+except ImportError:  # pragma: no cover - depends on the PyYAML build
+    from yaml.composer import Composer
+    from yaml.parser import Parser
+    from yaml.reader import Reader
+    from yaml.scanner import Scanner
+
+    class _Parser(Reader, Scanner, Parser, Composer):  # type: ignore[no-redef]
+        def __init__(self, stream: str) -> None:
+            Reader.__init__(self, stream)
+            Scanner.__init__(self)
+            Parser.__init__(self)
+            Composer.__init__(self)
 
 
-_PLAIN_COLLECTION_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
+STR, INT, FLOAT = "tag:yaml.org,2002:str", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
+BOOL, NULL = "tag:yaml.org,2002:bool", "tag:yaml.org,2002:null"
+MAP, SEQ = "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
+
+# The YAML 1.2 core schema (https://yaml.org/spec/1.2.2/#1032-tag-resolution)
+_NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
+_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
+_INT = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
+_FLOAT = re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+                    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
+
+
+class Yaml12Resolver(BaseResolver):
+    """Implicit tags of plain scalars as the YAML 1.2 core schema has them (not PyYAML's YAML 1.1)."""
+
+
+for _tag, _pattern, _first in ((NULL, _NULL, ["~", "n", "N", ""]), (BOOL, _BOOL, list("tTfF")),
+                               (INT, _INT, list("-+0123456789")), (FLOAT, _FLOAT, list("-+0123456789."))):
+    Yaml12Resolver.add_implicit_resolver(_tag, _pattern, _first)
+
+
+class _Loader(_Parser, Yaml12Resolver):  # type: ignore[misc, valid-type]
+    """Parse and compose only (node graph with positions); values are built by :func:`parse_yaml`."""
+
+    def __init__(self, stream: str) -> None:
+        _Parser.__init__(self, stream)
+        Yaml12Resolver.__init__(self)
 
 
 def json_path(path: Path) -> str:
@@ -35,12 +93,19 @@ def json_path(path: Path) -> str:
 
 @dataclass
 class YamlDocument:
-    """A parsed YAML document with the positions of its values and keys."""
+    """A parsed YAML document with the positions of its values and keys.
+
+    ``problems`` are those found while reading (duplicate keys, refused tags,
+    recursive aliases); ``broken`` holds the paths whose values they replaced,
+    so that later checks do not report them a second time.
+    """
 
     file: str
     data: Any
     value_marks: dict[Path, tuple[int, int]] = field(default_factory=dict)
     key_marks: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    broken: set[Path] = field(default_factory=set)
 
     def problem(self, path: Path, message: str, *, at_key: bool = False) -> Problem:
         """A :class:`Problem` located at ``path`` (its key with ``at_key``), or its nearest parent."""
@@ -51,8 +116,12 @@ class YamlDocument:
         line, column = marks.get(probe, self.value_marks.get((), (0, 0)))
         return Problem(self.file, line, column, json_path(path), message)
 
+    def is_broken(self, path: Path) -> bool:
+        """True when ``path`` or one of its parents held a value refused while reading."""
+        return any(tuple(path[:n]) in self.broken for n in range(len(path) + 1))
 
-def _position(mark: yaml.Mark) -> tuple[int, int]:
+
+def _position(mark: Any) -> tuple[int, int]:
     return mark.line + 1, mark.column + 1
 
 
@@ -63,64 +132,130 @@ def _syntax_problem(file: str, error: yaml.YAMLError) -> Problem:
     return Problem(file, line, column, "$", f"expected valid YAML, received a document where {what}")
 
 
+class _TooLarge(Exception):
+    def __init__(self, node: yaml.Node, path: Path, reason: str):
+        self.node, self.path, self.reason = node, path, reason
+
+
+def scalar_value(tag: str, text: str) -> Any:
+    """The value of a scalar with a core tag (YAML 1.2 rules); ValueError when ``text`` is not one."""
+    if tag == STR:
+        return text
+    if tag == NULL and _NULL.match(text):
+        return None
+    if tag == BOOL and _BOOL.match(text):
+        return text.lower() == "true"
+    if tag == INT and _INT.match(text):
+        base = 8 if text.startswith("0o") else 16 if text.startswith("0x") else 10
+        return int(text[2:] if base != 10 else text, base)
+    if tag == FLOAT and _FLOAT.match(text):
+        lowered = text.lower()
+        if lowered.endswith(".inf"):
+            return -math.inf if lowered.startswith("-") else math.inf
+        return math.nan if lowered == ".nan" else float(text)
+    raise ValueError(text)
+
+
+_TAG_WORDS = {NULL: "null", BOOL: "true or false", INT: "an integer", FLOAT: "a number"}
+
+
 def parse_yaml(text: str, file: str) -> YamlDocument:
-    """Parse one YAML document; raise :class:`SpecError` on syntax errors, tags, duplicates, emptiness."""
-    loader = _SafeLoader(text)
+    """Parse one YAML document into plain values with positions.
+
+    Raises :class:`SpecError` when nothing can be checked: a syntax error, an empty
+    document or one that is not a mapping, or one that grows too large once its
+    aliases are expanded. Other problems (duplicate keys, refused tags, recursive
+    aliases) are kept in ``problems`` and the rest of the document is still read.
+    """
     try:
-        root = loader.get_single_node()
+        loader = _Loader(text)
+        try:
+            root = loader.get_single_node()
+        finally:
+            loader.dispose()
     except yaml.YAMLError as error:
         raise SpecError([_syntax_problem(file, error)]) from None
-    finally:
-        loader.dispose()
+    except RecursionError:
+        raise SpecError([Problem(file, 1, 1, "$", f"expected at most {MAX_DEPTH} levels of nested lists and "
+                                 "mappings, received a document nested deeper")]) from None
     if root is None:
         raise SpecError([Problem(file, 1, 1, "$", "expected a mapping, received an empty document")])
 
     doc = YamlDocument(file, None)
-    problems: list[Problem] = []
-    constructor = _SafeLoader("")
+    count = 0
+    open_nodes: set[int] = set()  # collections being built: an alias to one of them is recursive
+
+    def refuse(node: yaml.Node, path: Path, message: str) -> None:
+        doc.problems.append(Problem(file, *_position(node.start_mark), json_path(path), message))
+        doc.broken.add(path)
 
     def build(node: yaml.Node, path: Path) -> Any:
+        nonlocal count
+        count += 1
+        if count > MAX_VALUES:
+            raise _TooLarge(node, path, f"expected at most {MAX_VALUES:,} values once aliases are expanded, "
+                            "received more (aliases of aliases multiply: an alias bomb?)")
+        if len(path) > MAX_DEPTH:
+            raise _TooLarge(node, path, f"expected at most {MAX_DEPTH} levels of nested lists and mappings, "
+                            "received a document nested deeper")
         doc.value_marks[path] = _position(node.start_mark)
-        if not isinstance(node, yaml.ScalarNode) and node.tag not in _PLAIN_COLLECTION_TAGS:
-            problems.append(Problem(file, *_position(node.start_mark), json_path(path),
-                                    f"expected plain YAML values, received the tag {node.tag!r}"))
+        if isinstance(node, yaml.ScalarNode):
+            return build_scalar(node, path)
+        if id(node) in open_nodes:
+            refuse(node, path, "expected an alias of a finished value, received an alias inside the value it "
+                   "names (a recursive alias)")
             return None
-        if isinstance(node, yaml.MappingNode):
-            result: dict[str, Any] = {}
-            for key_node, value_node in node.value:
-                if not isinstance(key_node, yaml.ScalarNode):
-                    problems.append(Problem(file, *_position(key_node.start_mark), json_path(path),
-                                            "expected a plain key, received a collection as a key"))
-                    continue
-                key = str(build_scalar(key_node, path))
-                child = path + (key,)
-                if key in result:
-                    first = doc.key_marks[child]
-                    problems.append(Problem(file, *_position(key_node.start_mark), json_path(child),
-                                            f"expected each key once, received a duplicate of the key "
-                                            f"at line {first[0]}"))
-                    continue
-                doc.key_marks[child] = _position(key_node.start_mark)
-                result[key] = build(value_node, child)
-            return result
-        if isinstance(node, yaml.SequenceNode):
-            return [build(item, path + (i,)) for i, item in enumerate(node.value)]
-        return build_scalar(node, path)
+        if node.tag not in (MAP, SEQ):
+            refuse(node, path, f"expected plain YAML values, received the tag {node.tag!r}")
+            return None
+        open_nodes.add(id(node))
+        try:
+            if isinstance(node, yaml.SequenceNode):
+                return [build(item, path + (i,)) for i, item in enumerate(node.value)]
+            return build_mapping(node, path)
+        finally:
+            open_nodes.discard(id(node))
+
+    def build_mapping(node: yaml.MappingNode, path: Path) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                refuse(key_node, path, "expected a plain key, received a collection as a key")
+                continue
+            if key_node.value == "<<" and not key_node.style:  # plain, not quoted
+                refuse(key_node, path, "expected plain YAML values, received a merge key '<<' (write the fields out)")
+                continue
+            key = key_node.value
+            child = path + (key,)
+            if key in result:
+                first = doc.key_marks[child]
+                doc.problems.append(Problem(file, *_position(key_node.start_mark), json_path(child),
+                                            f"expected each key once, received a duplicate of the key at line "
+                                            f"{first[0]}"))
+                continue
+            doc.key_marks[child] = _position(key_node.start_mark)
+            result[key] = build(value_node, child)
+        return result
 
     def build_scalar(node: yaml.ScalarNode, path: Path) -> Any:
         try:
-            return constructor.construct_object(node, deep=True)
-        except yaml.YAMLError as error:
-            problems.append(Problem(file, *_position(node.start_mark), json_path(path),
-                                    f"expected plain YAML values, received the tag {node.tag!r}"
-                                    f" ({getattr(error, 'problem', error)})"))
+            return scalar_value(node.tag, node.value)
+        except ValueError:
+            if node.tag in _TAG_WORDS:
+                refuse(node, path, f"expected {_TAG_WORDS[node.tag]} after the tag {node.tag!r}, "
+                       f"received {node.value!r}")
+            else:
+                refuse(node, path, f"expected plain YAML values, received the tag {node.tag!r}")
             return None
 
-    doc.data = build(root, ())
-    constructor.dispose()
-    if problems:
-        raise SpecError(problems)
+    try:
+        doc.data = build(root, ())
+    except _TooLarge as error:
+        raise SpecError([Problem(file, *_position(error.node.start_mark), json_path(error.path),
+                                 error.reason)]) from None
     if not isinstance(doc.data, dict):
+        if doc.problems:
+            raise SpecError(doc.problems)
         kind = "a list" if isinstance(doc.data, list) else f"the value {doc.data!r}"
         raise SpecError([doc.problem((), f"expected a mapping of fields, received {kind}")])
     return doc
