@@ -71,7 +71,7 @@ def test_vgg16_with_the_default_spec(tmp_path):
     done = convert(source, tmp_path / "cats_dogs.pt", "--spec", spec)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.strip() == (f"error: {source}: layer predictions: expected kernel of shape (4096, 2), "
-                                   "received (4096, 1000)")
+                                   "received (4096, 1000) (dataset '/predictions/predictions_W_1:0')")
     assert not (tmp_path / "cats_dogs.pt").exists()
 
 
@@ -104,7 +104,7 @@ def _write_variant(tmp_path, variant: str):
         path = tmp_path / "small.onnx"
         write_keras1_h5(path, layers)
         return path, ["expected a weight file named .h5 or .hdf5 (Keras 1/2), .weights.h5 (Keras 3), "
-                      ".safetensors, .pt or .pth (PyTorch), received 'small.onnx'"]
+                      ".keras (Keras 3 model, read only), .safetensors, .pt or .pth (PyTorch), received 'small.onnx'"]
     if variant == "not_torch":
         path = tmp_path / "notes.pt"
         path.write_text("just text\n")
@@ -143,8 +143,8 @@ def test_unknown_destination_extension_is_refused_before_any_work(small, tmp_pat
     done = convert(source, tmp_path / "small.npz", "--spec", spec)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.strip() == (f"error: {tmp_path / 'small.npz'}: expected a weight file named .h5 or .hdf5 "
-                                   "(Keras 1/2), .weights.h5 (Keras 3), .safetensors, .pt or .pth (PyTorch), "
-                                   "received 'small.npz'")
+                                   "(Keras 1/2), .weights.h5 (Keras 3), .keras (Keras 3 model, read only), "
+                                   ".safetensors, .pt or .pth (PyTorch), received 'small.npz'")
     assert not (tmp_path / "small.npz").exists()
 
 

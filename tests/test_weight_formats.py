@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import zipfile
 
 import h5py
 import numpy as np
@@ -12,11 +13,11 @@ import pytest
 import vggspec
 from vggspec.errors import WeightsError
 from vggspec.weights.bundle import WeightBundle
-from vggspec.weights.formats import (KERAS1, KERAS2, KERAS3, KERAS_MODEL, SAFETENSORS, TORCH, detect_format,
-                                     read_bundle, write_bundle)
+from vggspec.weights.formats import (KERAS1, KERAS2, KERAS3, KERAS_ARCHIVE, KERAS_MODEL, SAFETENSORS, TORCH,
+                                     detect_format, read_bundle, write_bundle)
 from vggspec.weights.layout import fit_bundle
 from weight_fixtures import (as_bundle_layers, assert_same_arrays, keras_vgg16, keras_vgg16_layers, load_with_keras,
-                             model_arrays, plan_layers, small_plan, write_keras1_h5, write_keras2_h5)
+                             model_arrays, plan_layers, small_plan, small_spec_file, write_keras1_h5, write_keras2_h5)
 
 VGG16_PARAMS = 138_357_544  # FACTS.md
 VGG16_CONV_PARAMS = 14_714_688
@@ -258,7 +259,8 @@ def test_unknown_extension_lists_the_supported_ones(tmp_path):
                  lambda: write_bundle(tmp_path / "w.onnx", WeightBundle())):
         with pytest.raises(WeightsError) as error:
             call()
-        assert ".h5 or .hdf5 (Keras 1/2), .weights.h5 (Keras 3), .safetensors, .pt or .pth" in str(error.value)
+        assert (".h5 or .hdf5 (Keras 1/2), .weights.h5 (Keras 3), .keras (Keras 3 model, read only), .safetensors, "
+                ".pt or .pth") in str(error.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["w.bin"]
 
 
@@ -369,3 +371,71 @@ def test_keras1_file_in_the_torch_model_gives_the_outputs_of_keras_applications(
         pooled = np.asarray(model.predict_on_batch(images)).mean(axis=(1, 2))
         assert pooled.shape == (2, 512)
         assert _relative_difference(pooled, received["avg_pool"]) < 1e-4
+
+
+SMALL_LRN = {"name": "small_lrn", "layers": ["conv3-4", "LRN", "maxpool", "conv3-8", "maxpool"],
+             "input_shape": [32, 32, 3], "fc": [16], "classes": 5}
+LOAD_KERAS_FILE = """
+import sys
+import numpy as np
+import vggspec_keras
+assert "keras" not in sys.modules  # importing the package leaves Keras out
+import keras
+try:
+    keras.models.load_model(sys.argv[1])
+    print("plain load_model: loaded")
+except Exception as error:
+    print("plain load_model:", type(error).__name__, "LocalResponseNormalization" in str(error))
+import vggspec
+loaded = vggspec_keras.load_model(sys.argv[1])
+spec = vggspec.load_spec(sys.argv[2])
+rebuilt = vggspec.build(spec, "keras", weights=sys.argv[1])  # vggspec's own reader of the archive
+images = np.random.default_rng(0).normal(0, 50, (3, 32, 32, 3)).astype(np.float32)
+print("layers:", [layer.__class__.__name__ for layer in loaded.layers][2])
+print("max difference:", float(np.abs(loaded.predict_on_batch(images) - rebuilt.predict_on_batch(images)).max()))
+print("outputs differ from zero:", float(np.abs(loaded.predict_on_batch(images)).max()) > 0)
+"""
+
+
+def test_keras_archive_with_lrn_says_how_to_load_and_its_weights_read_everywhere(tmp_path, cli):
+    """`vggspec build` of an LRN spec writes a .keras that plain keras.models.load_model cannot read
+    (so it prints a note); vggspec_keras.load_model reads it, and vggspec reads its weights as a weight file."""
+    spec = small_spec_file(tmp_path, **SMALL_LRN)
+    archive = tmp_path / "m.keras"
+    done = cli("build", spec, "--backend", "keras", "--out", archive)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[1] == (
+        f"note: {archive} has a vggspec LocalResponseNormalization layer: load it with "
+        "vggspec_keras.load_model(path), or import vggspec_keras.lrn before keras.models.load_model")
+    with zipfile.ZipFile(archive) as members:  # Keras' own archive layout
+        assert sorted(members.namelist()) == ["config.json", "metadata.json", "model.weights.h5"]
+
+    plan = vggspec.plan(vggspec.spec_from_mapping(SMALL_LRN))
+    assert detect_format(archive) == KERAS_ARCHIVE
+    from_archive = read_bundle(archive, plan)
+    assert from_archive.total_params == plan.total_params == 3 * 3 * 3 * 4 + 4 + 3 * 3 * 4 * 8 + 8 + 512 * 16 + 16 + 85
+    done = cli("convert", archive, tmp_path / "m.safetensors", "--spec", spec)
+    assert done.returncode == 0, done.stderr
+    assert "(Keras 3 model archive (.keras)), 4 layers, " in done.stdout
+    assert_same_arrays(from_archive.layers, read_bundle(tmp_path / "m.safetensors", plan).layers)
+
+    done = subprocess.run([sys.executable, "-c", LOAD_KERAS_FILE, str(archive), str(spec)], capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["plain load_model: TypeError True", "layers: LocalResponseNormalization",
+                                        "max difference: 0.0", "outputs differ from zero: True"]
+
+
+@pytest.mark.slow
+def test_configuration_a_lrn_keras_file_loads_with_vggspec_keras(tmp_path, cli):
+    """The full A-LRN (224x224, 132,863,336 parameters) as `vggspec build A-LRN --backend keras` writes it."""
+    archive = tmp_path / "a_lrn.keras"
+    done = cli("build", "A-LRN", "--backend", "keras", "--out", archive)
+    assert done.returncode == 0, done.stderr
+    assert "132,863,336 parameters" in done.stdout and "note: " in done.stdout
+    code = ("import sys, vggspec_keras; m = vggspec_keras.load_model(sys.argv[1]); "
+            "print(m.count_params(), m.layers[2].__class__.__name__)")
+    loaded = subprocess.run([sys.executable, "-c", code, str(archive)], capture_output=True, text=True)
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.split() == ["132863336", "LocalResponseNormalization"]
+    assert read_bundle(archive, vggspec.plan("A-LRN")).total_params == 132_863_336

@@ -135,3 +135,17 @@ def assert_same_arrays(expected: dict[str, dict[str, np.ndarray]], received: dic
         for name, array in weights.items():
             assert received[layer][name].dtype == array.dtype, (layer, name)
             np.testing.assert_array_equal(received[layer][name], array, err_msg=f"{layer}/{name}", strict=True)
+
+
+def write_keras_archive(path: Path, weights_h5: Path) -> Path:
+    """A Keras 3 ``.keras`` model archive around a ``.weights.h5`` file, as ``model.save`` writes it:
+    a zip of stored (uncompressed) members ``metadata.json``, ``config.json``, ``model.weights.h5``."""
+    import json
+    import zipfile
+
+    metadata = {"keras_version": "3.15.1", "date_saved": "2025-01-01@00:00:00"}
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("metadata.json", json.dumps(metadata))
+        archive.writestr("config.json", json.dumps({"class_name": "Functional", "config": {}}))
+        archive.write(weights_h5, "model.weights.h5")
+    return path

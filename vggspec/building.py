@@ -16,13 +16,15 @@ def read_checked_bundle(plan: Plan, weights: Union[str, Path],
                         skip_mismatch: bool = False) -> tuple[WeightBundle, list[str]]:
     """Read a weight file (any supported format) and check it against the plan before anything is set.
 
-    Returns (the arrays that fit, a line per layer left out). Without ``skip_mismatch``
-    a missing layer or wrong shape raises WeightsError; with it, it is left out and named.
+    Every array's shape and dtype is checked on the file's metadata before its data is
+    read. Returns (the arrays that fit, a line per layer left out). Without ``skip_mismatch``
+    a missing layer or wrong shape raises WeightsError; with it, it is left out (never read) and named.
     """
-    from vggspec.weights.formats import read_bundle
+    from vggspec.weights.formats import open_bundle
     from vggspec.weights.layout import fit_bundle
 
-    return fit_bundle(plan, read_bundle(weights, plan), skip_mismatch)
+    with open_bundle(weights, plan) as stored:
+        return fit_bundle(plan, stored, skip_mismatch)
 
 
 def build_model(spec: Spec, backend_name: str, weights: Optional[Union[str, Path]] = None,

@@ -1,6 +1,7 @@
 """Convert a weight file to another format, checking every layer and shape against a spec first.
 
 SRC and DST may be Keras 1/2 .h5, Keras 3 .weights.h5, .safetensors or PyTorch .pt/.pth;
+SRC may also be a Keras 3 model archive (.keras), whose weights are read.
 DST's name picks its format. Layouts (conv HWIO <-> OIHW, dense (in, out) <-> (out, in),
 fc1's flatten order) are mapped with the spec's plan, so the spec must be the network the
 file belongs to (default vgg16; give a spec with include_top: false for a notop file).
@@ -16,8 +17,8 @@ from pathlib import Path
 
 from vggspec.planner.lower import lower_to_plan
 from vggspec.spec.load import load_spec
-from vggspec.weights.formats import DESCRIPTIONS, detect_format, read_bundle, write_bundle, written_format
-from vggspec.weights.layout import fit_bundle, swap_input_channels
+from vggspec.weights.formats import DESCRIPTIONS, detect_format, write_bundle, written_format
+from vggspec.weights.layout import swap_input_channels
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,12 +35,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from vggspec.building import read_checked_bundle
+
     started = time.perf_counter()
     source, destination = Path(args.source), Path(args.destination)
     output_format = written_format(destination, args.keras_version)  # refuses an unknown name before any work
     plan = lower_to_plan(load_spec(args.spec))
     input_format = detect_format(source)
-    bundle, _ = fit_bundle(plan, read_bundle(source, plan))
+    bundle, _ = read_checked_bundle(plan, source)
     if args.swap_rgb_bgr:
         bundle = swap_input_channels(bundle, plan)
 

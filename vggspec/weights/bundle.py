@@ -3,15 +3,61 @@
 File readers produce bundles and file writers consume them; backends map a
 bundle to and from their own layout through :mod:`vggspec.weights.layout`.
 The canonical layout is the one of the Keras weight files (see that module).
+
+A reader describes each array of a file by its metadata first (a :class:`StoredArray`:
+shape, element type, where it is) and reads its data only when asked, so that
+:func:`vggspec.weights.layout.fit_bundle` checks every shape and dtype against the plan
+before a byte is read: a small file cannot make vggspec allocate what it merely declares.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from typing import Callable, Union
 
 import numpy as np
 
+from vggspec.spec.load import MAX_PARAMS
+
 SEPARATOR = "/"
+# The largest array a file may make vggspec read without a plan to check it against:
+# a whole network at the spec budget (MAX_PARAMS parameters) in float32.
+MAX_STORED_BYTES = MAX_PARAMS * 4
+
+
+def archive_bytes_limit(params: int) -> int:
+    """The most bytes the members of an archive (.keras, a zip-format .pt) may expand to for a
+    network of ``params`` parameters: float64 copies twice over (a checkpoint's optimizer state)
+    and 64 MiB for everything else. Checked on the declared sizes, before anything is read."""
+    return 16 * params + (64 << 20)
+
+
+@dataclass(frozen=True)
+class StoredArray:
+    """One array of a weight file, known by its metadata until ``read()`` reads its data.
+
+    ``shape`` is in the canonical layout (for a file in torch's layout, the shape the
+    transform gives when the stored rank allows one, else the stored shape);
+    ``dtype`` names the stored element type (``float32``, ``bfloat16``, ``int64``, ``bool``,
+    ``strings``, ...); ``stored`` says where it is and, where it differs from ``shape``, its
+    stored shape (``dataset '/fc1/fc1_W_1:0'``, ``key 'classifier.0.weight' of shape (16, 500),
+    torch's (out, in)``). ``read()`` returns the data as a numpy array in the canonical
+    layout, or raises WeightsError naming the file.
+    """
+
+    shape: tuple[int, ...]
+    dtype: str
+    stored: str
+    read: Callable[[], np.ndarray]
+    transposed: bool = False  # the file's layout differs from the canonical one (torch)
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+
+Array = Union[np.ndarray, StoredArray]
 
 
 @dataclass
@@ -20,18 +66,20 @@ class WeightBundle:
 
     Weight names: conv and dense ``kernel``, ``bias``; batch norm ``gamma``,
     ``beta``, ``moving_mean``, ``moving_variance``. ``source`` says where it came from.
+    A reader's bundle holds :class:`StoredArray` s (metadata, data unread) until
+    ``fit_bundle`` (or ``read_stored``, without a plan) reads what fits.
     """
 
-    layers: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    layers: dict[str, dict[str, Array]] = field(default_factory=dict)
     source: str = ""
 
-    def flat(self) -> dict[str, np.ndarray]:
+    def flat(self) -> dict[str, Array]:
         """``{"block1_conv1/kernel": array, ...}`` (the safetensors keys)."""
         return {f"{layer}{SEPARATOR}{name}": array
                 for layer, weights in self.layers.items() for name, array in weights.items()}
 
     @classmethod
-    def from_flat(cls, arrays: dict[str, np.ndarray], source: str = "") -> "WeightBundle":
+    def from_flat(cls, arrays: dict[str, Array], source: str = "") -> "WeightBundle":
         bundle = cls(source=source)
         for key, array in arrays.items():
             layer, _, name = key.rpartition(SEPARATOR)

@@ -3,34 +3,41 @@
 - ``*.h5``, ``*.hdf5``: Keras 1 or Keras 2 HDF5, also a full-model file's ``model_weights/``
   (:mod:`.keras_h5`);
 - ``*.weights.h5``: Keras 3's ``save_weights`` (:mod:`.keras3_h5`);
+- ``*.keras``: a Keras 3 model archive, its ``model.weights.h5`` (:mod:`.keras_archive`; read only);
 - ``*.safetensors``: the bundle's keys, canonical layout (:mod:`.safetensors_file`);
 - ``*.pt``, ``*.pth``: a torchvision-style state dict (:mod:`.torch_file`).
 
 An existing HDF5 file is read as what its own attributes say it is (``layer_names``
 with or without ``keras_version``, ``model_weights/``, ``layers/``), whatever its
-name. Every write goes through :func:`vggspec.fileio.atomic_path`: a failed write
+name. Reading goes through :func:`open_bundle`: the file's arrays are described by
+their metadata and checked against the plan (``fit_bundle``) before any data is read.
+Every write goes through :func:`vggspec.fileio.atomic_path`: a failed write
 leaves nothing behind and an existing destination untouched.
 """
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
-from typing import Callable, Iterable, Optional, Union
+from typing import Callable, Iterable, Iterator, Optional, Union
 
 from vggspec.errors import WeightsError
 from vggspec.fileio import atomic_path
 from vggspec.planner.lower import Plan
 from vggspec.weights.bundle import WeightBundle
-from vggspec.weights.keras3_h5 import read_keras3_h5, write_keras3_h5
-from vggspec.weights.keras_h5 import legacy_root, open_h5, read_keras_h5, write_keras_h5
-from vggspec.weights.layout import fit_bundle
-from vggspec.weights.safetensors_file import read_safetensors, write_safetensors
-from vggspec.weights.torch_file import read_torch, write_torch
+from vggspec.weights.hdf5 import group, has_attribute, open_h5
+from vggspec.weights.keras3_h5 import stored_keras3_h5, write_keras3_h5
+from vggspec.weights.keras_archive import stored_keras_archive
+from vggspec.weights.keras_h5 import legacy_root, stored_keras_h5, write_keras_h5
+from vggspec.weights.layout import fit_bundle, read_stored
+from vggspec.weights.safetensors_file import stored_safetensors, write_safetensors
+from vggspec.weights.torch_file import stored_torch, write_torch
 
 KERAS1 = "keras1-h5"
 KERAS2 = "keras2-h5"
 KERAS_MODEL = "keras-model-h5"
 KERAS3 = "keras3-weights-h5"
+KERAS_ARCHIVE = "keras-archive"
 SAFETENSORS = "safetensors"
 TORCH = "torch"
 
@@ -39,22 +46,27 @@ DESCRIPTIONS = {
     KERAS2: "Keras 2 HDF5 weights",
     KERAS_MODEL: "Keras HDF5 model (model_weights/)",
     KERAS3: "Keras 3 .weights.h5",
+    KERAS_ARCHIVE: "Keras 3 model archive (.keras)",
     SAFETENSORS: "safetensors",
     TORCH: "PyTorch state dict",
 }
-SUPPORTED_NAMES = ".h5 or .hdf5 (Keras 1/2), .weights.h5 (Keras 3), .safetensors, .pt or .pth (PyTorch)"
+SUPPORTED_NAMES = (".h5 or .hdf5 (Keras 1/2), .weights.h5 (Keras 3), .keras (Keras 3 model, read only), "
+                   ".safetensors, .pt or .pth (PyTorch)")
 LEGACY_H5 = "keras-h5"  # a legacy .h5 name, before its content says Keras 1, 2 or a model file
+NEEDS_PLAN = (KERAS3, KERAS_ARCHIVE, TORCH)  # arrays are matched to layers by the plan
 
 Progress = Callable[[Iterable], Iterable]
 
 
 def format_for_name(path: Union[str, Path]) -> str:
-    """The format a file name asks for: KERAS3, LEGACY_H5, SAFETENSORS or TORCH."""
+    """The format a file name asks for: KERAS3, KERAS_ARCHIVE, LEGACY_H5, SAFETENSORS or TORCH."""
     name = Path(path).name.lower()
     if name.endswith(".weights.h5"):
         return KERAS3
     if name.endswith((".h5", ".hdf5")):
         return LEGACY_H5
+    if name.endswith(".keras"):
+        return KERAS_ARCHIVE
     if name.endswith(".safetensors"):
         return SAFETENSORS
     if name.endswith((".pt", ".pth")):
@@ -64,12 +76,12 @@ def format_for_name(path: Union[str, Path]) -> str:
 
 def _sniff_h5(path: Path) -> str:
     with open_h5(path) as file:
-        root = legacy_root(file)
-        if root is not None and root is not file:
+        found = legacy_root(file, str(path))
+        if found is not None and found[0] is not file:
             return KERAS_MODEL
-        if root is not None:
-            return KERAS2 if "keras_version" in file.attrs else KERAS1
-        if "layers" in file:
+        if found is not None:
+            return KERAS2 if has_attribute(file, "keras_version", str(path)) else KERAS1
+        if group(file, "layers", str(path)) is not None:
             return KERAS3
     raise WeightsError(f"{path}: expected Keras weights (the attribute layer_names, a model_weights/ group or a "
                        "Keras 3 layers/ group), received an HDF5 file with none of them")
@@ -89,25 +101,43 @@ def detect_format(path: Union[str, Path]) -> str:
     return _sniff_h5(path) if kind in (LEGACY_H5, KERAS3) else kind
 
 
-def read_bundle(path: Union[str, Path], plan: Optional[Plan] = None) -> WeightBundle:
-    """Read any supported weight file into a bundle named by Keras/plan layer names, canonical layout.
+@contextlib.contextmanager
+def open_bundle(path: Union[str, Path], plan: Optional[Plan] = None) -> Iterator[WeightBundle]:
+    """The arrays of any supported weight file, described by their metadata (StoredArrays named by
+    Keras/plan layer names, canonical layout), readable while the block runs.
 
-    ``plan`` is needed for Keras 3 files (groups are matched to its weighted layers
-    by order) and for PyTorch files (keys and the fc1 flatten order are mapped with
-    it). Shapes are not checked here: :func:`vggspec.weights.layout.fit_bundle` does.
+    Nothing is read here: ``fit_bundle`` checks the arrays against a plan and reads what fits,
+    ``read_stored`` reads them all (without a plan). ``plan`` is needed for Keras 3 files
+    (groups are matched to its weighted layers by order) and for PyTorch files (keys and the
+    fc1 flatten order are mapped with it).
     """
     path = Path(path)
     kind = detect_format(path)
-    if kind in (KERAS3, TORCH) and plan is None:
+    if kind in NEEDS_PLAN and plan is None:
         raise WeightsError(f"{path}: expected a spec to match a {DESCRIPTIONS[kind]} file's arrays to layers, "
                            "received none")
-    if kind == KERAS3:
-        return read_keras3_h5(path, plan)
     if kind == SAFETENSORS:
-        return read_safetensors(path, plan)
-    if kind == TORCH:
-        return read_torch(path, plan)
-    return read_keras_h5(path)
+        with stored_safetensors(path, plan) as bundle:
+            yield bundle
+    elif kind == TORCH:
+        yield stored_torch(path, plan)
+    elif kind == KERAS_ARCHIVE:
+        with stored_keras_archive(path, plan) as bundle:
+            yield bundle
+    else:
+        with open_h5(path) as file:
+            yield stored_keras3_h5(file, str(path), plan) if kind == KERAS3 else stored_keras_h5(file, str(path))
+
+
+def read_bundle(path: Union[str, Path], plan: Optional[Plan] = None) -> WeightBundle:
+    """Read any supported weight file into a bundle named by Keras/plan layer names, canonical layout.
+
+    With a plan: the plan's weighted layers, each checked (shape, dtype) before it is
+    read, as float32 (``fit_bundle``). Without one (legacy ``.h5`` and ``.safetensors``
+    files only): every array as stored, at most MAX_STORED_BYTES in all (``read_stored``).
+    """
+    with open_bundle(path, plan) as stored:
+        return fit_bundle(plan, stored)[0] if plan is not None else read_stored(stored)
 
 
 def written_format(path: Union[str, Path], keras_version: int = 2) -> str:
@@ -115,6 +145,10 @@ def written_format(path: Union[str, Path], keras_version: int = 2) -> str:
     kind = format_for_name(path)
     if kind == LEGACY_H5:
         return KERAS1 if keras_version == 1 else KERAS2
+    if kind == KERAS_ARCHIVE:
+        raise WeightsError(f"{path}: expected a weight file to write (.h5, .weights.h5, .safetensors or .pt), "
+                           "received a .keras name: a Keras model archive holds the model too; make one with "
+                           "vggspec build SPEC --backend keras --out FILE.keras --weights WEIGHTS")
     return kind
 
 

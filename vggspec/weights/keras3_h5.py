@@ -8,18 +8,20 @@ gamma, beta, moving_mean, moving_variance), and empty ``vars`` groups for the we
 ``input_layer``, ``max_pooling2d``, ``flatten``. Keras 3.15 also puts the layer's name in
 the ``name`` attribute of ``vars``; older files lack it, so layers are matched to the
 plan by order (the n-th Conv2D of the plan is ``conv2d_<n>``), as Keras itself does.
+A ``.keras`` model archive holds such a file as its member ``model.weights.h5``.
+The file is walked through :mod:`.hdf5` (hard links only, metadata before data).
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Callable, Iterable, Union
+from typing import Any, Callable, Iterable, Union
 
 from vggspec.errors import WeightsError
 from vggspec.planner.lower import Plan, PlanLayer
-from vggspec.weights.bundle import WeightBundle
-from vggspec.weights.keras_h5 import open_h5
+from vggspec.weights.bundle import StoredArray, WeightBundle
+from vggspec.weights.hdf5 import dataset, group, keys, stored_array
 
 
 def snake_case(class_name: str) -> str:
@@ -40,33 +42,40 @@ def group_names(plan: Plan) -> list[tuple[PlanLayer, str]]:
     return names
 
 
-def read_keras3_h5(path: Union[str, Path], plan: Plan) -> WeightBundle:
-    """Read a Keras 3 ``.weights.h5`` file, matching its groups to the plan's weighted layers by order."""
-    with open_h5(path) as file:
-        if "layers" not in file:
-            raise WeightsError(f"{path}: expected the Keras 3 group layers/, received a file with "
-                               f"{sorted(file.keys()) or 'no groups'}")
-        groups = file["layers"]
-        bundle = WeightBundle(source=str(path))
-        for layer, group in group_names(plan):
-            if not layer.weights:
-                continue
-            where = f"{path}: layer {layer.name} (layers/{group})"
-            if group not in groups or "vars" not in groups[group]:
-                base = snake_case(layer.type_name)
-                found = sum(1 for name in groups if re.fullmatch(rf"{base}(_[0-9]+)?", name))
-                raise WeightsError(f"{where}: expected the group layers/{group}/vars, received a file with "
-                                   f"{found} {base} group(s)")
-            variables = groups[group]["vars"]
-            names = [name for name, _ in layer.weights]
-            if sorted(variables.keys()) != sorted(str(i) for i in range(len(names))):
-                raise WeightsError(f"{where}: expected {len(names)} arrays ({', '.join(names)}) named "
-                                   f"0..{len(names) - 1}, received {sorted(variables.keys())}")
-            try:
-                bundle.layers[layer.name] = {name: variables[str(i)][()] for i, name in enumerate(names)}
-            except OSError as error:
-                raise WeightsError(f"{where}: expected readable arrays, received a damaged file ({error})") from None
+def stored_keras3_h5(file: Any, name: str, plan: Plan) -> WeightBundle:
+    """Describe a Keras 3 ``.weights.h5`` file open as ``file``, matching its groups to the plan's
+    weighted layers by order. Returns StoredArrays (metadata only); ``name`` is what messages call the file."""
+    layers = group(file, "layers", name)
+    if layers is None:
+        raise WeightsError(f"{name}: expected the Keras 3 group layers/, received a file with "
+                           f"{sorted(keys(file, name)) or 'no groups'}")
+    bundle = WeightBundle(source=name)
+    for layer, group_name in group_names(plan):
+        if not layer.weights:
+            continue
+        where = f"{name}: layer {layer.name} (layers/{group_name})"
+        layer_group = group(layers, group_name, where)
+        variables = group(layer_group, "vars", where) if layer_group is not None else None
+        if variables is None:
+            base = snake_case(layer.type_name)
+            found = sum(1 for member in keys(layers, f"{name}: layers")
+                        if re.fullmatch(rf"{base}(_[0-9]+)?", member))
+            raise WeightsError(f"{where}: expected the group layers/{group_name}/vars, received a file with "
+                               f"{found} {base} group(s)")
+        names = [weight for weight, _ in layer.weights]
+        members = keys(variables, where)
+        if sorted(members) != sorted(str(i) for i in range(len(names))):
+            raise WeightsError(f"{where}: expected {len(names)} arrays ({', '.join(names)}) named "
+                               f"0..{len(names) - 1}, received {sorted(members)[:10]}")
+        bundle.layers[layer.name] = {weight: _variable(variables, i, where) for i, weight in enumerate(names)}
     return bundle
+
+
+def _variable(variables: Any, index: int, where: str) -> StoredArray:
+    data = dataset(variables, str(index), where)
+    if data is None:
+        raise WeightsError(f"{where}: expected the dataset vars/{index}, received a group without it")
+    return stored_array(data, where)
 
 
 def write_keras3_h5(path: Union[str, Path], bundle: WeightBundle, plan: Plan,

@@ -11,7 +11,8 @@ The layout, as Keras' legacy ``save_weights`` writes it and its ``load_weights``
   (a nested group), Keras 3's legacy writer ``block1_conv1/kernel``.
 
 Arrays are in the canonical layout (conv kernel HWIO, dense kernel (in, out)), so
-reading needs no transform. The reader follows those attributes and never guesses paths.
+reading needs no transform. The reader follows those attributes and never guesses paths;
+it walks the file through :mod:`.hdf5` (hard links only, metadata before data).
 h5py is imported only inside the functions that open a file.
 """
 
@@ -24,7 +25,8 @@ from typing import Any, Callable, Iterable, Optional, Union
 import numpy as np
 
 from vggspec.errors import WeightsError
-from vggspec.weights.bundle import WeightBundle
+from vggspec.weights.bundle import StoredArray, WeightBundle
+from vggspec.weights.hdf5 import dataset, group, stored_array, string_list
 
 # The last word of a stored weight name -> the canonical weight name.
 # Keras 1 called the batch norm variance "running_std" (it always held the variance).
@@ -36,51 +38,18 @@ KERAS1_WORDS = {"kernel": "W", "bias": "b", "gamma": "gamma", "beta": "beta",
 # What files in the Keras 2 layout say about themselves (the last Keras 2 release).
 KERAS2_ATTRS = {"backend": b"tensorflow", "keras_version": b"2.15.0"}
 
-_TRUNCATED = re.compile(r"truncated file: eof = (\d+).*stored_eof = (\d+)")
 
-
-def open_h5(path: Union[str, Path]) -> Any:
-    """Open an HDF5 file for reading; a missing, foreign or truncated file raises WeightsError."""
-    import h5py
-
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"{path}: expected a weight file, received a path that does not exist")
-    try:
-        return h5py.File(path, "r")
-    except OSError as error:
-        truncated = _TRUNCATED.search(str(error))
-        if truncated:
-            raise WeightsError(f"{path}: expected a complete HDF5 file of {int(truncated.group(2)):,} bytes, "
-                               f"received {int(truncated.group(1)):,} bytes (truncated)") from None
-        if not h5py.is_hdf5(path):
-            raise WeightsError(f"{path}: expected an HDF5 file, received {path.stat().st_size:,} bytes "
-                               "without the HDF5 signature") from None
-        raise WeightsError(f"{path}: expected a readable HDF5 file, received an error: {error}") from None
-
-
-def string_list(attrs: Any, name: str) -> Optional[list[str]]:
-    """A list-of-strings attribute as Keras stores it (bytes, maybe split as name0, name1, ...); None if absent."""
-    if name in attrs:
-        chunks = [attrs[name]]
-    elif f"{name}0" in attrs:
-        chunks, index = [], 0
-        while f"{name}{index}" in attrs:
-            chunks.append(attrs[f"{name}{index}"])
-            index += 1
-    else:
-        return None
-    # h5py gives an attribute with a null dataspace as an Empty (no shape): an empty list
-    return [item.decode("utf8") if isinstance(item, bytes) else str(item)
-            for chunk in chunks if getattr(chunk, "shape", ()) is not None for item in np.asarray(chunk).ravel()]
-
-
-def legacy_root(file: Any) -> Any:
-    """The group holding ``layer_names``: the root, or ``model_weights/`` of a full-model file; else None."""
-    if string_list(file.attrs, "layer_names") is not None:
-        return file
-    if "model_weights" in file and string_list(file["model_weights"].attrs, "layer_names") is not None:
-        return file["model_weights"]
+def legacy_root(file: Any, name: str) -> Optional[tuple[Any, list[str]]]:
+    """(the group holding ``layer_names``: the root, or ``model_weights/`` of a full-model file; its
+    layer names), or None when neither has them. ``name`` is what messages call the file."""
+    names = string_list(file, "layer_names", name)
+    if names is not None:
+        return file, names
+    model_weights = group(file, "model_weights", name)
+    if model_weights is not None:
+        names = string_list(model_weights, "layer_names", f"{name}: model_weights")
+        if names is not None:
+            return model_weights, names
     return None
 
 
@@ -94,40 +63,41 @@ def canonical_weight_name(stored: str) -> Optional[str]:
     return None
 
 
-def read_keras_h5(path: Union[str, Path]) -> WeightBundle:
-    """Read a Keras 1 or Keras 2 weight file (or a full-model file's ``model_weights/``) into a bundle.
+def stored_keras_h5(file: Any, name: str) -> WeightBundle:
+    """Describe a Keras 1 or Keras 2 weight file (or a full-model file's ``model_weights/``), open as ``file``.
 
-    Layers come in the order of ``layer_names``; weightless layers are left out.
+    Returns a bundle of StoredArrays (metadata only: nothing is read until ``fit_bundle``
+    or ``read_stored`` asks), layers in the order of ``layer_names``, weightless layers
+    left out. ``name`` is what messages call the file.
     """
-    with open_h5(path) as file:
-        root = legacy_root(file)
-        if root is None:
-            raise WeightsError(f"{path}: expected Keras weights (the attribute layer_names, at the root or in "
-                               "model_weights/), received an HDF5 file without it")
-        bundle = WeightBundle(source=str(path))
-        for layer in string_list(root.attrs, "layer_names"):
-            if layer not in root:
-                raise WeightsError(f"{path}: layer {layer}: expected a group (layer_names lists it), "
-                                   "received a file without it")
-            group = root[layer]
-            weights: dict[str, np.ndarray] = {}
-            for stored in string_list(group.attrs, "weight_names") or []:
-                name = canonical_weight_name(stored)
-                if name is None:
-                    raise WeightsError(f"{path}: layer {layer}: expected weight names ending in "
-                                       f"{', '.join(STORED_WORDS)}, received {stored!r}")
-                if name in weights:
-                    raise WeightsError(f"{path}: layer {layer}: expected one {name}, received a second ({stored!r})")
-                if stored not in group:
-                    raise WeightsError(f"{path}: layer {layer}: expected the dataset {stored!r} "
-                                       "(weight_names lists it), received a group without it")
-                try:
-                    weights[name] = group[stored][()]
-                except OSError as error:
-                    raise WeightsError(f"{path}: layer {layer}: expected a readable dataset {stored!r}, "
-                                       f"received a damaged one ({error})") from None
-            if weights:
-                bundle.layers[layer] = weights
+    found = legacy_root(file, name)
+    if found is None:
+        raise WeightsError(f"{name}: expected Keras weights (the attribute layer_names, at the root or in "
+                           "model_weights/), received an HDF5 file without it")
+    root, layer_names = found
+    bundle = WeightBundle(source=name)
+    for layer in layer_names:
+        where = f"{name}: layer {layer}"
+        if layer in bundle.layers:
+            raise WeightsError(f"{where}: expected each layer once in layer_names, received it twice")
+        layer_group = group(root, layer, where)
+        if layer_group is None:
+            raise WeightsError(f"{where}: expected a group (layer_names lists it), received a file without it")
+        weights: dict[str, StoredArray] = {}
+        for stored in string_list(layer_group, "weight_names", where) or []:
+            weight = canonical_weight_name(stored)
+            if weight is None:
+                raise WeightsError(f"{where}: expected weight names ending in {', '.join(STORED_WORDS)}, "
+                                   f"received {stored!r}")
+            if weight in weights:
+                raise WeightsError(f"{where}: expected one {weight}, received a second ({stored!r})")
+            data = dataset(layer_group, stored, where)
+            if data is None:
+                raise WeightsError(f"{where}: expected the dataset {stored!r} (weight_names lists it), "
+                                   "received a group without it")
+            weights[weight] = stored_array(data, where)
+        if weights:
+            bundle.layers[layer] = weights
     return bundle
 
 

@@ -18,6 +18,12 @@ weight/bias/running_mean/running_var (plus ``num_batches_tracked``).
 Module paths follow torchvision: ``features.N`` in the order conv, [bn], act,
 [LRN], pool; ``classifier.0/3/6`` for fc1, fc2 and predictions (each hidden
 Linear is followed by its activation and a Dropout, as in torchvision).
+
+:func:`fit_bundle` is the one check of arrays against a plan (names, shapes, dtype:
+a float type). File readers give it arrays described by their metadata
+(:class:`~vggspec.weights.bundle.StoredArray`), and a torch array's shape is mapped
+to the canonical one before the check, so no data is read, reshaped or transposed
+until its shape is known to fit.
 """
 
 from __future__ import annotations
@@ -29,7 +35,8 @@ import numpy as np
 
 from vggspec.errors import WeightsError
 from vggspec.planner.lower import Plan, PlanLayer
-from vggspec.weights.bundle import WeightBundle
+from vggspec.spec.load import MAX_PARAMS
+from vggspec.weights.bundle import MAX_STORED_BYTES, Array, StoredArray, WeightBundle
 
 BATCH_NORM_TORCH_NAMES = {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean",
                           "moving_variance": "running_var"}
@@ -103,6 +110,8 @@ def _to_torch_array(plan: Plan, layer: PlanLayer, name: str, array: np.ndarray) 
 
 
 def _from_torch_array(plan: Plan, layer: PlanLayer, name: str, array: np.ndarray) -> np.ndarray:
+    """torch's layout -> canonical; only for an array whose shape :func:`_from_torch_shape` mapped
+    to the plan's (``fit_bundle`` checks it first), so every reshape here is a valid one."""
     if layer.kind == "conv" and name == "kernel":
         return np.ascontiguousarray(array.transpose(2, 3, 1, 0))  # OIHW -> HWIO
     if layer.kind == "dense" and name == "kernel":
@@ -112,6 +121,16 @@ def _from_torch_array(plan: Plan, layer: PlanLayer, name: str, array: np.ndarray
             return np.ascontiguousarray(array.reshape(-1, c, h, w).transpose(2, 3, 1, 0).reshape(-1, array.shape[0]))
         return np.ascontiguousarray(array.T)
     return array
+
+
+def _from_torch_shape(layer: PlanLayer, name: str, shape: tuple[int, ...]) -> tuple[tuple[int, ...], str]:
+    """(the canonical shape of a torch array of ``shape``, torch's order in words); a rank the
+    transform does not take keeps its shape, so it can never match the plan's."""
+    if layer.kind == "conv" and name == "kernel":
+        return (tuple(shape[i] for i in (2, 3, 1, 0)) if len(shape) == 4 else shape), "torch's OIHW"
+    if layer.kind == "dense" and name == "kernel":  # fc1's column order does not change its shape
+        return (shape[::-1] if len(shape) == 2 else shape), "torch's (out, in)"
+    return shape, ""
 
 
 def _torch_weight_name(layer: PlanLayer, name: str) -> str:
@@ -132,8 +151,26 @@ def bundle_to_torch(plan: Plan, bundle: WeightBundle) -> dict[str, np.ndarray]:
     return state
 
 
-def torch_to_bundle(plan: Plan, state: dict[str, np.ndarray], source: str = "") -> WeightBundle:
-    """A torchvision-style state dict (numpy arrays) -> bundle; missing keys or shapes are refused."""
+def _in_memory(array: np.ndarray, stored: str = "") -> StoredArray:
+    """An array already in memory, described as a file's array is."""
+    array = np.asarray(array)
+    return StoredArray(tuple(array.shape), array.dtype.name, stored, lambda: array)
+
+
+def _from_torch(plan: Plan, layer: PlanLayer, name: str, key: str, array: StoredArray) -> StoredArray:
+    shape, order = _from_torch_shape(layer, name, array.shape)
+    stored = f"{array.stored or f'key {key!r}'} of shape {array.shape}" + (f", {order}" if order else "")
+    return StoredArray(shape, array.dtype, stored, lambda: _from_torch_array(plan, layer, name, array.read()),
+                       transposed=bool(order))
+
+
+def torch_to_bundle(plan: Plan, state: dict[str, Array], source: str = "") -> WeightBundle:
+    """A torchvision-style state dict -> bundle in the canonical layout, by the plan's module paths.
+
+    ``state`` holds StoredArrays (a file's, in torch's layout: the result holds StoredArrays
+    whose shapes ``fit_bundle`` checks before any transform runs) or numpy arrays (a model's:
+    the result is checked against the plan and read). A missing key is refused.
+    """
     bundle = WeightBundle(source=source)
     for module in torch_modules(plan):
         if module.kind not in ("conv", "batch_norm", "dense"):
@@ -144,9 +181,13 @@ def torch_to_bundle(plan: Plan, state: dict[str, np.ndarray], source: str = "") 
             if key not in state:
                 raise WeightsError(f"{source}: layer {module.layer.name}: expected the key {key!r}, "
                                    "received a state dict without it")
-            weights[name] = _from_torch_array(plan, module.layer, name, np.asarray(state[key]))
+            value = state[key]
+            stored = value if isinstance(value, StoredArray) else _in_memory(value, f"key {key!r}")
+            weights[name] = _from_torch(plan, module.layer, name, key, stored)
         bundle.layers[module.layer.name] = weights
-    return bundle
+    if all(isinstance(value, StoredArray) for value in state.values()):
+        return bundle
+    return fit_bundle(plan, bundle)[0]
 
 
 def swap_input_channels(bundle: WeightBundle, plan: Plan) -> WeightBundle:
@@ -169,15 +210,47 @@ def _mismatch_hint(expected: tuple[int, ...], received: tuple[int, ...]) -> str:
     return ""
 
 
-def fit_bundle(plan: Plan, bundle: WeightBundle, skip_mismatch: bool = False) -> tuple[WeightBundle, list[str]]:
-    """Check ``bundle`` against ``plan`` before anything is loaded.
+# What a weight may be stored as; every one is read as float32 (torch's bfloat16 widened).
+FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
 
-    Returns (the arrays to load, as float32 where the plan has floats; a line per
-    skipped layer). Without ``skip_mismatch`` any missing layer or wrong shape
-    raises :class:`WeightsError` naming the layer and both shapes; with it, layers
-    that do not fit are skipped and named (as Keras' ``skip_mismatch``).
+
+def _dtype_name(array: Array) -> str:
+    return array.dtype if isinstance(array, StoredArray) else np.asarray(array).dtype.name
+
+
+def _stored_suffix(array: Array) -> str:
+    return f" ({array.stored})" if isinstance(array, StoredArray) and array.stored else ""
+
+
+def _array_problem(name: str, expected: Optional[tuple[int, ...]], array: Array) -> Optional[str]:
+    """What is wrong with one array against the plan's (name, shape), or None: the one check of
+    shape and dtype, made on a file's metadata before its data is read (``expected`` None: dtype only)."""
+    received = tuple(array.shape)
+    if expected is not None and received != tuple(expected):
+        hint = "" if isinstance(array, StoredArray) and array.transposed else _mismatch_hint(tuple(expected), received)
+        return f"expected {name} of shape {tuple(expected)}, received {received}{hint}{_stored_suffix(array)}"
+    dtype = _dtype_name(array)
+    if dtype not in FLOAT_DTYPES:
+        return (f"expected {name} as {', '.join(FLOAT_DTYPES[:-1])} or {FLOAT_DTYPES[-1]}, received {dtype}"
+                f"{_stored_suffix(array)}")
+    return None
+
+
+def _read(array: Array) -> np.ndarray:
+    return array.read() if isinstance(array, StoredArray) else np.asarray(array)
+
+
+def fit_bundle(plan: Plan, bundle: WeightBundle, skip_mismatch: bool = False) -> tuple[WeightBundle, list[str]]:
+    """Check ``bundle`` against ``plan`` (every layer, weight name, shape and dtype), then read what fits.
+
+    Returns (the arrays to load, float32 numpy arrays in the plan's order; a line per
+    skipped layer). A file's bundle holds StoredArrays: every check runs on their
+    metadata, and only the layers that fit are read, after all are checked. Without
+    ``skip_mismatch`` any missing layer, wrong shape or dtype raises :class:`WeightsError`
+    naming the layer and both shapes; with it, layers that do not fit are skipped and
+    named (as Keras' ``skip_mismatch``), never read.
     """
-    fitting = WeightBundle(source=bundle.source)
+    fitting: list[PlanLayer] = []
     skipped: list[str] = []
     for layer in plan.weighted_layers():
         where = f"{bundle.source}: layer {layer.name}" if bundle.source else f"layer {layer.name}"
@@ -190,15 +263,40 @@ def fit_bundle(plan: Plan, bundle: WeightBundle, skip_mismatch: bool = False) ->
                 if name not in arrays:
                     problem = f"{where}: expected the weight {name!r} {shape}, received none"
                     break
-                if tuple(arrays[name].shape) != tuple(shape):
-                    received = tuple(arrays[name].shape)
-                    problem = (f"{where}: expected {name} of shape {shape}, received {received}"
-                               + _mismatch_hint(tuple(shape), received))
+                reason = _array_problem(name, shape, arrays[name])
+                if reason:
+                    problem = f"{where}: {reason}"
                     break
         if problem:
             if not skip_mismatch:
                 raise WeightsError(problem)
             skipped.append(problem)
-            continue
-        fitting.layers[layer.name] = {name: np.asarray(arrays[name], dtype=np.float32) for name, _ in layer.weights}
-    return fitting, skipped
+        else:
+            fitting.append(layer)
+    loaded = WeightBundle(source=bundle.source)
+    for layer in fitting:
+        loaded.layers[layer.name] = {name: np.asarray(_read(bundle.layers[layer.name][name]), dtype=np.float32)
+                                     for name, _ in layer.weights}
+    return loaded, skipped
+
+
+def read_stored(bundle: WeightBundle) -> WeightBundle:
+    """Every array of a file's bundle, read as stored, for a file read without a plan to check it against.
+
+    Each dtype is checked as ``fit_bundle`` does, and the arrays together may hold at most
+    MAX_STORED_BYTES (the spec budget in float32), checked before anything is read.
+    """
+    total = 0
+    for layer, arrays in bundle.layers.items():
+        for name, array in arrays.items():
+            where = f"{bundle.source}: layer {layer}"
+            reason = _array_problem(name, None, array)
+            if reason:
+                raise WeightsError(f"{where}: {reason}")
+            total += array.size * 4
+            if total > MAX_STORED_BYTES:
+                raise WeightsError(f"{where}: expected arrays of at most {MAX_STORED_BYTES:,} bytes in all as float32 "
+                                   f"(the spec budget of {MAX_PARAMS:,} parameters), received {name} of shape "
+                                   f"{tuple(array.shape)}{_stored_suffix(array)}, past that")
+    return WeightBundle({layer: {name: _read(array) for name, array in arrays.items()}
+                         for layer, arrays in bundle.layers.items()}, source=bundle.source)

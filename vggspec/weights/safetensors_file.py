@@ -7,39 +7,93 @@ The metadata says so (``layout``) and names the file the arrays came from (``sou
 
 A file with torchvision's keys (``features.0.weight``, ``classifier.0.weight``, as the
 PyTorch hubs publish) is read too: it is a torch state dict, mapped with the plan.
+
+The safetensors library checks the header (every array's byte range within the file)
+when the file is opened; arrays are then described by that header and read only when
+asked. numpy has no bfloat16: a ``BF16`` array is widened to float32 from its raw bytes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import json
 import re
 from pathlib import Path
-from typing import Callable, Iterable, Optional, Union
+from typing import Any, Callable, Iterable, Iterator, Optional, Union
 
 import numpy as np
 
 from vggspec.errors import WeightsError
 from vggspec.planner.lower import Plan
-from vggspec.weights.bundle import SEPARATOR, WeightBundle
+from vggspec.weights.bundle import SEPARATOR, StoredArray, WeightBundle
 from vggspec.weights.layout import torch_to_bundle
 
 LAYOUT = "vggspec canonical (keras): conv kernel HWIO, dense kernel (in, out), fc1 rows in H,W,C order"
 WEIGHT_ORDER = {name: index for index, name in
                 enumerate(("kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance"))}
 TORCH_KEY = re.compile(r"^(features|classifier)\.[0-9]+\.[a-z_]+$")
+# safetensors' element types -> numpy's names (for messages and the dtype check)
+DTYPE_NAMES = {"F16": "float16", "BF16": "bfloat16", "F32": "float32", "F64": "float64", "I8": "int8",
+               "I16": "int16", "I32": "int32", "I64": "int64", "U8": "uint8", "U16": "uint16", "U32": "uint32",
+               "U64": "uint64", "BOOL": "bool", "C64": "complex64"}
 
 
-def read_safetensors(path: Union[str, Path], plan: Optional[Plan] = None) -> WeightBundle:
-    """Read a ``.safetensors`` file; layers in the plan's order when a plan is given."""
+@contextlib.contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Turn the library's errors for a damaged file (inside the block: its calls only) into one WeightsError."""
     from safetensors import SafetensorError
-    from safetensors.numpy import load_file
+
+    try:
+        yield
+    except (SafetensorError, OSError, ValueError, TypeError) as error:
+        reason = " ".join(str(error).split())[:200] or type(error).__name__
+        raise WeightsError(f"{path}: expected a safetensors file, received one it cannot read ({reason})") from None
+
+
+def _bfloat16(path: Path, key: str) -> np.ndarray:
+    """A BF16 array widened to float32 from its bytes (the header was checked when the file was opened)."""
+    with open(path, "rb") as file:
+        header_size = int.from_bytes(file.read(8), "little")
+        begin, end = json.loads(file.read(header_size))[key]["data_offsets"]
+        file.seek(8 + header_size + begin)
+        raw = np.frombuffer(file.read(end - begin), dtype="<u2")
+    return (raw.astype(np.uint32) << 16).view(np.float32)
+
+
+def _stored(file: Any, path: Path, key: str) -> StoredArray:
+    with _reading(path):
+        view = file.get_slice(key)
+        shape, dtype = tuple(int(n) for n in view.get_shape()), str(view.get_dtype())
+
+    def load() -> np.ndarray:
+        with _reading(path):
+            if dtype == "BF16":
+                return _bfloat16(path, key).reshape(shape)
+            return file.get_tensor(key)
+
+    return StoredArray(shape, DTYPE_NAMES.get(dtype, dtype.lower()), f"key {key!r}", load)
+
+
+@contextlib.contextmanager
+def stored_safetensors(path: Union[str, Path], plan: Optional[Plan] = None) -> Iterator[WeightBundle]:
+    """Describe a ``.safetensors`` file (StoredArrays, readable inside the block); layers in the
+    plan's order when a plan is given."""
+    from safetensors import safe_open
 
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: expected a weight file, received a path that does not exist")
-    try:
-        arrays = load_file(path)
-    except (SafetensorError, OSError, ValueError) as error:
-        raise WeightsError(f"{path}: expected a safetensors file, received one it cannot read ({error})") from None
+    with _reading(path):
+        opened = safe_open(str(path), framework="np")
+    with opened as file:
+        with _reading(path):
+            keys = list(file.keys())
+        arrays = {key: _stored(file, path, key) for key in keys}
+        yield _bundle(path, arrays, plan)
+
+
+def _bundle(path: Path, arrays: dict[str, StoredArray], plan: Optional[Plan]) -> WeightBundle:
     if arrays and all(TORCH_KEY.match(key) for key in arrays):
         if plan is None:
             raise WeightsError(f"{path}: expected a spec to map torchvision keys (features.N, classifier.N) "
@@ -48,10 +102,12 @@ def read_safetensors(path: Union[str, Path], plan: Optional[Plan] = None) -> Wei
     for key in arrays:
         layer, _, name = key.rpartition(SEPARATOR)
         if not layer or not name:
-            raise WeightsError(f"{path}: expected keys LAYER/WEIGHT (e.g. block1_conv1/kernel), received {key!r}")
+            raise WeightsError(f"{path}: expected keys LAYER/WEIGHT (e.g. block1_conv1/kernel), received {key[:100]!r}")
     # the file keeps no order: layers in the plan's order, weights in Keras' order
     layer_order = {layer.name: index for index, layer in enumerate(plan.layers)} if plan is not None else {}
-    bundle = WeightBundle.from_flat(arrays, source=str(path))
+    # a canonical key says no more than "layer L: W" does: no (key ...) in messages
+    bundle = WeightBundle.from_flat({key: dataclasses.replace(array, stored="") for key, array in arrays.items()},
+                                    source=str(path))
     bundle.layers = {layer: dict(sorted(weights.items(), key=lambda item: _position(WEIGHT_ORDER, item[0])))
                      for layer, weights in sorted(bundle.layers.items(),
                                                   key=lambda item: _position(layer_order, item[0]))}

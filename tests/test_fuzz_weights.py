@@ -1,0 +1,222 @@
+"""Fuzzing the weight readers with Hypothesis.
+
+Corrupted files (truncated, bytes flipped, ranges overwritten) of every format give either a bundle
+that fits the plan or one WeightsError line naming the file, nothing else, in process and through
+``vggspec convert`` (exit 0 or 2, no traceback). Random valid bundles, every float32 bit pattern
+included, round-trip bit for bit through every writable format. The default run is short and
+derandomized; the ``slow`` variants try many more cases.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import run_vggspec
+from vggspec.building import read_checked_bundle
+from vggspec.errors import WeightsError
+from vggspec.weights.bundle import WeightBundle
+from vggspec.weights.formats import read_bundle, write_bundle
+from weight_fixtures import (as_bundle_layers, plan_layers, small_plan, small_spec_file, write_keras1_h5,
+                             write_keras2_h5, write_keras_archive)
+
+# A file of each readable format, by the name it is written under (the name picks the reader).
+FORMATS = ("keras1.h5", "keras2.h5", "w.weights.h5", "w.safetensors", "w.pt", "m.keras")
+WITHOUT_PLAN = ("keras1.h5", "keras2.h5", "w.safetensors")  # formats read_bundle also reads without a plan
+HEADER = 4096  # most of the formats' structure (HDF5 superblock and object headers, zip and pickle headers) is here
+
+QUICK = settings(max_examples=300, deadline=None, derandomize=True, database=None)
+MANY = settings(max_examples=3000, deadline=None, derandomize=True, database=None)
+QUICK_CLI = settings(max_examples=8, deadline=None, derandomize=True, database=None)
+MANY_CLI = settings(max_examples=40, deadline=None, derandomize=True, database=None)
+
+
+@pytest.fixture(scope="module")
+def originals(tmp_path_factory) -> tuple[Path, dict[str, bytes]]:
+    """(a work folder, the bytes of the small spec's weights in each format); each file a few dozen KB."""
+    folder = tmp_path_factory.mktemp("fuzz")
+    plan = small_plan()
+    layers = plan_layers(plan)
+    bundle = WeightBundle(as_bundle_layers(layers))
+    write_keras1_h5(folder / "keras1.h5", layers)
+    write_keras2_h5(folder / "keras2.h5", layers)
+    for name in ("w.weights.h5", "w.safetensors", "w.pt"):
+        write_bundle(folder / name, bundle, plan)
+    write_keras_archive(folder / "m.keras", folder / "w.weights.h5")
+    data = {name: (folder / name).read_bytes() for name in FORMATS}
+    assert all(1_000 < len(content) < 100_000 for content in data.values())
+    return folder, data
+
+
+@st.composite
+def corruptions(draw, data: dict[str, bytes]) -> tuple[str, tuple]:
+    """(a format, a corruption of its file): ("truncate", offset), ("flip", [(offset, xor mask), ...])
+    or ("overwrite", offset, bytes). Offsets favour the first HEADER bytes, where the structure is."""
+    name = draw(st.sampled_from(FORMATS))
+    size = len(data[name])
+    offsets = st.one_of(st.integers(0, min(size, HEADER) - 1), st.integers(0, size - 1))
+    kind = draw(st.sampled_from(["truncate", "flip", "overwrite"]))
+    if kind == "truncate":
+        return name, (kind, draw(st.integers(0, size - 1)))
+    if kind == "flip":
+        return name, (kind, draw(st.lists(st.tuples(offsets, st.integers(1, 255)), min_size=1, max_size=8)))
+    return name, (kind, draw(offsets), draw(st.binary(min_size=1, max_size=64)))
+
+
+def corrupt(content: bytes, corruption: tuple) -> bytes:
+    damaged = bytearray(content)
+    if corruption[0] == "truncate":
+        del damaged[corruption[1]:]
+    elif corruption[0] == "flip":
+        for offset, mask in corruption[1]:
+            damaged[offset] ^= mask
+    else:
+        offset, patch = corruption[1], corruption[2][: len(content) - corruption[1]]
+        damaged[offset:offset + len(patch)] = patch
+    return bytes(damaged)
+
+
+def _check_read(path: Path, skip_mismatch: bool) -> str:
+    """Read ``path`` as the library does: a bundle that fits the small plan ("read"), or one WeightsError
+    line naming the file ("refused")."""
+    plan = small_plan()
+    try:
+        bundle, skipped = read_checked_bundle(plan, path, skip_mismatch=skip_mismatch)
+    except WeightsError as error:
+        assert "\n" not in str(error) and str(error).startswith(str(path)), str(error)
+        return "refused"
+    assert len(bundle.layers) + len(skipped) == len(plan.weighted_layers())
+    for layer in plan.weighted_layers():
+        if layer.name in bundle.layers:
+            assert [(name, array.shape, array.dtype) for name, array in bundle.layers[layer.name].items()] == [
+                (name, shape, np.float32) for name, shape in layer.weights]
+    return "read"
+
+
+def _fuzz_in_process(originals, settings_) -> None:
+    folder, data = originals
+    seen: set[tuple[str, str]] = set()
+
+    @settings_
+    @given(corrupted=corruptions(data), skip_mismatch=st.booleans())
+    def run(corrupted, skip_mismatch):
+        name, corruption = corrupted
+        path = folder / f"corrupt_{name}"
+        path.write_bytes(corrupt(data[name], corruption))
+        seen.add((name, _check_read(path, skip_mismatch)))
+        if name in WITHOUT_PLAN:
+            with contextlib.suppress(WeightsError):
+                read_bundle(path)
+
+    run()
+    # every format was tried, and corruption both broke files and left readable ones
+    assert {name for name, _ in seen} == set(FORMATS) and {outcome for _, outcome in seen} == {"read", "refused"}
+
+
+def test_corrupted_files_give_a_bundle_or_one_weights_error(originals):
+    _fuzz_in_process(originals, QUICK)
+
+
+@pytest.mark.slow
+def test_corrupted_files_give_a_bundle_or_one_weights_error_many(originals):
+    _fuzz_in_process(originals, MANY)
+
+
+def _fuzz_command_line(originals, settings_):
+    folder, data = originals
+    spec = small_spec_file(folder)
+
+    @settings_
+    @given(corrupted=corruptions(data))
+    def run(corrupted):
+        name, corruption = corrupted
+        source, target = folder / f"cli_{name}", folder / "cli_out.safetensors"
+        source.write_bytes(corrupt(data[name], corruption))
+        target.unlink(missing_ok=True)
+        done = run_vggspec("convert", source, target, "--spec", spec)
+        assert done.returncode in (0, 2) and "Traceback" not in done.stderr, done.stderr
+        if done.returncode == 2:
+            assert done.stdout == "" and not target.exists()
+            line, = done.stderr.splitlines()
+            assert line.startswith(f"error: {source}")
+        else:
+            assert read_bundle(target, small_plan()).total_params == small_plan().total_params
+
+    run()
+
+
+def test_convert_of_corrupted_files_exits_0_or_2_without_traceback(originals):
+    _fuzz_command_line(originals, QUICK_CLI)
+
+
+@pytest.mark.slow
+def test_convert_of_corrupted_files_exits_0_or_2_without_traceback_many(originals):
+    _fuzz_command_line(originals, MANY_CLI)
+
+
+# Writable formats: (file name, keras_version for a legacy .h5)
+WRITABLE = (("k1.h5", 1), ("k2.h5", 2), ("w.weights.h5", 2), ("w.safetensors", 2), ("w.pt", 2), ("w.pth", 2))
+
+
+@st.composite
+def random_bundles(draw):
+    """(a small plan of random shape, a bundle for it whose arrays are random float32 bit patterns:
+    NaNs with payloads, infinities, subnormals and -0.0 among them)."""
+    changes = {"batch_norm": draw(st.booleans()), "classes": draw(st.integers(2, 12)),
+               "layers": draw(st.sampled_from([["conv3-4", "maxpool"], ["conv3-2", "conv1-3", "maxpool", "conv3-5"],
+                                               ["conv3-4", "conv3-4", "maxpool", "conv3-8", "maxpool"]])),
+               "fc": draw(st.lists(st.integers(1, 20), min_size=1, max_size=2))}
+    if draw(st.booleans()):
+        changes.update(include_top=False, pooling=draw(st.sampled_from(["avg", "max"])))
+    plan = small_plan(**changes)
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    special = np.array([0x7FC00001, 0xFF800000, 0x7F800000, 0x00000001, 0x80000000, 0x7FA00000], np.uint32)
+    layers = {}
+    for layer in plan.weighted_layers():
+        weights = {}
+        for name, shape in layer.weights:
+            bits = rng.integers(0, 2**32, size=shape, dtype=np.uint32)
+            bits.ravel()[: special.size] = special[: bits.size]
+            weights[name] = bits.view(np.float32)
+        layers[layer.name] = weights
+    return plan, WeightBundle(layers)
+
+
+def _same_bits(expected: dict, received: dict) -> None:
+    assert list(received) == list(expected)
+    for layer, weights in expected.items():
+        assert list(received[layer]) == list(weights)
+        for name, array in weights.items():
+            assert received[layer][name].dtype == np.float32 and received[layer][name].shape == array.shape
+            assert np.array_equal(received[layer][name].view(np.uint32), array.view(np.uint32)), (layer, name)
+
+
+def _round_trips(folder: Path, settings_):
+    @settings_
+    @given(case=random_bundles())
+    def run(case):
+        plan, bundle = case
+        for name, keras_version in WRITABLE:
+            path = folder / name
+            write_bundle(path, bundle, plan, keras_version=keras_version)
+            _same_bits(bundle.layers, read_bundle(path, plan).layers)
+            if name.endswith((".h5", ".safetensors")) and not name.endswith(".weights.h5"):
+                _same_bits(bundle.layers, read_bundle(path).layers)  # the same without a plan
+
+    run()
+
+
+def test_random_bundles_round_trip_bit_for_bit_through_every_writable_format(tmp_path_factory):
+    _round_trips(tmp_path_factory.mktemp("round_trip"), settings(max_examples=25, deadline=None, derandomize=True,
+                                                                  database=None))
+
+
+@pytest.mark.slow
+def test_random_bundles_round_trip_bit_for_bit_through_every_writable_format_many(tmp_path_factory):
+    _round_trips(tmp_path_factory.mktemp("round_trip"), settings(max_examples=300, deadline=None, derandomize=True,
+                                                                  database=None))
