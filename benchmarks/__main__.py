@@ -26,6 +26,7 @@ MEASURES = {
     "forward_keras": "benchmarks.forward_keras",
     "conversion": "benchmarks.conversion",
     "startup": "benchmarks.startup",
+    "finetune": "benchmarks.finetune",
 }
 REPOSITORY = Path(__file__).resolve().parents[1]
 CHILD_TIMEOUT_S = 1800
@@ -35,7 +36,8 @@ def _parse(argv: Optional[list[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true",
-                        help="VGG16's layers on a 32x32 input, few repetitions: checks that it runs, not speed")
+                        help="VGG16's layers on a 32x32 input, few repetitions, two short training epochs: "
+                             "checks that it runs, not speed")
     parser.add_argument("--only", metavar="NAME,...", help=f"run only these measures ({', '.join(MEASURES)})")
     parser.add_argument("--json-out", metavar="FILE", help="also write the JSON object to FILE")
     parser.add_argument("--child", metavar="NAME", help=argparse.SUPPRESS)  # one measure, JSON on stdout
@@ -108,8 +110,9 @@ def table(ratios: dict[str, dict[str, Any]]) -> str:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # as the project's tests and command line run Keras
+    from vggspec_keras.environment import set_tensorflow_environment
+
+    set_tensorflow_environment()  # as the project's tests and command line run Keras
     args = _parse(argv)
     case = _case(args.quick)
     if args.child:

@@ -28,7 +28,9 @@ VGG16_FC = (4096, 4096)
 @dataclass(frozen=True)
 class Case:
     """What is measured and how often. The network is always VGG16's layers; ``--quick`` shrinks
-    the input (and so the work per image) and the repetitions, not the architecture."""
+    the input (and so the work per image) and the repetitions, not the architecture. The
+    exception is the training measure, which trains the small spec (specs/examples/small64.yaml)
+    from scratch; ``--quick`` shrinks its image set and epochs."""
 
     name: str
     input_size: int  # height = width, pixels
@@ -37,6 +39,9 @@ class Case:
     forward_min_sample_s: float  # one sample runs at least this long (several calls for fast ones)
     conversion_repeats: int
     startup_repeats: int
+    finetune_epochs: int  # at least 2: the first epoch also pays for tracing and is not counted
+    finetune_train_per_class: int  # images of the drawn two-class set, 64x64
+    finetune_val_per_class: int
     warmup: int = 1
 
     @property
@@ -69,9 +74,9 @@ class Case:
 
 
 FULL = Case("vgg16", 224, 1000, forward_repeats=7, forward_min_sample_s=0.5, conversion_repeats=5,
-            startup_repeats=10)
+            startup_repeats=10, finetune_epochs=4, finetune_train_per_class=200, finetune_val_per_class=60)
 QUICK = Case("vgg16_32x32", 32, 10, forward_repeats=2, forward_min_sample_s=0.05, conversion_repeats=1,
-             startup_repeats=3)
+             startup_repeats=3, finetune_epochs=2, finetune_train_per_class=16, finetune_val_per_class=8)
 
 GOAL_OPERATORS = {">=": operator.ge, "<=": operator.le, "<": operator.lt, "==": operator.eq}
 

@@ -1,20 +1,33 @@
-"""Shared test helpers: run the command line in a fresh process, quiet TensorFlow."""
+"""Shared test helpers: run the command line in a fresh process, quiet TensorFlow.
+
+A command run with :func:`run_in_own_session` (``cli`` and ``run_vggspec`` included)
+starts in a session of its own, and its environment carries a tag (``VGGSPEC_TEST_RUN``)
+that every process it starts inherits, so that nothing it started outlives the test: on a
+timeout its process group is killed, and so is every process that carries the tag
+(torchrun starts each rank in a session of its own, outside the group).
+"""
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import tempfile
+import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Optional, Sequence, Union
 
 import pytest
 
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import vggspec_keras  # noqa: F401  (gives TensorFlow vggspec's settings before a test imports Keras)
 
 REPO = Path(__file__).resolve().parents[1]
 SPECS = REPO / "specs"
+RUN_TAG = "VGGSPEC_TEST_RUN"
+LEFTOVER_GRACE_S = 10.0  # a process of the run may take this long to exit after the run's leader
 
 
 @dataclass
@@ -22,14 +35,136 @@ class Completed:
     returncode: int
     stdout: str
     stderr: str
+    session: int = 0  # the leader's pid: its session and process group id
+    tag: str = ""  # RUN_TAG's value in the environment of every process of the run
+    seconds: float = 0.0  # wall time from start to exit
+
+
+class RunError(AssertionError):
+    """A run that did not end cleanly; ``tag``, ``session`` and ``killed`` (pids) say what was cleaned up."""
+
+    def __init__(self, message: str, tag: str, session: int, killed: list[int], stdout: str):
+        super().__init__(message)
+        self.tag, self.session, self.killed, self.stdout = tag, session, killed, stdout
+
+
+class ProcessTimedOut(RunError):
+    """The command ran past its timeout; every process of its run was killed."""
+
+
+class ProcessesLeftOver(RunError):
+    """The command exited but left processes running (killed when found)."""
+
+
+def run_processes(tag: str, session: int) -> list[int]:
+    """Live processes of a run (zombies left out), from /proc: those in its session (process
+    group ``session`` included) and those whose environment holds ``RUN_TAG=tag``."""
+    marker = f"\0{RUN_TAG}={tag}\0".encode()
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as file:
+                # "pid (comm) state ppid pgrp session ...": comm may hold spaces and parentheses
+                state, _, group, sid = file.read().rsplit(b")", 1)[1].split()[:4]
+            if state in (b"Z", b"X"):
+                continue
+            if session > 0 and session in (int(group), int(sid)):
+                found.append(int(entry.name))
+                continue
+            with open(f"/proc/{entry.name}/environ", "rb") as file:
+                if marker in b"\0" + file.read():
+                    found.append(int(entry.name))
+        except (OSError, ValueError):  # gone, or another user's
+            continue
+    return found
+
+
+def _describe(pids: Sequence[int]) -> str:
+    lines = []
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as file:
+                words = file.read().split(b"\0")
+            lines.append(f"  {pid}: {b' '.join(words).decode(errors='replace')[:200]}")
+        except OSError:
+            lines.append(f"  {pid}: (gone)")
+    return "\n".join(lines)
+
+
+def _kill_run(tag: str, session: int) -> list[int]:
+    """SIGKILL the process group ``session``, then every process of the run, until none is left
+    (a forking process may add one meanwhile); returns the pids found and killed."""
+    killed: list[int] = []
+    try:
+        os.killpg(session, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    deadline = time.monotonic() + 10
+    while (pids := run_processes(tag, session)) and time.monotonic() < deadline:
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.05)
+    return sorted(set(killed))
+
+
+def _read(file: IO[bytes]) -> str:
+    file.seek(0)
+    return file.read().decode(errors="replace")
+
+
+def run_in_own_session(command: Sequence[Union[str, Path]], timeout: float, env: Optional[dict] = None,
+                       cwd: Optional[Path] = None, *, grace: float = LEFTOVER_GRACE_S) -> Completed:
+    """Run ``command`` in a new session with its output captured; nothing it starts may outlive it.
+
+    ``env`` is the whole environment (``os.environ`` when None). The output goes to files,
+    not pipes, so that a process left holding them cannot stall the reader. On a timeout the
+    process group and every process of the run are killed with SIGKILL, the leader is
+    reaped, and :class:`ProcessTimedOut` is raised with the output so far. Processes of the
+    run still alive ``grace`` seconds after the leader exited are killed and reported with
+    :class:`ProcessesLeftOver`.
+    """
+    tag = uuid.uuid4().hex
+    shown = " ".join(map(str, command))[:300]
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.monotonic()
+        proc = subprocess.Popen([str(part) for part in command], stdout=out, stderr=err, cwd=cwd,
+                                env={**(os.environ if env is None else env), RUN_TAG: tag}, start_new_session=True)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            killed = _kill_run(tag, proc.pid)
+            proc.wait()
+            stdout, stderr = _read(out), _read(err)
+            raise ProcessTimedOut(
+                f"{shown}: still running after {timeout:g} s; killed its process group {proc.pid} and processes "
+                f"{killed}\n--- stdout (end) ---\n{stdout[-3000:]}\n--- stderr (end) ---\n{stderr[-3000:]}",
+                tag, proc.pid, killed, stdout) from None
+        seconds = time.monotonic() - started
+        deadline = time.monotonic() + grace
+        while run_processes(tag, proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        left = run_processes(tag, proc.pid)
+        description = _describe(left)
+        killed = _kill_run(tag, proc.pid) if left else []
+        stdout, stderr = _read(out), _read(err)
+    if left:
+        raise ProcessesLeftOver(
+            f"{shown}: exited with status {proc.returncode} after {seconds:.1f} s but left processes running "
+            f"{grace:g} s later (killed: {killed}):\n{description}\n--- stderr (end) ---\n{stderr[-3000:]}",
+            tag, proc.pid, killed, stdout)
+    return Completed(proc.returncode, stdout, stderr, session=proc.pid, tag=tag, seconds=seconds)
 
 
 def run_vggspec(*args: str, env: dict | None = None, cwd: Path | None = None, timeout: float = 600) -> Completed:
-    """Run ``python -m vggspec ARGS`` in a fresh process and capture its output."""
-    full_env = {**os.environ, **(env or {})}
-    proc = subprocess.run([sys.executable, "-m", "vggspec", *map(str, args)], capture_output=True, text=True,
-                          env=full_env, cwd=cwd, timeout=timeout)
-    return Completed(proc.returncode, proc.stdout, proc.stderr)
+    """Run ``python -m vggspec ARGS`` in a fresh process (its own session) and capture its output."""
+    return run_in_own_session([sys.executable, "-m", "vggspec", *map(str, args)], timeout,
+                              env={**os.environ, **(env or {})}, cwd=cwd)
 
 
 @pytest.fixture

@@ -31,6 +31,7 @@ EXPECTED_RATIOS = [
     *(f"conversion/{target}/{what}" for target in ("safetensors", "pt")
       for what in ("time_vs_copy", "peak_rss_vs_file_size", "tensorflow_imported")),
     "startup/summary_vgg16_seconds", "startup/summary_vgg16_vs_python_floor",
+    "finetune/torch/seconds_per_epoch", "finetune/keras/seconds_per_epoch", "finetune/torch_vs_keras",
 ]
 # VGG16's convolutions (FACTS.md: 14,714,688), fc1 on the 1x1x512 map, fc2, a 10-way head
 QUICK_PARAMS = 14_714_688 + (512 * 4096 + 4096) + (4096 * 4096 + 4096) + (4096 * 10 + 10)
@@ -82,6 +83,16 @@ def test_quick_run_compares_equal_networks_and_measures_the_file_it_wrote(quick_
         assert details["peak_rss_bytes"] > 4 * QUICK_PARAMS, target  # the arrays were in memory
     startup = measures["startup"]["seconds_median"]
     assert startup["summary_vgg16"] > startup["python_floor"] > 0
+    finetune = measures["finetune"]
+    assert (finetune["epochs"], finetune["images_per_class"]) == (
+        QUICK.finetune_epochs, {"train": QUICK.finetune_train_per_class, "val": QUICK.finetune_val_per_class})
+    assert list(finetune["backends"]) == ["torch", "keras"]
+    for backend, details in finetune["backends"].items():
+        assert "error" not in details, details
+        assert len(details["epoch_seconds"]) == QUICK.finetune_epochs, backend
+        assert details["seconds_per_epoch"] == details["epoch_seconds"][1] > 0, backend  # epoch 1 not counted
+        assert 0 < details["startup_and_teardown_s"] < details["wall_s"], backend
+    assert quick_run[0]["machine"]["cpu"] in quick_run[0]["ratios"]["finetune/torch_vs_keras"]["note"]
 
 
 def test_stdout_is_one_json_object_then_a_table_of_every_figure(quick_run):

@@ -12,6 +12,7 @@ forward pass runs under bfloat16 autocast (``TrainConfig.channels_last`` /
 GPUs (one per ``LOCAL_RANK``), gloo on CPUs. Frozen layers have
 ``requires_grad`` off, and frozen batch-norm layers stay in eval mode (as
 Keras runs a non-trainable BatchNormalization in inference mode).
+``close`` tears the group down in an order that cannot deadlock (see there).
 
 Checkpoints are ``torch.save`` files: ``{"model": state dict (torchvision
 keys), "optimizer": ..., "vggspec_state": JSON text}``; ``vggspec`` reads the
@@ -21,9 +22,11 @@ weights of such a file like any ``.pt`` state dict.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
-from typing import Any, Iterator
+import sys
+from typing import Any, Iterator, Union
 
 import numpy as np
 import torch
@@ -31,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from vggspec.errors import BackendError
+from vggspec.errors import BackendError, VggspecError
 from vggspec.fileio import atomic_path
 from vggspec.planner.lower import Plan
 from vggspec.training.distributed import process_rank
@@ -42,7 +45,12 @@ SUFFIX = ".pt"
 
 
 class BatchDataset(Dataset):
-    """Item ``i`` is the core's batch ``i`` as tensors: (images NHWC float32, labels int64)."""
+    """Item ``i`` is the core's batch ``i`` as tensors: (images NHWC float32, labels int64).
+
+    A :class:`VggspecError` of the core's pipeline (an image that cannot be decoded) is
+    returned as the item instead of raised: a DataLoader worker process would hand it
+    over re-made from the text of its traceback; :func:`checked_batches` raises it whole.
+    """
 
     def __init__(self, source: BatchSource):
         self.source = source
@@ -50,9 +58,20 @@ class BatchDataset(Dataset):
     def __len__(self) -> int:
         return len(self.source)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        images, labels = self.source.batch(index)
+    def __getitem__(self, index: int) -> Union[tuple[torch.Tensor, torch.Tensor], VggspecError]:
+        try:
+            images, labels = self.source.batch(index)
+        except VggspecError as error:
+            return error
         return torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(np.asarray(labels, dtype=np.int64))
+
+
+def checked_batches(loader: DataLoader) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The loader's batches; an error a worker returned (see :class:`BatchDataset`) is raised here."""
+    for item in loader:
+        if isinstance(item, VggspecError):
+            raise item
+        yield item
 
 
 def pick_device(config: TrainConfig) -> torch.device:
@@ -93,6 +112,9 @@ class TorchTrainer:
         self.channels_last = self.cuda and config.channels_last
         self.autocast = self.cuda and config.autocast
         self.owns_group = False
+        self.closed = False
+        # (work handle, tensors) of every collective this trainer started, kept until the group is gone
+        self.collectives: list[tuple[Any, ...]] = []
         if self.cuda:
             torch.cuda.set_device(self.device)
         self.net = model.to(self.device, memory_format=torch.channels_last if self.channels_last
@@ -110,8 +132,12 @@ class TorchTrainer:
             self._join_group()
             from torch.nn.parallel import DistributedDataParallel
 
-            self.step_model = DistributedDataParallel(self.step_model,
-                                                      device_ids=[self.device.index] if self.cuda else None)
+            try:
+                self.step_model = DistributedDataParallel(self.step_model,
+                                                          device_ids=[self.device.index] if self.cuda else None)
+            except BaseException:
+                self.close()  # the caller gets no trainer to close
+                raise
         if config.compile:
             self.step_model = torch.compile(self.step_model)
 
@@ -143,7 +169,7 @@ class TorchTrainer:
         for module in self.frozen_norms:
             module.eval()
         loss_sum, correct, count = 0.0, 0, 0
-        for images, labels in self._loader(data):
+        for images, labels in checked_batches(self._loader(data)):
             x, y = self._inputs(images), labels.to(self.device, non_blocking=True)
             with self._precision():
                 logits = self.step_model(x, logits=True)
@@ -161,7 +187,7 @@ class TorchTrainer:
         self.net.eval()
         outputs = []
         with torch.no_grad(), self._precision():
-            for images, _ in self._loader(data):
+            for images, _ in checked_batches(self._loader(data)):
                 outputs.append(self.net(self._inputs(images)).float().cpu().numpy())
         return np.concatenate(outputs) if outputs else np.zeros((0, self.classes), dtype=np.float32)
 
@@ -187,15 +213,50 @@ class TorchTrainer:
 
         tensor = torch.from_numpy(np.ascontiguousarray(values)).to(self.device)
         gathered = [torch.empty_like(tensor) for _ in range(self.world_size)]
-        dist.all_gather(gathered, tensor)
+        work = dist.all_gather(gathered, tensor, async_op=True)
+        work.wait()
+        self.collectives.append((work, tensor, gathered))  # released by close(), after the group
         return torch.stack(gathered).cpu().numpy()
 
     def close(self) -> None:
-        if self.owns_group:
-            import torch.distributed as dist
+        """Tear down the process group so that no rank can hang at exit; safe to call again.
 
-            dist.destroy_process_group()
+        A gloo worker thread finishes a collective after ``wait()`` returns, and dropping
+        a Work that holds tensors made in Python takes the GIL (torch hands the tensors'
+        Python objects back). The group's destructor joins those threads: if it runs
+        while the main thread holds the GIL, for instance when the DDP reducer frees the
+        group's last reference, a worker still dropping a Work waits for the GIL forever.
+        Hence the order: (1) a barrier, so every rank is past its last collective;
+        (2) the DDP wrapper goes while the group is still registered, so its reducer
+        never holds the last reference; (3) the group is destroyed, its last reference
+        being a Python ProcessGroup, whose destructor joins the workers with the GIL
+        released; (4) only then the Work handles kept by ``all_gather`` (so no worker
+        ever dropped one last) are freed, here, on the main thread.
+        Called while an exception propagates (this rank failed), the barrier is skipped:
+        the other ranks may be dead or in another collective; torchrun stops them once
+        this rank exits with an error.
+        """
+        if self.closed:
+            return
+        self.closed = True
+        failed = sys.exc_info()[0] is not None
+        import torch.distributed as dist
+
+        try:
+            if self.owns_group and not failed and dist.is_initialized():
+                dist.barrier()
+        finally:
+            wrapped, self.step_model = self.step_model is not self.net, self.net
+            if wrapped and self.world_size > 1:
+                if self.config.compile:
+                    torch.compiler.reset()  # compiled graphs hold the DDP module
+                gc.collect()  # the DDP module and its reducer, should they sit in a reference cycle
+            if self.owns_group and dist.is_initialized():
+                group = dist.group.WORLD
+                dist.destroy_process_group()
+                del group  # the last reference: ~ProcessGroupGloo joins its threads here, GIL released
             self.owns_group = False
+            self.collectives.clear()
 
 
 def make_trainer(model: nn.Module, plan: Plan, config: TrainConfig) -> TorchTrainer:
