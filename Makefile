@@ -6,8 +6,6 @@ BIN = $(VENV)/bin
 STAMP = $(VENV)/.installed
 # torch stays open-ended in pyproject.toml; constraints.txt picks the CPU wheel for this machine.
 PIP_INSTALL = $(BIN)/python -m pip install --constraint constraints.txt
-export TF_ENABLE_ONEDNN_OPTS = 0
-export TF_CPP_MIN_LOG_LEVEL = 2
 
 .PHONY: install demo test test-slow test-all bench clean
 

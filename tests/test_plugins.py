@@ -121,3 +121,25 @@ def test_missing_framework_gives_the_install_hint(tmp_path, plugins):
     assert result.returncode == 2
     assert result.stderr.strip() == ("error: backend 'jaxlike' needs a_framework_that_is_not_installed, which is "
                                      "not installed: pip install \"vggspec[jax]\"")
+
+
+@pytest.mark.parametrize("framework, expected", [
+    ("jax", "error: backend 'keras': keras runs on jax (KERAS_BACKEND says so), which is not installed: "
+            "pip install jax, or set KERAS_BACKEND to an installed one (tensorflow with vggspec[keras])"),
+    ("tensorfow", "error: backend 'keras': KERAS_BACKEND: expected one of tensorflow, torch, jax, numpy, openvino, "
+                  "received 'tensorfow'"),
+])
+def test_keras_set_to_a_missing_framework_says_so_in_one_line(tmp_path, framework, expected):
+    pytest.importorskip("keras")
+    if framework == "jax":
+        import importlib.util
+
+        if importlib.util.find_spec("jax") is not None:
+            pytest.skip("jax is installed here")
+    out = tmp_path / "m.keras"
+    result = run_vggspec("build", "vgg11", "--backend", "keras", "--out", out, env={"KERAS_BACKEND": framework})
+    assert (result.returncode, result.stderr.strip()) == (2, expected)
+    assert not out.exists()
+    listing = run_vggspec("backends", env={"KERAS_BACKEND": framework})
+    assert listing.returncode == 0
+    assert any(line.split()[:3] == ["keras", "cannot", "run"] for line in listing.stdout.splitlines()), listing.stdout

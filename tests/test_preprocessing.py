@@ -74,10 +74,37 @@ def test_preprocess_caffe_numbers():
     np.testing.assert_allclose(preprocess(np.full((1, 1, 3), 255.0), "tf")[0, 0], [1, 1, 1])
 
 
-@pytest.mark.parametrize("shape", [(8, 8), (8, 8, 1), (2, 8, 8, 4), (1, 2, 8, 8, 3)])
+@pytest.mark.parametrize("shape", [(8, 8), (8, 8, 2), (2, 8, 8, 5), (1, 2, 8, 8, 3)])
 def test_preprocess_rejects_bad_layout(shape):
-    with pytest.raises(DataError, match=r"expected images of shape .*received shape"):
+    with pytest.raises(DataError, match=r"expected images of shape .* with 1 \(gray\), 3 \(RGB\) or 4 \(RGBA\) "
+                                        r"channels, received shape"):
         preprocess(np.zeros(shape, np.float32), "caffe")
+
+
+def test_preprocess_gray_takes_the_mean_of_the_colour_statistics():
+    gray = np.array([[[0.0], [100.0], [255.0]]], dtype=np.float32)  # HWC, 1 channel
+    np.testing.assert_allclose(preprocess(gray, "caffe")[0, :, 0], [-114.799333, -14.799333, 140.200667], atol=1e-4)
+    np.testing.assert_allclose(preprocess(gray, "torch")[0, :, 0],
+                               [(v / 255 - 0.449) / 0.226 for v in (0.0, 100.0, 255.0)], atol=1e-5)
+    np.testing.assert_allclose(preprocess(gray, "tf")[0, :, 0], [-1.0, 100 / 127.5 - 1, 1.0], atol=1e-6)
+    # a gray image gives the mean of what its RGB copy gives, channel by channel, in every mode
+    for mode in MODES:
+        as_rgb = preprocess(np.repeat(gray, 3, axis=-1), mode)
+        np.testing.assert_allclose(preprocess(gray, mode)[..., 0], as_rgb.mean(axis=-1), atol=2e-3, err_msg=mode)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_preprocess_rgba_is_rgb_plus_alpha_as_gray(mode):
+    rgba = random_images((2, 5, 4, 4), seed=7)
+    ours = preprocess(rgba, mode)
+    assert ours.shape == (2, 5, 4, 4) and ours.dtype == np.float32
+    np.testing.assert_array_equal(ours[..., :3], preprocess(rgba[..., :3], mode))  # B, G, R for caffe
+    np.testing.assert_array_equal(ours[..., 3:], preprocess(rgba[..., 3:], mode))
+    opaque = preprocess(np.full((1, 1, 4), 255.0), mode)[0, 0, 3]
+    assert opaque == pytest.approx({"caffe": 140.200667, "torch": (1 - 0.449) / 0.226, "tf": 1.0}[mode], abs=1e-4)
+    for channels in (1, 4):
+        images = random_images((2, 6, 6, channels), seed=channels)
+        assert np.abs(deprocess(preprocess(images, mode), mode) - images).max() <= 1e-3
 
 
 def test_preprocess_rejects_unknown_mode():
@@ -218,6 +245,30 @@ def test_load_image_grayscale_becomes_three_channels(keras_imagenet_utils, tmp_p
     for channel in range(3):
         np.testing.assert_array_equal(image[..., channel], gray)
     assert np.abs(load_image(path, (30, 30)) - keras_load(path, (30, 30))).max() == 0
+
+
+@pytest.mark.parametrize("file_mode, suffix", [("L", "png"), ("L", "jpg"), ("RGB", "jpg"), ("RGBA", "png")])
+def test_load_image_with_the_channels_a_spec_asks_for(tmp_path, file_mode, suffix):
+    """1 channel: Pillow's "L" (luma of colour files), 3: RGB, 4: RGBA, whatever the file holds (Keras'
+    color_mode grayscale / rgb / rgba)."""
+    shape = (12, 9, 4 if file_mode == "RGBA" else 3) if file_mode != "L" else (12, 9)
+    pixels = np.random.default_rng(6).integers(0, 256, shape, dtype=np.uint8)
+    path = tmp_path / f"image.{suffix}"
+    Image.fromarray(pixels, file_mode).save(path)
+    with Image.open(path) as image:
+        for channels, mode in ((1, "L"), (3, "RGB"), (4, "RGBA")):
+            expected = np.asarray(image.convert(mode), dtype=np.float32).reshape(12, 9, channels)
+            ours = load_image(path, size=None, channels=channels)
+            assert ours.shape == (12, 9, channels) and ours.dtype == np.float32
+            np.testing.assert_array_equal(ours, expected)
+            assert load_image(path, (20, 30), channels).shape == (20, 30, channels)
+    if file_mode == "L":
+        np.testing.assert_array_equal(load_image(path, None, 1)[..., 0], np.asarray(Image.open(path)))
+    if file_mode == "RGBA":
+        assert (load_image(path, None, 4)[..., 3] == pixels[..., 3]).all()  # alpha kept
+    with pytest.raises(DataError, match=r"expected 1 \(grayscale\), 3 \(RGB\) or 4 \(RGBA\) channels, the counts "
+                                        r"image files can provide, received 2"):
+        load_image(path, None, channels=2)
 
 
 def test_load_images_batch(jpeg_path, rgba_png_path):

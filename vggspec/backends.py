@@ -58,7 +58,9 @@ class Backend(Protocol):
     def save(self, model: Any, path: str) -> None:
         """Write the model in the framework's own format."""
 
-    # Optional: ``accelerate(model) -> model`` moves a model to the fastest device and settings for
+    # Optional: ``framework_problem() -> str | None`` says in one line why the framework cannot run although
+    # its modules are installed (e.g. Keras set to run on a framework that is missing), without importing it;
+    # ``accelerate(model) -> model`` moves a model to the fastest device and settings for
     # inference (``vggspec predict`` calls it when present); ``seed(n)`` and ``trainer(model, plan,
     # config)`` serve ``vggspec finetune`` (see vggspec.training.protocol).
 
@@ -103,7 +105,16 @@ def get_backend(name: str) -> Backend:
     if missing:
         raise BackendError(f"backend {name!r} needs {', '.join(missing)}, which is not installed: "
                            f'pip install "vggspec[{backend.extra}]"')
+    problem = framework_problem(backend)
+    if problem:
+        raise BackendError(f"backend {name!r}: {problem}")
     return backend
+
+
+def framework_problem(backend: Backend) -> Optional[str]:
+    """The backend's own word on why its framework cannot run (optional method), or None."""
+    check = getattr(backend, "framework_problem", None)
+    return check() if callable(check) else None
 
 
 def backend_status() -> list[tuple[str, str, str]]:
@@ -115,6 +126,8 @@ def backend_status() -> list[tuple[str, str, str]]:
             rows.append((name, "broken", f"{entry.value} failed to import"))
         elif framework_missing(backend):
             rows.append((name, "missing framework", f'pip install "vggspec[{backend.extra}]"'))
+        elif framework_problem(backend):
+            rows.append((name, "cannot run", str(framework_problem(backend))))
         else:
             rows.append((name, "ok", entry.value))
     return rows

@@ -64,9 +64,6 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     warnings.formatwarning = _one_line_warning
-    # TensorFlow, when a backend loads it: no start-up chatter, and no oneDNN re-ordering of float sums.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     argv = list(sys.argv[1:] if argv is None else argv)
     command = _command_name(argv)
     args = make_parser(command).parse_args(argv)

@@ -47,6 +47,8 @@ CONFIG_OPTIONS: dict[str, tuple[str, Any]] = {
 }
 # what a resumed run may change; any other option given must equal the recorded one
 CHANGEABLE_ON_RESUME = ("epochs", "workers", "device", "compile", "channels_last", "autocast")
+# each data worker is a process (torch) or a thread (keras) holding batches ahead; more than this only costs memory
+MAX_WORKERS = 64
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -67,8 +69,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--optimizer", choices=("adam", "sgd"), help="adam (default) or sgd (momentum 0.9)")
     parser.add_argument("--out", metavar="RUN_DIR", help="the run folder (default runs/<spec>-<backend>-<time>)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out after its last epoch")
-    parser.add_argument("--workers", type=int, help="data loading workers (default 2)")
-    parser.add_argument("--seed", type=int, help="seed of shuffling, augmentation and dropout (default 0)")
+    parser.add_argument("--workers", type=int, help=f"data loading workers, 0 to {MAX_WORKERS} (default 2; each is "
+                        "a process with torch, a thread with keras, holding batches ahead)")
+    parser.add_argument("--seed", type=int, help="seed of shuffling, augmentation and dropout, 0 to 4294967295 "
+                        "(default 0)")
     torch = parser.add_argument_group("torch backend")
     torch.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when available)")
     torch.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
@@ -98,8 +102,12 @@ def _check(given: dict[str, Any]) -> None:
     for name in ("epochs", "batch_size"):
         if name in given and given[name] < 1:
             raise VggspecError(f"--{name.replace('_', '-')}: expected a positive integer, received {given[name]}")
-    if "workers" in given and given["workers"] < 0:
-        raise VggspecError(f"--workers: expected 0 or more, received {given['workers']}")
+    if "workers" in given and not 0 <= given["workers"] <= MAX_WORKERS:
+        raise VggspecError(f"--workers: expected 0 to {MAX_WORKERS}, received {given['workers']}")
+    if "seed" in given:
+        from vggspec.parity.inputs import checked_seed
+
+        checked_seed(given["seed"], "--seed")
     if "lr" in given and not (math.isfinite(given["lr"]) and given["lr"] > 0):
         raise VggspecError(f"--lr: expected a positive learning rate, received {given['lr']}")
 

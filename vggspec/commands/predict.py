@@ -46,7 +46,7 @@ def top_classes(scores, top: int, labels: list[str] | None) -> list[list[tuple[i
 def run(args: argparse.Namespace) -> int:
     from vggspec.backends import get_backend
     from vggspec.building import build_model
-    from vggspec.images import load_images
+    from vggspec.images import image_mode, load_images
     from vggspec.preprocessing import preprocess
 
     spec = load_spec(args.spec)
@@ -59,8 +59,9 @@ def run(args: argparse.Namespace) -> int:
     top = min(5, spec.classes) if args.top is None else args.top
     if not 1 <= top <= spec.classes:
         raise VggspecError(f"--top: expected 1 to {spec.classes}, received {top}")
-    height, width, _ = plan.input_shape
-    pixels = load_images(args.images, (height, width))
+    height, width, channels = plan.input_shape
+    image_mode(channels, f"{args.spec}: input_shape {list(plan.input_shape)}")
+    pixels = load_images(args.images, (height, width), channels)
     backend = get_backend(args.backend)
     model = build_model(spec, args.backend, args.weights)
     if hasattr(backend, "accelerate") and not args.fp32:  # e.g. torch: CUDA, channels last, bf16

@@ -11,9 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 
-from vggspec.errors import BackendError
+from vggspec.errors import BackendError, VggspecError
 from vggspec.planner.lower import lower_to_plan
 from vggspec.spec.load import load_spec
+
+# every layer's output of every image is kept for each backend: some 60 MB per image and backend for VGG16
+# at 224x224, so 16 images hold about 2 GB for two backends
+MAX_IMAGES = 16
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,18 +27,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backends", default="keras,torch", help="comma-separated; the first is the reference "
                         "(default: keras,torch)")
     parser.add_argument("--image", dest="image_files", nargs="+", metavar="IMAGE",
-                        help="image files to feed (default: synthetic images)")
-    parser.add_argument("--images", type=int, default=2, metavar="N", help="number of synthetic images (default 2)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random weights and images")
+                        help=f"image files to feed, at most {MAX_IMAGES} (default: synthetic images)")
+    parser.add_argument("--images", type=int, default=2, metavar="N",
+                        help=f"number of synthetic images, 1 to {MAX_IMAGES} (default 2): every layer's output of "
+                        "every image is kept for each backend, about 60 MB per image and backend for VGG16")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random weights and images, "
+                        "0 to 4294967295 (default 0)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
 
 
 def run(args: argparse.Namespace) -> int:
     from vggspec.building import read_checked_bundle
     from vggspec.parity.compare import compare_backends, format_report
-    from vggspec.parity.inputs import random_bundle, synthetic_images
-    from vggspec.preprocessing import preprocess
+    from vggspec.parity.inputs import checked_seed, random_bundle, synthetic_images
+    from vggspec.preprocessing import CHANNELS, preprocess
 
+    checked_seed(args.seed, "--seed")
+    count = len(args.image_files) if args.image_files else args.images
+    if not 1 <= count <= MAX_IMAGES:
+        flag = "--image" if args.image_files else "--images"
+        raise VggspecError(f"{flag}: expected 1 to {MAX_IMAGES} images (every layer's output of every image is "
+                           f"kept for each backend), received {count}")
     plan = lower_to_plan(load_spec(args.spec))
     backends = [name.strip() for name in args.backends.split(",") if name.strip()]
     if len(backends) < 2:
@@ -42,12 +55,14 @@ def run(args: argparse.Namespace) -> int:
     bundle = read_checked_bundle(plan, args.weights)[0] if args.weights else random_bundle(plan, args.seed)
     height, width, channels = plan.input_shape
     if args.image_files:
-        from vggspec.images import load_images
+        from vggspec.images import image_mode, load_images
 
-        pixels = load_images(args.image_files, (height, width))
+        image_mode(channels, f"{args.spec}: input_shape {list(plan.input_shape)}")
+        pixels = load_images(args.image_files, (height, width), channels)
     else:
         pixels = synthetic_images(args.images, height, width, channels, seed=args.seed)
-    images = preprocess(pixels, plan.preprocessing) if channels == 3 else pixels
+    # images of any other channel count (synthetic only) are compared as they are, 0..255
+    images = preprocess(pixels, plan.preprocessing) if channels in CHANNELS else pixels
     report = compare_backends(plan, bundle, images, backends, progress=not args.json)
     print(json.dumps(report.to_dict(), indent=2) if args.json else format_report(report))
     return 0 if report.ok else 1

@@ -13,7 +13,10 @@ not starting with FF D8, no ``JFIF``/``Exif`` in the first 10 bytes (the check
 TensorFlow Datasets makes), or Pillow cannot decode them. The split is
 stratified and deterministic: per class, the kept files sorted by number are
 shuffled with ``random.Random(seed)`` and the first ``round(val_fraction * n)``
-go to ``val``. Files are copied, never moved.
+go to ``val``. A split that would leave a class without images in train or in
+val is refused (before anything is written when the source itself is too
+small; after checking the images, with the partial folder removed, when the
+dropped files make it so). Files are copied, never moved.
 
 The tree is built in ``.<DIR name>.partial`` beside DIR (each file written to a
 temporary name and renamed, so a file that is there is whole) and renamed to
@@ -34,7 +37,7 @@ import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Optional, Sequence, Union
 
 from tqdm import tqdm
 
@@ -95,8 +98,15 @@ def prepare_cats_vs_dogs(dest: Union[str, Path], source: Optional[str] = None, *
     if manifest is None:
         source_images = _open_source(arguments["source"], dest, progress)
         try:
+            check_split_sizes(source_images.images, val_fraction, source_images.where)
             _start_partial(partial, arguments)
             checked = _check_images(source_images, partial, progress)
+            try:
+                check_split_sizes(_kept(source_images, checked), val_fraction, source_images.where,
+                                  checked["dropped"])
+            except DataError:
+                shutil.rmtree(partial)  # holds only the record of this check, which would fail again
+                raise
             manifest = _write_split(source_images, checked, partial, arguments, progress)
         finally:
             source_images.close()
@@ -302,6 +312,22 @@ def _check_images(source: _ImageSource, partial: Path, progress: bool) -> dict[s
     return checked
 
 
+def check_split_sizes(images: list[SourceImage], val_fraction: float, where: str,
+                      dropped: Sequence[dict[str, Any]] = ()) -> None:
+    """DataError when :func:`split_images` would leave a class without images in train or in val
+    (``dropped``: the entries of the unreadable files left out of ``images``, for the message)."""
+    for label in CLASSES:
+        count = sum(1 for image in images if image.label == label)
+        n_val = round(val_fraction * count)
+        if 0 < n_val < count:
+            continue
+        lost = sum(1 for entry in dropped if entry["class"] == label)
+        counted = f"{count} image{'s' if count != 1 else ''}" + (f" kept, {lost} dropped" if lost else "")
+        raise DataError(f"{where}: expected a split with images of each class in train and in val, received "
+                        f"{label}: train {count - n_val}, val {n_val} (of {counted}, --val-fraction {val_fraction}); "
+                        "use more images or a --val-fraction nearer 0.5")
+
+
 def split_images(images: list[SourceImage], val_fraction: float, seed: int) -> dict[str, list[SourceImage]]:
     """Stratified split: per class (sorted by number), shuffle with ``Random(seed)``, the first
     ``round(val_fraction * n)`` to ``val``, the rest to ``train`` (each list sorted again)."""
@@ -316,11 +342,15 @@ def split_images(images: list[SourceImage], val_fraction: float, seed: int) -> d
     return splits
 
 
+def _kept(source: _ImageSource, checked: dict[str, Any]) -> list[SourceImage]:
+    """The source's images less the dropped ones."""
+    dropped_names = {entry["file"] for entry in checked["dropped"]}
+    return [image for image in source.images if image.name not in dropped_names]
+
+
 def _write_split(source: _ImageSource, checked: dict[str, Any], partial: Path, arguments: dict[str, Any],
                  progress: bool) -> dict[str, Any]:
-    dropped_names = {entry["file"] for entry in checked["dropped"]}
-    kept = [image for image in source.images if image.name not in dropped_names]
-    splits = split_images(kept, arguments["val_fraction"], arguments["seed"])
+    splits = split_images(_kept(source, checked), arguments["val_fraction"], arguments["seed"])
     work = [(split, image) for split, images in splits.items() for image in images]
     for split, image in tqdm(work, desc="copying images", unit="file", disable=None if progress else True):
         target = partial / split / image.label / image.file_name

@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from vggspec.errors import VggspecError
 from vggspec.planner.lower import Plan
 from vggspec.weights.bundle import WeightBundle
+
+SEED_MAX = 2**32 - 1  # numpy.random.seed's range, which every seed of vggspec keeps to
+
+
+def checked_seed(seed: int, where: str = "seed") -> int:
+    """``seed`` when it is an integer 0..SEED_MAX; VggspecError naming ``where`` otherwise."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= SEED_MAX:
+        raise VggspecError(f"{where}: expected an integer from 0 to {SEED_MAX} (2**32 - 1), received {seed!r}")
+    return int(seed)
 
 
 # Typical standard deviation of a preprocessed natural image, per preprocessing mode.
@@ -21,7 +31,7 @@ def random_bundle(plan: Plan, seed: int = 0) -> WeightBundle:
     comparisons meaningless). Biases small; batch norm gamma near 1, small beta and
     moving mean, moving variance in [0.5, 1.5].
     """
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(checked_seed(seed))
     bundle = WeightBundle(source=f"random weights (seed {seed})")
     weighted = plan.weighted_layers()
     for layer in weighted:
@@ -46,7 +56,9 @@ def random_bundle(plan: Plan, seed: int = 0) -> WeightBundle:
 
 def synthetic_images(count: int, height: int, width: int, channels: int = 3, seed: int = 0) -> np.ndarray:
     """``count`` smooth, varied images: NHWC float32 in 0..255 (gradients, rings and noise)."""
-    rng = np.random.default_rng(seed)
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
+        raise VggspecError(f"synthetic_images: expected a positive number of images, received {count!r}")
+    rng = np.random.default_rng(checked_seed(seed))
     y, x = np.meshgrid(np.linspace(-1, 1, height), np.linspace(-1, 1, width), indexing="ij")
     images = np.empty((count, height, width, channels), dtype=np.float32)
     for n in range(count):

@@ -173,7 +173,7 @@ def check_table(doc: YamlDocument, source: str) -> Table:
         else:
             problems += _budget_problems(doc, _to_spec(fields, f"{source}#{letter}"), locate)
     if problems:
-        raise SpecError(sorted(set(problems), key=lambda p: (p.line, p.column, p.path)))
+        raise SpecError(sorted(set(problems), key=lambda p: (p.line, p.column, p.path, p.message)))
     return Table(source, dict(defaults), {letter: list(tokens) for letter, tokens in doc.data["configurations"].items()})
 
 

@@ -1,9 +1,9 @@
 """The one data pipeline of training, for every backend: numpy + Pillow.
 
-An image is read as :func:`vggspec.images.load_image` reads it (RGB, 0..255,
-resized to the spec's input size with nearest-neighbour sampling, as
-``vggspec predict`` does), then, for training only, lightly augmented:
-padded by 1/16 of its size on each side (reflecting its border), cropped back
+An image is read as :func:`vggspec.images.load_image` reads it (0..255, with
+the spec's channels: gray, RGB or RGBA; resized to the spec's input size with
+nearest-neighbour sampling, as ``vggspec predict`` does), then, for training
+only, lightly augmented: padded by 1/16 of its size on each side (reflecting its border), cropped back
 to the input size at a random offset, and flipped left-right with
 probability 1/2. Finally the spec's preprocessing is applied
 (:func:`vggspec.preprocessing.preprocess`).
@@ -45,16 +45,18 @@ class ImageBatches:
     """A :class:`~vggspec.training.protocol.BatchSource` over an :class:`ImageSet`.
 
     ``batch(i)`` -> (images NHWC float32, preprocessed; labels int64 (N,)).
-    ``train=True`` shuffles and augments; ``rank``/``world_size`` pick this
-    process' share of a distributed run.
+    ``channels`` (C) is 1, 3 or 4 (:mod:`vggspec.images`). ``train=True``
+    shuffles and augments; ``rank``/``world_size`` pick this process' share of
+    a distributed run.
     """
 
     def __init__(self, images: ImageSet, size: tuple[int, int], preprocessing: str, batch_size: int, *,
-                 train: bool, seed: int = 0, rank: int = 0, world_size: int = 1):
+                 train: bool, channels: int = 3, seed: int = 0, rank: int = 0, world_size: int = 1):
         if batch_size < 1:
             raise ValueError(f"batch_size: expected a positive integer, received {batch_size}")
         self.images = images
         self.size = (int(size[0]), int(size[1]))
+        self.channels = channels
         self.preprocessing = preprocessing
         self.batch_size = batch_size
         self.train = train
@@ -87,7 +89,7 @@ class ImageBatches:
         return math.ceil(len(self.order) / self.batch_size)
 
     def _image(self, index: int) -> np.ndarray:
-        image = load_image(self.images.paths[index], self.size)
+        image = load_image(self.images.paths[index], self.size, self.channels)
         if self.train:
             image = augment(image, np.random.default_rng((self.seed, self.epoch, int(index))))
         return image

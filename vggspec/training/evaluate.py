@@ -65,8 +65,8 @@ def evaluate_run(run_dir: Union[str, Path], data_dir: Optional[Union[str, Path]]
                         "exist (has an epoch finished?)")
     backend = get_backend(backend_name or record["backend"])
     model = build_model(spec, backend.name, weights)
-    data = ImageBatches(images, size=spec.input_shape[:2], preprocessing=spec.preprocessing, batch_size=batch_size,
-                        train=False)
+    data = ImageBatches(images, size=spec.input_shape[:2], channels=spec.input_shape[2],
+                        preprocessing=spec.preprocessing, batch_size=batch_size, train=False)
     scores = np.concatenate([np.asarray(backend.predict(model, data.batch(i)[0])) for i in range(len(data))])
     loss_sum, _ = loss_and_correct(scores, data.labels, spec.classifier_activation)
     predictions = np.argmax(scores, axis=1)

@@ -1,7 +1,9 @@
 """Fine-tune (or train from scratch) a spec on class folders, with any backend that can train.
 
-The flow: read the train/val class folders; give the spec a head for their
-classes; build the model; load the weights that fit (every layer but a head of
+The flow: read the train/val class folders (two classes at least); give the
+spec a head for their classes; decode every image once, so that a broken file
+is named before anything is written rather than half-way through an epoch
+(:func:`vggspec.training.folders.check_images`); build the model; load the weights that fit (every layer but a head of
 another size); freeze the layers up to ``--freeze``; then, epoch after epoch,
 train, validate on the whole val split and commit the epoch to the run folder
 (:mod:`vggspec.training.run_folder`).
@@ -20,12 +22,14 @@ import numpy as np
 
 from vggspec.backends import Backend, get_backend
 from vggspec.errors import BackendError, DataError, VggspecError, WeightsError
+from vggspec.images import image_mode
+from vggspec.parity.inputs import checked_seed
 from vggspec.planner.lower import Plan, lower_to_plan
 from vggspec.spec.load import spec_from_mapping, spec_to_mapping
 from vggspec.spec.model import Spec
 from vggspec.training.batches import ImageBatches
 from vggspec.training.distributed import process_rank
-from vggspec.training.folders import ImageSet, read_split
+from vggspec.training.folders import ImageSet, check_images, read_split
 from vggspec.training.interrupt import StopOnInterrupt
 from vggspec.training.loop import Session, ranks_agree, run_epochs
 from vggspec.training.plot import plot_available
@@ -44,9 +48,7 @@ def head_spec(spec: Spec, classes: int) -> Spec:
     if spec.classifier_activation not in ("softmax", None):
         raise VggspecError(f"{where}: expected classifier_activation softmax or null (training uses "
                            f"categorical cross-entropy), received {spec.classifier_activation!r}")
-    if spec.input_shape[2] != 3:
-        raise VggspecError(f"{where}: expected input_shape with 3 channels (images are read as RGB), "
-                           f"received {list(spec.input_shape)}")
+    image_mode(spec.input_shape[2], f"{where}: input_shape {list(spec.input_shape)}")
     return spec_from_mapping({**spec_to_mapping(spec), "classes": classes}, source=f"{where} (classes {classes})")
 
 
@@ -87,14 +89,22 @@ def _check_run_folder(run: RunFolder, resume: bool, rank: int) -> None:
     if resume and not run.exists():
         raise DataError(f"--resume: expected a run folder with run.json, received {run.path} "
                         + ("without it" if run.path.exists() else "(does not exist)"))
-    if not resume and rank == 0 and run.path.exists() and (run.path.is_file() or any(run.path.iterdir())):
+    if resume or rank != 0:
+        return
+    if run.path.exists() and not run.path.is_dir():
+        raise DataError(f"--out {run.path}: expected a new or empty folder, received a file")
+    if run.path.is_dir() and any(run.path.iterdir()):
         raise DataError(f"--out {run.path}: expected a new or empty folder, received one with files "
                         "(pass --resume to continue that run, or choose another --out)")
+    run.check_creatable()
 
 
 def prepare_data(data_dir: Union[str, Path], classes: Optional[int]) -> tuple[ImageSet, ImageSet]:
-    """The train and val splits (the same class folders), checked against ``classes``."""
+    """The train and val splits (the same class folders, at least two), checked against ``classes``."""
     train = read_split(data_dir, "train")
+    if len(train.class_names) < 2:
+        raise DataError(f"{train.root}: expected at least 2 class folders (a classifier tells classes apart), "
+                        f"received 1: {train.class_names[0]}")
     val = read_split(data_dir, "val", train.class_names)
     if classes is not None and classes != len(train.class_names):
         raise DataError(f"--classes: expected the number of class folders in {train.root} "
@@ -111,6 +121,7 @@ def finetune(spec: Spec, data_dir: Union[str, Path], backend_name: str, config: 
     None picks :func:`default_freeze`. ``config.freeze`` is filled in from it.
     """
     rank, world_size = process_rank()
+    checked_seed(config.seed)
     run = RunFolder(run_dir)
     _check_run_folder(run, resume, rank)
     train_set, val_set = prepare_data(data_dir, classes)
@@ -123,6 +134,8 @@ def finetune(spec: Spec, data_dir: Union[str, Path], backend_name: str, config: 
                            f"every layer frozen (the last is {plan.weighted_layers()[-1].name})")
     backend = get_backend(backend_name)
     check_can_train(backend)
+    for images in (train_set, val_set):  # before anything is written: not half-way through an epoch
+        check_images(images, plan.input_shape[2])
 
     random.seed(config.seed)
     np.random.seed(config.seed)
@@ -134,8 +147,8 @@ def finetune(spec: Spec, data_dir: Union[str, Path], backend_name: str, config: 
         # a resumed run starts from its checkpoint, not from the weights it started with
         skipped = load_pretrained(backend, model, plan, weights) if weights is not None and not resuming else []
         size = plan.input_shape[:2]
-        common = dict(size=size, preprocessing=spec.preprocessing, batch_size=config.batch_size,
-                      seed=config.seed, rank=rank, world_size=world_size)
+        common = dict(size=size, channels=plan.input_shape[2], preprocessing=spec.preprocessing,
+                      batch_size=config.batch_size, seed=config.seed, rank=rank, world_size=world_size)
         session = Session(run=run, record={}, backend=backend, model=model, plan=plan, trainer=trainer,
                           train=ImageBatches(train_set, train=True, **common),
                           val=ImageBatches(val_set, train=False, **common),
@@ -159,6 +172,7 @@ def finetune(spec: Spec, data_dir: Union[str, Path], backend_name: str, config: 
                 "checkpoints": {"best": session.checkpoint("best").name, "last": session.checkpoint("last").name},
             }
             if session.writer:
+                run.create()
                 run.write_record(session.record)
         session.say(f"{run.path}: {plan.name} on {len(train_set)} training and {len(val_set)} validation images "
                     f"({', '.join(train_set.class_names)}), {backend.name}, frozen up to {freeze}"
@@ -172,4 +186,4 @@ def finetune(spec: Spec, data_dir: Union[str, Path], backend_name: str, config: 
             run.write_record(session.record)
         return session.record
     finally:
-        trainer.close()
+        trainer.close()  # from here, also on an error: a failing rank must not wait for the others

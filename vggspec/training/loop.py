@@ -153,10 +153,11 @@ def run_epochs(session: Session, resume: bool, stop: StopOnInterrupt) -> tuple[l
             best = Best(epoch, val_accuracy, val_loss)
         if session.writer:
             state = {"epoch": epoch, "row": row, "best": dataclasses.asdict(best)}
-            session.trainer.save_checkpoint(str(session.checkpoint("last")), state)
-            if improved:
-                session.write_best()
-            session.write_progress(rows, best)
+            with session.run.writing():
+                session.trainer.save_checkpoint(str(session.checkpoint("last")), state)
+                if improved:
+                    session.write_best()
+                session.write_progress(rows, best)
         session.say(f"epoch {epoch}/{epochs}: loss {row['train_loss']:.4f} accuracy {row['train_accuracy']:.4f} "
                     f"val_loss {val_loss:.4f} val_accuracy {val_accuracy:.4f} ({row['seconds']:.1f} s)"
                     + ("  best" if improved else ""))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional, Union
 
 import numpy as np
 
@@ -28,6 +28,12 @@ class KerasBackend:
     name = "keras"
     requires = ("keras",)
     extra = "keras"
+
+    def framework_problem(self) -> Optional[str]:
+        """Why Keras cannot run (KERAS_BACKEND names a missing or unknown framework), told without importing it."""
+        from vggspec_keras.environment import framework_problem
+
+        return framework_problem()
 
     def build(self, plan: Plan) -> Any:
         """A ``keras.Model`` named ``plan.name``, one layer per plan layer, fresh weights."""
@@ -65,14 +71,27 @@ class KerasBackend:
 
         return activations(model, plan, images)
 
-    def save(self, model: Any, path: str) -> None:
-        """Write a ``.keras`` archive (``keras.models.load_model`` reads it; the LRN layer is registered
-        as ``vggspec>LocalResponseNormalization``, so import ``vggspec_keras.lrn`` before loading)."""
+    def save(self, model: Any, path: str) -> Optional[str]:
+        """Write a ``.keras`` archive that ``keras.models.load_model`` reads; returns :meth:`saved_note`."""
         if not str(path).endswith(KERAS_SUFFIX):
             raise BackendError(f"{path}: expected a file name ending in {KERAS_SUFFIX} (the Keras 3 model "
                                f"format), received {Path(path).suffix or 'no extension'!r}")
         with atomic_path(path, suffix=KERAS_SUFFIX) as temporary:
             model.save(str(temporary))
+        return self.saved_note(model, path)
+
+    def saved_note(self, model: Any, path: str) -> Optional[str]:
+        """One line for the user when a saved model needs more than ``keras.models.load_model`` (else None).
+
+        The LRN layer of configuration A-LRN is vggspec's own class, registered with Keras
+        as ``vggspec>LocalResponseNormalization`` only once :mod:`vggspec_keras.lrn` is imported.
+        """
+        from vggspec_keras.lrn import LocalResponseNormalization
+
+        if not any(isinstance(layer, LocalResponseNormalization) for layer in model.layers):
+            return None
+        return (f"{path} has a vggspec LocalResponseNormalization layer: load it with "
+                "vggspec_keras.load_model(path), or import vggspec_keras.lrn before keras.models.load_model")
 
     def seed(self, seed: int) -> None:
         """Seed Python's, numpy's and the Keras backend's random generators (initialisers, dropout)."""
@@ -85,3 +104,17 @@ class KerasBackend:
         from vggspec_keras.training import make_trainer
 
         return make_trainer(model, plan, config)
+
+
+def load_model(path: Union[str, Path], **kwargs: Any) -> Any:
+    """``keras.models.load_model(path, **kwargs)`` with vggspec's layers registered first.
+
+    Needed for a model with the LRN layer (configuration A-LRN): Keras finds the class
+    ``vggspec>LocalResponseNormalization`` only once :mod:`vggspec_keras.lrn` is imported.
+    Keras is imported here, when called.
+    """
+    import keras
+
+    import vggspec_keras.lrn  # noqa: F401  (registers the layer with Keras)
+
+    return keras.models.load_model(str(path), **kwargs)
