@@ -1,5 +1,5 @@
 # Two commands from nothing: `make demo` (install, then the main job on the default spec)
-# and `make test` (install, then the whole test suite). Everything lives in .venv/.
+# and `make test` (install, then the test suite). Everything lives in .venv/.
 PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
@@ -7,12 +7,12 @@ STAMP = $(VENV)/.installed
 # torch stays open-ended in pyproject.toml; constraints.txt picks the CPU wheel for this machine.
 PIP_INSTALL = $(BIN)/python -m pip install --constraint constraints.txt
 
-.PHONY: install demo test test-slow test-all bench clean
+.PHONY: install demo test test-slow test-all lint format bench clean
 
-$(STAMP): pyproject.toml constraints.txt backends/vggspec_keras/pyproject.toml backends/vggspec_torch/pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(PIP_INSTALL) -e backends/vggspec_keras -e backends/vggspec_torch -e ".[all,test]"
+	$(PIP_INSTALL) -e ".[all,dev]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -29,8 +29,18 @@ test-slow: $(STAMP)
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -m "slow or not slow"
 
+# ruff and mypy as configured in pyproject.toml (line length 120; mypy strict on the core)
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
 clean:
-	rm -rf $(VENV) build *.egg-info backends/*/*.egg-info
+	rm -rf $(VENV) build dist *.egg-info

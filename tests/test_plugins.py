@@ -67,8 +67,10 @@ def plugins(tmp_path):
 
 def small_spec(tmp_path: Path) -> Path:
     path = tmp_path / "small.yaml"
-    path.write_text("name: small\nlayers: [conv3-8, maxpool, conv3-16, conv3-16, maxpool]\n"
-                    "input_shape: [32, 32, 3]\nfc: [32, 32]\nclasses: 10\n")
+    path.write_text(
+        "name: small\nlayers: [conv3-8, maxpool, conv3-16, conv3-16, maxpool]\n"
+        "input_shape: [32, 32, 3]\nfc: [32, 32]\nclasses: 10\n"
+    )
     return path
 
 
@@ -112,23 +114,36 @@ def test_broken_plugin_warns_and_others_work(tmp_path, plugins):
 def test_unknown_backend_lists_installed(tmp_path, plugins):
     result = run_vggspec("summary", "vgg16", "--backend", "jax", env=plugins)
     assert result.returncode == 2
-    assert result.stderr.strip() == ("error: backend 'jax': expected one of the installed backends "
-                                     "(broken, jaxlike, keras, naive_torch, torch), received 'jax'")
+    assert result.stderr.strip() == (
+        "error: backend 'jax': expected one of the installed backends "
+        "(broken, jaxlike, keras, naive_torch, torch), received 'jax'"
+    )
 
 
 def test_missing_framework_gives_the_install_hint(tmp_path, plugins):
     result = run_vggspec("summary", "vgg16", "--backend", "jaxlike", env=plugins)
     assert result.returncode == 2
-    assert result.stderr.strip() == ("error: backend 'jaxlike' needs a_framework_that_is_not_installed, which is "
-                                     "not installed: pip install \"vggspec[jax]\"")
+    assert result.stderr.strip() == (
+        "error: backend 'jaxlike' needs a_framework_that_is_not_installed, which is "
+        'not installed: pip install "vggspec[jax]"'
+    )
 
 
-@pytest.mark.parametrize("framework, expected", [
-    ("jax", "error: backend 'keras': keras runs on jax (KERAS_BACKEND says so), which is not installed: "
-            "pip install jax, or set KERAS_BACKEND to an installed one (tensorflow with vggspec[keras])"),
-    ("tensorfow", "error: backend 'keras': KERAS_BACKEND: expected one of tensorflow, torch, jax, numpy, openvino, "
-                  "received 'tensorfow'"),
-])
+@pytest.mark.parametrize(
+    "framework, expected",
+    [
+        (
+            "jax",
+            "error: backend 'keras': keras runs on jax (KERAS_BACKEND says so), which is not installed: "
+            "pip install jax, or set KERAS_BACKEND to an installed one (tensorflow with vggspec[keras])",
+        ),
+        (
+            "tensorfow",
+            "error: backend 'keras': KERAS_BACKEND: expected one of tensorflow, torch, jax, numpy, openvino, "
+            "received 'tensorfow'",
+        ),
+    ],
+)
 def test_keras_set_to_a_missing_framework_says_so_in_one_line(tmp_path, framework, expected):
     pytest.importorskip("keras")
     if framework == "jax":
@@ -143,3 +158,52 @@ def test_keras_set_to_a_missing_framework_says_so_in_one_line(tmp_path, framewor
     listing = run_vggspec("backends", env={"KERAS_BACKEND": framework})
     assert listing.returncode == 0
     assert any(line.split()[:3] == ["keras", "cannot", "run"] for line in listing.stdout.splitlines()), listing.stdout
+
+
+def test_a_plugin_distribution_installed_with_pip_is_listed(tmp_path):
+    """A third-party backend is a distribution of its own registering the entry point: pip installs it."""
+    import subprocess
+    import sys
+
+    project = tmp_path / "vggspec-echo"
+    (project / "vggspec_echo").mkdir(parents=True)
+    (project / "pyproject.toml").write_text(
+        textwrap.dedent("""
+        [build-system]
+        requires = ["setuptools>=68"]
+        build-backend = "setuptools.build_meta"
+
+        [project]
+        name = "vggspec-echo"
+        version = "0.1"
+
+        [project.entry-points."vggspec.backends"]
+        echo = "vggspec_echo:EchoBackend"
+    """)
+    )
+    source = textwrap.dedent(NEEDS_JAX).replace("JaxBackend", "EchoBackend").replace('"jaxlike"', '"echo"')
+    (project / "vggspec_echo" / "__init__.py").write_text(source)
+    target = tmp_path / "site"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(project),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    assert (target / "vggspec_echo-0.1.dist-info" / "entry_points.txt").is_file()
+    listing = run_vggspec("backends", env={"PYTHONPATH": str(target)})
+    assert listing.returncode == 0, listing.stderr
+    rows = {line.split()[0]: line.split(None, 1)[1] for line in listing.stdout.splitlines()[1:]}
+    assert set(rows) == {"echo", "keras", "torch"}
+    assert rows["echo"].split() == ["missing", "framework", "pip", "install", '"vggspec[jax]"']

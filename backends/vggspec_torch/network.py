@@ -43,17 +43,22 @@ class VGG(nn.Module):
     Without one: ``pool`` (global average or max pooling to (N, C), or identity).
     """
 
-    def __init__(self, features: nn.Sequential, avgpool: Optional[nn.Module] = None,
-                 classifier: Optional[nn.Sequential] = None, pool: Optional[nn.Module] = None,
-                 classifier_activation: bool = False):
+    def __init__(
+        self,
+        features: nn.Sequential,
+        avgpool: Optional[nn.Module] = None,
+        classifier: Optional[nn.Sequential] = None,
+        pool: Optional[nn.Module] = None,
+        classifier_activation: bool = False,
+    ):
         super().__init__()
         self.features = features
         self.classifier_activation = classifier_activation
         if classifier is not None:
-            self.avgpool = avgpool
-            self.classifier = classifier
+            self.avgpool: nn.Module = avgpool if avgpool is not None else nn.Identity()
+            self.classifier: nn.Sequential = classifier
         else:
-            self.pool = pool
+            self.pool: nn.Module = pool if pool is not None else nn.Identity()
 
     @property
     def has_top(self) -> bool:
@@ -75,12 +80,14 @@ def _feature_module(module: TorchModule) -> nn.Module:
     if kind == "conv":
         kernel = layer.attrs["kernel_size"]
         in_channels = layer.weights[0][1][2]  # kernel HWIO
-        return nn.Conv2d(in_channels, layer.attrs["filters"], kernel_size=kernel, stride=layer.attrs["strides"],
-                         padding=kernel // 2)
+        return nn.Conv2d(
+            in_channels, layer.attrs["filters"], kernel_size=kernel, stride=layer.attrs["strides"], padding=kernel // 2
+        )
     if kind == "batch_norm":
         # torch's momentum weighs the new batch, Keras' the running average (rounded: 1 - 0.9 != 0.1)
-        return nn.BatchNorm2d(layer.output_shape[-1], eps=layer.attrs["epsilon"],
-                              momentum=round(1.0 - layer.attrs["momentum"], 12))
+        return nn.BatchNorm2d(
+            layer.output_shape[-1], eps=layer.attrs["epsilon"], momentum=round(1.0 - layer.attrs["momentum"], 12)
+        )
     if kind == "activation":
         return ACTIVATIONS[module.option]()
     if kind == "lrn":
@@ -119,7 +126,8 @@ def initialise(model: nn.Module) -> None:
     for module in model.modules():
         if isinstance(module, nn.Conv2d):
             nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            nn.init.zeros_(module.bias)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
         elif isinstance(module, nn.BatchNorm2d):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
@@ -135,8 +143,12 @@ def build_network(plan: Plan) -> VGG:
     head = [_classifier_module(m) for m in modules if m.path.startswith("classifier.")]
     if head:
         height, width, _ = _flatten_layer(plan).attrs["from_shape"]
-        model = VGG(features, avgpool=nn.AdaptiveAvgPool2d((height, width)), classifier=nn.Sequential(*head),
-                    classifier_activation=modules[-1].kind == "classifier_activation")
+        model = VGG(
+            features,
+            avgpool=nn.AdaptiveAvgPool2d((height, width)),
+            classifier=nn.Sequential(*head),
+            classifier_activation=modules[-1].kind == "classifier_activation",
+        )
     else:
         model = VGG(features, pool=_global_pool(plan))
     initialise(model)
@@ -177,7 +189,7 @@ def layer_outputs(model: VGG, plan: Plan, images: torch.Tensor) -> dict[str, tor
     else:
         pooled = _channels_last(model.pool(x))
     outputs: dict[str, torch.Tensor] = {}
-    previous = None
+    previous = ""
     for layer in plan.layers:
         if layer.kind == "input":
             outputs[layer.name] = _channels_last(images)

@@ -74,8 +74,10 @@ class KerasBackend:
     def save(self, model: Any, path: str) -> Optional[str]:
         """Write a ``.keras`` archive that ``keras.models.load_model`` reads; returns :meth:`saved_note`."""
         if not str(path).endswith(KERAS_SUFFIX):
-            raise BackendError(f"{path}: expected a file name ending in {KERAS_SUFFIX} (the Keras 3 model "
-                               f"format), received {Path(path).suffix or 'no extension'!r}")
+            raise BackendError(
+                f"{path}: expected a file name ending in {KERAS_SUFFIX} (the Keras 3 model "
+                f"format), received {Path(path).suffix or 'no extension'!r}"
+            )
         with atomic_path(path, suffix=KERAS_SUFFIX) as temporary:
             model.save(str(temporary))
         return self.saved_note(model, path)
@@ -90,8 +92,10 @@ class KerasBackend:
 
         if not any(isinstance(layer, LocalResponseNormalization) for layer in model.layers):
             return None
-        return (f"{path} has a vggspec LocalResponseNormalization layer: load it with "
-                "vggspec_keras.load_model(path), or import vggspec_keras.lrn before keras.models.load_model")
+        return (
+            f"{path} has a vggspec LocalResponseNormalization layer: load it with "
+            "vggspec_keras.load_model(path), or import vggspec_keras.lrn before keras.models.load_model"
+        )
 
     def seed(self, seed: int) -> None:
         """Seed Python's, numpy's and the Keras backend's random generators (initialisers, dropout)."""

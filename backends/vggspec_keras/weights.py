@@ -21,8 +21,9 @@ def _keras_layer(model: Any, name: str) -> Any:
     try:
         return model.get_layer(name)
     except ValueError:
-        raise BackendError(f"keras model {model.name}: expected a layer named {name!r} (from the plan), "
-                           "received a model without it") from None
+        raise BackendError(
+            f"keras model {model.name}: expected a layer named {name!r} (from the plan), received a model without it"
+        ) from None
 
 
 def bundle_from_model(model: Any, plan: Plan) -> WeightBundle:
@@ -32,8 +33,10 @@ def bundle_from_model(model: Any, plan: Plan) -> WeightBundle:
         arrays = _keras_layer(model, layer.name).get_weights()
         names = [name for name, _ in layer.weights]
         if len(arrays) != len(names):
-            raise BackendError(f"keras model {model.name}: layer {layer.name}: expected {len(names)} arrays "
-                               f"({', '.join(names)}), received {len(arrays)}")
+            raise BackendError(
+                f"keras model {model.name}: layer {layer.name}: expected {len(names)} arrays "
+                f"({', '.join(names)}), received {len(arrays)}"
+            )
         bundle.layers[layer.name] = {name: np.array(array, copy=True) for name, array in zip(names, arrays)}
     return bundle
 
@@ -51,9 +54,11 @@ def set_bundle(model: Any, plan: Plan, bundle: WeightBundle) -> None:
             continue
         missing = [name for name, _ in layer.weights if name not in arrays]
         if missing:
-            raise BackendError(f"{bundle.source or 'bundle'}: layer {layer.name}: expected the weights "
-                               f"{', '.join(name for name, _ in layer.weights)}, received none for "
-                               f"{', '.join(missing)}")
+            raise BackendError(
+                f"{bundle.source or 'bundle'}: layer {layer.name}: expected the weights "
+                f"{', '.join(name for name, _ in layer.weights)}, received none for "
+                f"{', '.join(missing)}"
+            )
         assignments.append((_keras_layer(model, layer.name), [arrays[name] for name, _ in layer.weights]))
-    for keras_layer, arrays in assignments:
-        keras_layer.set_weights(arrays)
+    for keras_layer, values in assignments:
+        keras_layer.set_weights(values)

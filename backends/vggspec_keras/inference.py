@@ -23,15 +23,16 @@ def checked_images(model: Any, images: np.ndarray) -> np.ndarray:
     images = np.asarray(images)
     expected = tuple(model.inputs[0].shape[1:])
     if images.ndim != 4 or tuple(images.shape[1:]) != expected:
-        raise BackendError(f"images for keras model {model.name}: expected an array of shape "
-                           f"(N, {', '.join(map(str, expected))}), received {tuple(images.shape)}")
+        raise BackendError(
+            f"images for keras model {model.name}: expected an array of shape "
+            f"(N, {', '.join(map(str, expected))}), received {tuple(images.shape)}"
+        )
     return images.astype(np.float32, copy=False)
 
 
 def _run_in_batches(model: Any, images: np.ndarray) -> Any:
     """``model.predict_on_batch`` over slices of BATCH_SIZE images; outputs concatenated on axis 0."""
-    chunks = [model.predict_on_batch(images[start:start + BATCH_SIZE])
-              for start in range(0, len(images), BATCH_SIZE)]
+    chunks = [model.predict_on_batch(images[start : start + BATCH_SIZE]) for start in range(0, len(images), BATCH_SIZE)]
     if isinstance(chunks[0], dict):
         return {name: np.concatenate([np.asarray(chunk[name]) for chunk in chunks]) for name in chunks[0]}
     return np.concatenate([np.asarray(chunk) for chunk in chunks])

@@ -47,13 +47,16 @@ def framework_problem() -> Optional[str]:
     """Why Keras cannot run here (its framework unknown or not installed), in one line; None when it can."""
     framework = keras_framework()
     if framework not in KERAS_FRAMEWORKS:
-        return (f"KERAS_BACKEND: expected one of {', '.join(KERAS_FRAMEWORKS)}, received {framework!r}"
-                + ("" if os.environ.get("KERAS_BACKEND") else " (from keras.json)"))
+        return f"KERAS_BACKEND: expected one of {', '.join(KERAS_FRAMEWORKS)}, received {framework!r}" + (
+            "" if os.environ.get("KERAS_BACKEND") else " (from keras.json)"
+        )
     module, package = KERAS_FRAMEWORKS[framework]
     if importlib.util.find_spec(module) is None:
         source = "KERAS_BACKEND" if os.environ.get("KERAS_BACKEND") else "keras.json's backend"
-        return (f"keras runs on {framework} ({source} says so), which is not installed: pip install {package}, "
-                f"or set KERAS_BACKEND to an installed one (tensorflow with vggspec[keras])")
+        return (
+            f"keras runs on {framework} ({source} says so), which is not installed: pip install {package}, "
+            f"or set KERAS_BACKEND to an installed one (tensorflow with vggspec[keras])"
+        )
     return None
 
 

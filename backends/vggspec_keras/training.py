@@ -71,17 +71,21 @@ class KerasTrainer:
     def __init__(self, model: keras.Model, plan: Plan, config: TrainConfig):
         _, world_size = process_rank()
         if world_size > 1:
-            raise BackendError(f"distributed training (WORLD_SIZE={world_size}): expected --backend torch, "
-                               "received keras (the keras backend trains in one process)")
+            raise BackendError(
+                f"distributed training (WORLD_SIZE={world_size}): expected --backend torch, "
+                "received keras (the keras backend trains in one process)"
+            )
         self.model = model
         self.config = config
         for layer in model.layers:
             if layer.name in config.freeze:
                 layer.trainable = False
         from_logits = plan.layer("predictions").attrs["activation"] is None
-        model.compile(optimizer=make_optimizer(config),
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits),
-                      metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+        model.compile(
+            optimizer=make_optimizer(config),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits),
+            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        )
 
     def _seed_dropout(self, epoch: int) -> None:
         """Restart each dropout layer's seed generator from (seed, epoch): a resumed run draws the same masks."""
@@ -94,10 +98,19 @@ class KerasTrainer:
     def train_epoch(self, data: BatchSource, epoch: int, progress: Progress) -> dict[str, float]:
         self._seed_dropout(epoch)
         # shuffle=False: the core has shuffled the images; Keras would also reorder the batches of a PyDataset
-        history = self.model.fit(Batches(data, self.config.workers), initial_epoch=epoch - 1, epochs=epoch,
-                                 shuffle=False, verbose=0, callbacks=[ProgressCallback(progress)])
-        return {"loss": float(history.history["loss"][-1]), "accuracy": float(history.history["accuracy"][-1]),
-                "count": len(data.labels)}
+        history = self.model.fit(
+            Batches(data, self.config.workers),
+            initial_epoch=epoch - 1,
+            epochs=epoch,
+            shuffle=False,
+            verbose=0,
+            callbacks=[ProgressCallback(progress)],
+        )
+        return {
+            "loss": float(history.history["loss"][-1]),
+            "accuracy": float(history.history["accuracy"][-1]),
+            "count": len(data.labels),
+        }
 
     def predict(self, data: BatchSource) -> np.ndarray:
         if len(data) == 0:

@@ -23,14 +23,21 @@ CHANNELS_LAST = "channels_last"
 def _conv(layer: PlanLayer) -> keras.layers.Layer:
     size = layer.attrs["kernel_size"]
     strides = layer.attrs["strides"]
-    return keras.layers.Conv2D(layer.attrs["filters"], (size, size), strides=(strides, strides),
-                               padding=layer.attrs["padding"], activation=layer.attrs["activation"],
-                               data_format=CHANNELS_LAST, name=layer.name)
+    return keras.layers.Conv2D(
+        layer.attrs["filters"],
+        (size, size),
+        strides=(strides, strides),
+        padding=layer.attrs["padding"],
+        activation=layer.attrs["activation"],
+        data_format=CHANNELS_LAST,
+        name=layer.name,
+    )
 
 
 def _batch_norm(layer: PlanLayer) -> keras.layers.Layer:
-    return keras.layers.BatchNormalization(axis=-1, epsilon=layer.attrs["epsilon"],
-                                           momentum=layer.attrs["momentum"], name=layer.name)
+    return keras.layers.BatchNormalization(
+        axis=-1, epsilon=layer.attrs["epsilon"], momentum=layer.attrs["momentum"], name=layer.name
+    )
 
 
 def _activation(layer: PlanLayer) -> keras.layers.Layer:
@@ -38,14 +45,20 @@ def _activation(layer: PlanLayer) -> keras.layers.Layer:
 
 
 def _lrn(layer: PlanLayer) -> keras.layers.Layer:
-    return LocalResponseNormalization(size=layer.attrs["size"], alpha=layer.attrs["alpha"],
-                                      beta=layer.attrs["beta"], k=layer.attrs["k"], name=layer.name)
+    return LocalResponseNormalization(
+        size=layer.attrs["size"],
+        alpha=layer.attrs["alpha"],
+        beta=layer.attrs["beta"],
+        k=layer.attrs["k"],
+        name=layer.name,
+    )
 
 
 def _max_pool(layer: PlanLayer) -> keras.layers.Layer:
     size, strides = layer.attrs["pool_size"], layer.attrs["strides"]
-    return keras.layers.MaxPooling2D((size, size), strides=(strides, strides), data_format=CHANNELS_LAST,
-                                     name=layer.name)
+    return keras.layers.MaxPooling2D(
+        (size, size), strides=(strides, strides), data_format=CHANNELS_LAST, name=layer.name
+    )
 
 
 def _flatten(layer: PlanLayer) -> keras.layers.Layer:
@@ -92,7 +105,9 @@ def build_keras_model(plan: Plan) -> keras.Model:
     for layer in rest:
         maker = LAYER_MAKERS.get(layer.kind)
         if maker is None:
-            raise BackendError(f"plan {plan.name}: layer {layer.name}: expected one of the kinds "
-                               f"{', '.join(sorted(LAYER_MAKERS))}, received {layer.kind!r}")
+            raise BackendError(
+                f"plan {plan.name}: layer {layer.name}: expected one of the kinds "
+                f"{', '.join(sorted(LAYER_MAKERS))}, received {layer.kind!r}"
+            )
         outputs = maker(layer)(outputs)
     return keras.Model(inputs=inputs, outputs=outputs, name=plan.name)

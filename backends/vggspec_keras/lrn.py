@@ -52,7 +52,7 @@ class LocalResponseNormalization(keras.layers.Layer):
         padded = ops.pad(squared, padding)
         window_sum = padded[..., 0:channels]
         for offset in range(1, self.size):
-            window_sum = window_sum + padded[..., offset:offset + channels]
+            window_sum = window_sum + padded[..., offset : offset + channels]
         divisor = ops.power(self.k + (self.alpha / self.size) * window_sum, self.beta)
         return inputs / divisor
 

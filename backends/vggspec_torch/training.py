@@ -81,8 +81,9 @@ def pick_device(config: TrainConfig) -> torch.device:
     except RuntimeError:
         raise BackendError(f"--device: expected cpu, cuda or cuda:N, received {config.device!r}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise BackendError(f"--device {config.device}: expected a CUDA device, received none "
-                           "(torch.cuda.is_available() is False)")
+        raise BackendError(
+            f"--device {config.device}: expected a CUDA device, received none (torch.cuda.is_available() is False)"
+        )
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     return device
@@ -117,24 +118,28 @@ class TorchTrainer:
         self.collectives: list[tuple[Any, ...]] = []
         if self.cuda:
             torch.cuda.set_device(self.device)
-        self.net = model.to(self.device, memory_format=torch.channels_last if self.channels_last
-                            else torch.contiguous_format)
+        memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+        # Module.to takes memory_format (it goes to Tensor.to), which torch's overloads leave out
+        self.net = model.to(self.device, memory_format=memory_format)  # type: ignore[call-overload]
         self.frozen_norms = freeze(self.net, plan, config.freeze)
         parameters = [p for p in self.net.parameters() if p.requires_grad]
+        self.optimizer: torch.optim.Optimizer
         if config.optimizer == "adam":
             self.optimizer = torch.optim.Adam(parameters, lr=config.learning_rate)
         elif config.optimizer == "sgd":
             self.optimizer = torch.optim.SGD(parameters, lr=config.learning_rate, momentum=config.momentum)
         else:
             raise BackendError(f"--optimizer: expected adam or sgd, received {config.optimizer!r}")
-        self.step_model: nn.Module = self.net  # called with logits=True: the loss takes logits
+        # called with logits=True (the loss takes logits): the network, DDP around it, or torch.compile's wrapper
+        self.step_model: Any = self.net
         if self.world_size > 1:
             self._join_group()
             from torch.nn.parallel import DistributedDataParallel
 
             try:
-                self.step_model = DistributedDataParallel(self.step_model,
-                                                          device_ids=[self.device.index] if self.cuda else None)
+                self.step_model = DistributedDataParallel(
+                    self.step_model, device_ids=[self.device.index] if self.cuda else None
+                )
             except BaseException:
                 self.close()  # the caller gets no trainer to close
                 raise
@@ -150,8 +155,14 @@ class TorchTrainer:
 
     def _loader(self, data: BatchSource) -> DataLoader:
         # its own generator: the workers' seeds must not consume the global one (dropout masks)
-        return DataLoader(BatchDataset(data), batch_size=None, shuffle=False, num_workers=self.config.workers,
-                          pin_memory=self.cuda, generator=torch.Generator().manual_seed(self.config.seed))
+        return DataLoader(
+            BatchDataset(data),
+            batch_size=None,
+            shuffle=False,
+            num_workers=self.config.workers,
+            pin_memory=self.cuda,
+            generator=torch.Generator().manual_seed(self.config.seed),
+        )
 
     def _inputs(self, images: torch.Tensor) -> torch.Tensor:
         """NHWC batch -> NCHW tensor on the device (channels-last memory when enabled)."""
@@ -192,8 +203,11 @@ class TorchTrainer:
         return np.concatenate(outputs) if outputs else np.zeros((0, self.classes), dtype=np.float32)
 
     def save_checkpoint(self, path: str, state: dict[str, Any]) -> None:
-        payload = {"model": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
-                   "vggspec_state": json.dumps(state)}
+        payload = {
+            "model": self.net.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "vggspec_state": json.dumps(state),
+        }
         with atomic_path(path, suffix=SUFFIX) as temporary:
             torch.save(payload, temporary)
 

@@ -1,0 +1,127 @@
+"""One distribution ships the core and the built-in backends; the extras add frameworks only.
+
+The slow tests build the wheel with pip, install it into fresh virtual environments
+(dependencies from the package index, torch from the CPU wheel that constraints.txt
+pins) and run ``vggspec`` from a folder outside the repository, as a user would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import venv
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, run_in_own_session
+
+CONSTRAINTS = REPO / "constraints.txt"
+INSTALL_TIMEOUT_S = 1200
+
+
+def _pip(environment: Path, *args: str) -> None:
+    result = run_in_own_session(
+        [environment / "bin" / "python", "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *args],
+        INSTALL_TIMEOUT_S,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def _vggspec(environment: Path, *args: object, cwd: Path) -> subprocess.CompletedProcess:
+    """Run the installed command with a clean environment: no PYTHONPATH pointing into the repository."""
+    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    result = run_in_own_session([environment / "bin" / "vggspec", *map(str, args)], 600, env=env, cwd=cwd)
+    return subprocess.CompletedProcess(args, result.returncode, result.stdout, result.stderr)
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    """The wheel, built from a copy of the source (setuptools writes build/ beside what it builds)."""
+    out = tmp_path_factory.mktemp("wheel")
+    source = out / "source"
+    top = {".git", ".venv", "build", "dist", ".pytest_cache", "runs", "data"}  # runs/, data/: finetune's output
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        return {
+            n for n in names if n == "__pycache__" or n.endswith(".egg-info") or (Path(folder) == REPO and n in top)
+        }
+
+    shutil.copytree(REPO, source, symlinks=True, ignore=ignore)
+    result = run_in_own_session(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", out, source], INSTALL_TIMEOUT_S
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (built,) = out.glob("vggspec-*.whl")
+    return built
+
+
+def _fresh_environment(path: Path) -> Path:
+    venv.EnvBuilder(with_pip=True, clear=True).create(path)
+    return path
+
+
+@pytest.mark.slow
+def test_the_wheel_holds_the_backends_and_data_and_no_tests(wheel):
+    names = zipfile.ZipFile(wheel).namelist()
+    for expected in (
+        "vggspec/__init__.py",
+        "vggspec_keras/__init__.py",
+        "vggspec_torch/__init__.py",
+        "vggspec/specs/vgg.yaml",
+        "vggspec/specs/vgg16.yaml",
+        "vggspec/specs/examples/small64.yaml",
+        "vggspec/specs/schema/spec.schema.json",
+        "vggspec/specs/schema/table.schema.json",
+        "vggspec/data_files/imagenet_class_index.json",
+    ):
+        assert expected in names, expected
+    assert not [name for name in names if name.startswith(("tests/", "benchmarks/")) or "/tests/" in name]
+    entry_points = next(name for name in names if name.endswith(".dist-info/entry_points.txt"))
+    text = zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "[vggspec.backends]\nkeras = vggspec_keras:KerasBackend\ntorch = vggspec_torch:TorchBackend" in text
+    metadata = zipfile.ZipFile(wheel).read(entry_points.replace("entry_points.txt", "METADATA")).decode()
+    assert "vggspec-torch" not in metadata and "vggspec-keras" not in metadata
+
+
+@pytest.mark.slow
+def test_the_wheel_without_torch_gives_the_hint_that_then_works(wheel, tmp_path):
+    environment = _fresh_environment(tmp_path / "env")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    _pip(environment, str(wheel))
+    listing = _vggspec(environment, "list", cwd=outside)
+    assert listing.returncode == 0 and any(line.startswith("vgg16 ") for line in listing.stdout.splitlines())
+    summary = _vggspec(environment, "summary", "vgg16", "--format", "json", cwd=outside)
+    assert summary.returncode == 0 and json.loads(summary.stdout)["total_params"] == 138_357_544
+    missing = _vggspec(environment, "build", "vgg16", "--backend", "torch", "--out", "m.pt", cwd=outside)
+    assert (missing.returncode, missing.stderr.strip()) == (
+        2,
+        "error: backend 'torch' needs torch, which is not installed: pip install \"vggspec[torch]\"",
+    )
+    assert not (outside / "m.pt").exists()
+    # the hint, word for word (the constraints file only picks the CPU wheel of torch)
+    _pip(environment, "vggspec[torch]", "--constraint", str(CONSTRAINTS))
+    built = _vggspec(environment, "build", "vgg11", "--backend", "torch", "--out", "vgg11.pt", cwd=outside)
+    assert built.returncode == 0, built.stderr
+    assert "vgg11.pt: vgg11 (torch), 132,863,336 parameters" in built.stdout
+    backends = _vggspec(environment, "backends", cwd=outside)
+    rows = {line.split()[0]: line for line in backends.stdout.splitlines()[1:]}
+    assert rows["torch"].split()[1] == "ok"
+    assert rows["keras"].split()[1:] == ["missing", "framework", "pip", "install", '"vggspec[keras]"']
+
+
+@pytest.mark.slow
+def test_the_wheel_with_keras_builds_a_keras_model(wheel, tmp_path):
+    environment = _fresh_environment(tmp_path / "env")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    _pip(environment, f"vggspec[keras] @ {wheel.as_uri()}", "--constraint", str(CONSTRAINTS))
+    built = _vggspec(environment, "build", "vgg11", "--backend", "keras", "--out", "vgg11.keras", cwd=outside)
+    assert built.returncode == 0, built.stderr
+    assert "vgg11.keras: vgg11 (keras), 132,863,336 parameters" in built.stdout
+    assert zipfile.is_zipfile(outside / "vgg11.keras")
