@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import os
 import subprocess
 import sys
 import time
@@ -33,11 +32,15 @@ CHILD_TIMEOUT_S = 1800
 
 
 def _parse(argv: Optional[list[str]]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true",
-                        help="VGG16's layers on a 32x32 input, few repetitions, two short training epochs: "
-                             "checks that it runs, not speed")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="VGG16's layers on a 32x32 input, few repetitions, two short training epochs: "
+        "checks that it runs, not speed",
+    )
     parser.add_argument("--only", metavar="NAME,...", help=f"run only these measures ({', '.join(MEASURES)})")
     parser.add_argument("--json-out", metavar="FILE", help="also write the JSON object to FILE")
     parser.add_argument("--child", metavar="NAME", help=argparse.SUPPRESS)  # one measure, JSON on stdout
@@ -91,9 +94,11 @@ def _format_value(entry: dict[str, Any]) -> str:
 def machine_line(about: dict[str, Any]) -> str:
     versions = about["versions"]
     tensorflow = versions["tensorflow"] or versions["tensorflow-cpu"]
-    return (f"machine: {about['cpu']}, {about['usable_cpus']} usable CPUs, load {about['load_average_1m_at_start']} "
-            f"at start; torch {versions['torch']}, torchvision {versions['torchvision'] or 'not installed'}, "
-            f"keras {versions['keras']}, tensorflow {tensorflow}")
+    return (
+        f"machine: {about['cpu']}, {about['usable_cpus']} usable CPUs, load {about['load_average_1m_at_start']} "
+        f"at start; torch {versions['torch']}, torchvision {versions['torchvision'] or 'not installed'}, "
+        f"keras {versions['keras']}, tensorflow {tensorflow}"
+    )
 
 
 def table(ratios: dict[str, dict[str, Any]]) -> str:
@@ -121,8 +126,14 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 0
 
     started = time.perf_counter()
-    report: dict[str, Any] = {"benchmark": "vggspec", "quick": args.quick, "case": asdict(case),
-                              "machine": machine(), "measures": {}, "ratios": {}}
+    report: dict[str, Any] = {
+        "benchmark": "vggspec",
+        "quick": args.quick,
+        "case": asdict(case),
+        "machine": machine(),
+        "measures": {},
+        "ratios": {},
+    }
     for name in args.names:
         print(f"== {name}", file=sys.stderr, flush=True)
         result = _run_child(name, args.quick)
@@ -130,7 +141,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         found = result.get("ratios", {})
         for ratio_name in _expected_names(name):  # every figure present: null with the reason when missing
             report["ratios"][ratio_name] = found.get(ratio_name) or figure(
-                None, reason=f"the {name} measure failed: {result.get('error', 'no such figure')}")
+                None, reason=f"the {name} measure failed: {result.get('error', 'no such figure')}"
+            )
     report["goals_missed"] = [name for name, entry in report["ratios"].items() if entry["met"] is False]
     report["wall_s"] = round(time.perf_counter() - started, 1)
 

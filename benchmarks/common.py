@@ -73,16 +73,41 @@ class Case:
         return path
 
 
-FULL = Case("vgg16", 224, 1000, forward_repeats=7, forward_min_sample_s=0.5, conversion_repeats=5,
-            startup_repeats=10, finetune_epochs=4, finetune_train_per_class=200, finetune_val_per_class=60)
-QUICK = Case("vgg16_32x32", 32, 10, forward_repeats=2, forward_min_sample_s=0.05, conversion_repeats=1,
-             startup_repeats=3, finetune_epochs=2, finetune_train_per_class=16, finetune_val_per_class=8)
+FULL = Case(
+    "vgg16",
+    224,
+    1000,
+    forward_repeats=7,
+    forward_min_sample_s=0.5,
+    conversion_repeats=5,
+    startup_repeats=10,
+    finetune_epochs=4,
+    finetune_train_per_class=200,
+    finetune_val_per_class=60,
+)
+QUICK = Case(
+    "vgg16_32x32",
+    32,
+    10,
+    forward_repeats=2,
+    forward_min_sample_s=0.05,
+    conversion_repeats=1,
+    startup_repeats=3,
+    finetune_epochs=2,
+    finetune_train_per_class=16,
+    finetune_val_per_class=8,
+)
 
 GOAL_OPERATORS = {">=": operator.ge, "<=": operator.le, "<": operator.lt, "==": operator.eq}
 
 
-def figure(value: Any, unit: str = "x", goal: Optional[tuple[str, Any]] = None,
-           reason: Optional[str] = None, note: Optional[str] = None) -> dict[str, Any]:
+def figure(
+    value: Any,
+    unit: str = "x",
+    goal: Optional[tuple[str, Any]] = None,
+    reason: Optional[str] = None,
+    note: Optional[str] = None,
+) -> dict[str, Any]:
     """One reported figure: ``value`` (None needs a ``reason``), its unit ("x" for a ratio, "s", "bool"),
     the goal as (operator, threshold), whether it is met (None when there is no value or goal), and
     a ``note`` with the measured numbers behind a ratio."""
@@ -93,8 +118,14 @@ def figure(value: Any, unit: str = "x", goal: Optional[tuple[str, Any]] = None,
     met = None
     if value is not None and goal is not None:
         met = bool(GOAL_OPERATORS[goal[0]](value, goal[1]))
-    return {"value": value, "unit": unit, "goal": None if goal is None else f"{goal[0]} {goal[1]}".lower(),
-            "met": met, "reason": reason, "note": note}
+    return {
+        "value": value,
+        "unit": unit,
+        "goal": None if goal is None else f"{goal[0]} {goal[1]}".lower(),
+        "met": met,
+        "reason": reason,
+        "note": note,
+    }
 
 
 def ratio(candidate: Optional[float], reference: Optional[float]) -> Optional[float]:
@@ -111,12 +142,15 @@ def speed_note(candidate: dict[str, Any], reference: dict[str, Any]) -> str:
     """The medians behind a speed ratio, and the range of the ratios of samples taken in the same
     round (how noisy the machine was)."""
     paired = [a / b for a, b in zip(candidate["samples"], reference["samples"])]
-    return (f"{candidate['median']:.2f} vs {reference['median']:.2f} images/s, "
-            f"per round {min(paired):.2f}-{max(paired):.2f}")
+    return (
+        f"{candidate['median']:.2f} vs {reference['median']:.2f} images/s, "
+        f"per round {min(paired):.2f}-{max(paired):.2f}"
+    )
 
 
-def interleaved_rates(candidates: dict[str, Callable[[], Any]], items_per_call: int, repeats: int,
-                      warmup: int, min_sample_s: float) -> dict[str, dict[str, Any]]:
+def interleaved_rates(
+    candidates: dict[str, Callable[[], Any]], items_per_call: int, repeats: int, warmup: int, min_sample_s: float
+) -> dict[str, dict[str, Any]]:
     """Throughput (items/s) of each candidate: ``warmup`` untimed calls each, then ``repeats`` rounds in
     which every candidate takes one sample; the order rotates each round (A B C, B C A, ...).
 
@@ -141,8 +175,10 @@ def interleaved_rates(candidates: dict[str, Callable[[], Any]], items_per_call: 
             for _ in range(number):
                 call()
             samples[name].append(items_per_call * number / (time.perf_counter() - started))
-    return {name: {"median": round(median(rates), 3), "samples": [round(r, 3) for r in rates],
-                   "calls_per_sample": number} for name, rates in samples.items()}
+    return {
+        name: {"median": round(median(rates), 3), "samples": [round(r, 3) for r in rates], "calls_per_sample": number}
+        for name, rates in samples.items()
+    }
 
 
 # Prepended to a child's ``python -c`` code: at exit the child prints its own peak resident set
@@ -164,8 +200,10 @@ PEAK_RSS_PRELUDE = (
 
 def measured_module(module: str, *args: str, python_flags: Sequence[str] = ()) -> list[str]:
     """``python [python_flags] -m module args``, run so that it reports its own peak resident set."""
-    code = (PEAK_RSS_PRELUDE + f"import runpy\nsys.argv[0] = {module!r}\n"
-            f"runpy.run_module({module!r}, run_name='__main__', alter_sys=True)\n")
+    code = (
+        PEAK_RSS_PRELUDE + f"import runpy\nsys.argv[0] = {module!r}\n"
+        f"runpy.run_module({module!r}, run_name='__main__', alter_sys=True)\n"
+    )
     return [sys.executable, *python_flags, "-c", code, *args]
 
 
@@ -239,9 +277,19 @@ def machine() -> dict[str, Any]:
         "load_average_1m_at_start": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
         "platform": platform.platform(),
         "python": platform.python_version(),
-        "versions": {name: _version(name) for name in
-                     ("vggspec", "torch", "torchvision", "keras", "tensorflow", "tensorflow-cpu", "numpy", "h5py",
-                      "safetensors")},
-        "env": {name: os.environ.get(name) for name in ("TF_ENABLE_ONEDNN_OPTS", "OMP_NUM_THREADS",
-                                                         "KERAS_BACKEND")},
+        "versions": {
+            name: _version(name)
+            for name in (
+                "vggspec",
+                "torch",
+                "torchvision",
+                "keras",
+                "tensorflow",
+                "tensorflow-cpu",
+                "numpy",
+                "h5py",
+                "safetensors",
+            )
+        },
+        "env": {name: os.environ.get(name) for name in ("TF_ENABLE_ONEDNN_OPTS", "OMP_NUM_THREADS", "KERAS_BACKEND")},
     }

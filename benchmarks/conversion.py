@@ -40,8 +40,11 @@ REPORTED_SECONDS = re.compile(r"([0-9]+(?:\.[0-9]+)?) s\s*$")
 
 
 def ratio_names() -> list[str]:
-    return [f"conversion/{target}/{what}" for target in TARGETS
-            for what in ("time_vs_copy", "peak_rss_vs_file_size", "tensorflow_imported")]
+    return [
+        f"conversion/{target}/{what}"
+        for target in TARGETS
+        for what in ("time_vs_copy", "peak_rss_vs_file_size", "tensorflow_imported")
+    ]
 
 
 def write_keras1_h5(path: str, plan: Any, seed: int = 0) -> int:
@@ -89,8 +92,9 @@ def measure(case: Case) -> dict[str, Any]:
     directory = tempfile.mkdtemp(prefix="vggspec-bench-")
     try:
         source = os.path.join(directory, "vgg16_weights_tf_dim_ordering_tf_kernels.h5")
-        print(f"conversion: writing {plan.total_params:,} random float32 weights to {source}", file=sys.stderr,
-              flush=True)
+        print(
+            f"conversion: writing {plan.total_params:,} random float32 weights to {source}", file=sys.stderr, flush=True
+        )
         size = write_keras1_h5(source, plan)
         spec = case.spec_argument(directory)
         outputs = {target: os.path.join(directory, f"converted{suffix}") for target, suffix in TARGETS.items()}
@@ -122,8 +126,7 @@ def measure(case: Case) -> dict[str, Any]:
                     continue
                 run = run_child(_convert_command(source, outputs[what], spec))
                 if run.returncode != 0:
-                    raise RuntimeError(f"vggspec convert to {what} failed ({run.returncode}): "
-                                       f"{_last_line(run.stderr)}")
+                    raise RuntimeError(f"vggspec convert to {what} failed ({run.returncode}): {_last_line(run.stderr)}")
                 times[what].append(run.wall_s)
                 peaks[what].append(run.max_rss_bytes)
                 said = REPORTED_SECONDS.search(run.stdout.strip())
@@ -140,25 +143,38 @@ def measure(case: Case) -> dict[str, Any]:
     for target in TARGETS:
         convert_s, peak = median(times[target]), max(peaks[target])
         ratios[f"conversion/{target}/time_vs_copy"] = figure(
-            ratio(convert_s, copy_s), goal=TIME_GOAL,
-            note=f"{convert_s:.2f} s (process start to exit) vs copy {copy_s:.2f} s, warm page cache")
+            ratio(convert_s, copy_s),
+            goal=TIME_GOAL,
+            note=f"{convert_s:.2f} s (process start to exit) vs copy {copy_s:.2f} s, warm page cache",
+        )
         ratios[f"conversion/{target}/peak_rss_vs_file_size"] = figure(
-            peak / size, goal=MEMORY_GOAL, note=f"{peak / 1e6:,.0f} MB peak resident vs {size / 1e6:,.0f} MB file")
+            peak / size, goal=MEMORY_GOAL, note=f"{peak / 1e6:,.0f} MB peak resident vs {size / 1e6:,.0f} MB file"
+        )
         ratios[f"conversion/{target}/tensorflow_imported"] = figure(
-            imports[target]["tensorflow"], unit="bool", goal=("==", False),
-            note="imported: " + (", ".join(name for name, done in imports[target].items() if done) or "none")
-            + " (of tensorflow, keras, torch)")
+            imports[target]["tensorflow"],
+            unit="bool",
+            goal=("==", False),
+            note="imported: "
+            + (", ".join(name for name, done in imports[target].items() if done) or "none")
+            + " (of tensorflow, keras, torch)",
+        )
         per_target[target] = {
-            "wall_s_median": round(convert_s, 3), "wall_s": [round(t, 3) for t in times[target]],
+            "wall_s_median": round(convert_s, 3),
+            "wall_s": [round(t, 3) for t in times[target]],
             "seconds_the_command_reported_median": round(median(reported[target]), 2) if reported[target] else None,
-            "peak_rss_bytes": peak, "output_bytes": written[target], "imported": imports[target],
+            "peak_rss_bytes": peak,
+            "output_bytes": written[target],
+            "imported": imports[target],
         }
     return {
         "details": {
-            "spec": case.name, "source": "Keras 1 .h5 (layout of vgg16_weights_tf_dim_ordering_tf_kernels.h5), "
-            "random float32", "source_bytes": size, "parameters": plan.total_params,
+            "spec": case.name,
+            "source": "Keras 1 .h5 (layout of vgg16_weights_tf_dim_ordering_tf_kernels.h5), random float32",
+            "source_bytes": size,
+            "parameters": plan.total_params,
             "page_cache": "warm: the source was just written; copy and conversions measured alike",
-            "copy_s_median": round(copy_s, 3), "copy_s": [round(t, 3) for t in times["copy"]],
+            "copy_s_median": round(copy_s, 3),
+            "copy_s": [round(t, 3) for t in times["copy"]],
             "targets": per_target,
         },
         "ratios": ratios,

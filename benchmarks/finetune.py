@@ -48,8 +48,21 @@ def make_image_set(root: Path, train_per_class: int, val_per_class: int) -> Path
 def _train(backend: str, data: Path, out: Path, epochs: int) -> dict[str, Any]:
     """One run in a fresh process: per-epoch seconds from metrics.csv, wall time, peak memory."""
     print(f"finetune: {backend}, {epochs} epochs", file=sys.stderr, flush=True)
-    command = measured_module("vggspec", "finetune", str(SPEC), "--data", str(data), "--backend", backend,
-                              "--epochs", str(epochs), "--batch-size", str(BATCH_SIZE), "--out", str(out))
+    command = measured_module(
+        "vggspec",
+        "finetune",
+        str(SPEC),
+        "--data",
+        str(data),
+        "--backend",
+        backend,
+        "--epochs",
+        str(epochs),
+        "--batch-size",
+        str(BATCH_SIZE),
+        "--out",
+        str(out),
+    )
     run = run_child(command, env={**os.environ, **ENV})
     if run.returncode != 0:
         last = run.stderr.strip().splitlines()[-1:] or ["(no output)"]
@@ -58,9 +71,14 @@ def _train(backend: str, data: Path, out: Path, epochs: int) -> dict[str, Any]:
         rows = list(csv.DictReader(file))
     seconds = [float(row["seconds"]) for row in rows]
     steady = seconds[1:] or seconds
-    return {"epoch_seconds": seconds, "seconds_per_epoch": round(median(steady), 3),
-            "wall_s": round(run.wall_s, 3), "startup_and_teardown_s": round(run.wall_s - sum(seconds), 3),
-            "final_val_accuracy": float(rows[-1]["val_accuracy"]), "peak_rss_bytes": run.max_rss_bytes}
+    return {
+        "epoch_seconds": seconds,
+        "seconds_per_epoch": round(median(steady), 3),
+        "wall_s": round(run.wall_s, 3),
+        "startup_and_teardown_s": round(run.wall_s - sum(seconds), 3),
+        "final_val_accuracy": float(rows[-1]["val_accuracy"]),
+        "peak_rss_bytes": run.max_rss_bytes,
+    }
 
 
 def measure(case: Case) -> dict[str, Any]:
@@ -89,12 +107,18 @@ def measure(case: Case) -> dict[str, Any]:
     torch_s, keras_s = (results[b].get("seconds_per_epoch") for b in BACKENDS)
     ratios["finetune/torch_vs_keras"] = (
         figure(ratio(torch_s, keras_s), note=f"{torch_s:.2f} vs {keras_s:.2f} s per epoch; {where}")
-        if torch_s and keras_s else figure(None, reason="a backend's run failed (see its figure)"))
+        if torch_s and keras_s
+        else figure(None, reason="a backend's run failed (see its figure)")
+    )
     return {
         "details": {
-            "spec": str(SPEC.relative_to(REPOSITORY)), "epochs": case.finetune_epochs, "batch_size": BATCH_SIZE,
+            "spec": str(SPEC.relative_to(REPOSITORY)),
+            "epochs": case.finetune_epochs,
+            "batch_size": BATCH_SIZE,
             "images_per_class": {"train": case.finetune_train_per_class, "val": case.finetune_val_per_class},
-            "env": ENV, "machine": where, "backends": results,
+            "env": ENV,
+            "machine": where,
+            "backends": results,
         },
         "ratios": ratios,
     }

@@ -22,8 +22,11 @@ GOAL = (">=", 0.98)
 
 
 def ratio_names() -> list[str]:
-    return [f"forward_keras/batch{batch}/{versus}" for batch in BATCHES
-            for versus in ("vs_keras_applications", "control_a_vs_a")]
+    return [
+        f"forward_keras/batch{batch}/{versus}"
+        for batch in BATCHES
+        for versus in ("vs_keras_applications", "control_a_vs_a")
+    ]
 
 
 def measure(case: Case) -> dict[str, Any]:
@@ -34,17 +37,20 @@ def measure(case: Case) -> dict[str, Any]:
 
     keras.utils.set_random_seed(0)
     candidate = vggspec.build(case.spec(), backend="keras")
-    reference = keras.applications.VGG16(weights=None, input_shape=(case.input_size, case.input_size, 3),
-                                         classes=case.classes)
+    reference = keras.applications.VGG16(
+        weights=None, input_shape=(case.input_size, case.input_size, 3), classes=case.classes
+    )
     weights = candidate.get_weights()
     expected_shapes = [w.shape for w in reference.get_weights()]
     if [w.shape for w in weights] != expected_shapes:
-        raise ValueError(f"vggspec's Keras VGG16 weights: expected shapes {expected_shapes}, "
-                         f"received {[w.shape for w in weights]}")
+        raise ValueError(
+            f"vggspec's Keras VGG16 weights: expected shapes {expected_shapes}, received {[w.shape for w in weights]}"
+        )
     reference.set_weights(weights)
     # a second copy of the reference: the A/A ratio it gives is the noise floor of this machine
-    again = keras.applications.VGG16(weights=None, input_shape=(case.input_size, case.input_size, 3),
-                                     classes=case.classes)
+    again = keras.applications.VGG16(
+        weights=None, input_shape=(case.input_size, case.input_size, 3), classes=case.classes
+    )
     again.set_weights(weights)
     models = {"vggspec": candidate, "keras_applications": reference, "keras_applications_again": again}
 
@@ -57,22 +63,34 @@ def measure(case: Case) -> dict[str, Any]:
     for batch in BATCHES:
         x = rng.standard_normal((batch, case.input_size, case.input_size, 3), dtype=np.float32)
         print(f"forward_keras: batch {batch}", file=sys.stderr, flush=True)
-        rates = interleaved_rates({name: (lambda m=model, x=x: m.predict_on_batch(x)) for name, model in models.items()},
-                                  items_per_call=batch, repeats=case.forward_repeats, warmup=case.warmup + 1,
-                                  min_sample_s=case.forward_min_sample_s)
+        rates = interleaved_rates(
+            {name: (lambda m=model, x=x: m.predict_on_batch(x)) for name, model in models.items()},
+            items_per_call=batch,
+            repeats=case.forward_repeats,
+            warmup=case.warmup + 1,
+            min_sample_s=case.forward_min_sample_s,
+        )
         rows.append({"batch": batch, "images_per_s": rates})
         ours, theirs = rates["vggspec"], rates["keras_applications"]
         ratios[f"forward_keras/batch{batch}/vs_keras_applications"] = figure(
-            ratio(ours["median"], theirs["median"]), goal=GOAL, note=speed_note(ours, theirs))
+            ratio(ours["median"], theirs["median"]), goal=GOAL, note=speed_note(ours, theirs)
+        )
         ratios[f"forward_keras/batch{batch}/control_a_vs_a"] = figure(
-            ratio(rates["keras_applications_again"]["median"], theirs["median"]), goal=None,
+            ratio(rates["keras_applications_again"]["median"], theirs["median"]),
+            goal=None,
             note="two identical keras.applications models: the noise floor; "
-                 + speed_note(rates["keras_applications_again"], theirs))
+            + speed_note(rates["keras_applications_again"], theirs),
+        )
     return {
         "details": {
-            "spec": case.name, "input": [case.input_size, case.input_size, 3], "dtype": "float32",
-            "keras": keras.__version__, "keras_backend": keras.backend.backend(),
-            "call": "model.predict_on_batch(x)", "max_abs_output_difference": difference, "results": rows,
+            "spec": case.name,
+            "input": [case.input_size, case.input_size, 3],
+            "dtype": "float32",
+            "keras": keras.__version__,
+            "keras_backend": keras.backend.backend(),
+            "call": "model.predict_on_batch(x)",
+            "max_abs_output_difference": difference,
+            "results": rows,
         },
         "ratios": ratios,
     }

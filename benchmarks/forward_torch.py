@@ -16,8 +16,16 @@ from __future__ import annotations
 import sys
 from typing import Any, Optional
 
-from benchmarks.common import (VGG16_CONVS, VGG16_FC, Case, figure, interleaved_rates, ratio, set_torch_threads,
-                               speed_note)
+from benchmarks.common import (
+    VGG16_CONVS,
+    VGG16_FC,
+    Case,
+    figure,
+    interleaved_rates,
+    ratio,
+    set_torch_threads,
+    speed_note,
+)
 
 BATCHES = (1, 8)
 GOAL = (">=", 0.98)
@@ -25,12 +33,15 @@ REFERENCES = ("hand_written", "torchvision")
 
 
 def ratio_names() -> list[str]:
-    return [f"forward_torch/batch{batch}/{layout}/{versus}" for layout in ("contiguous", "channels_last")
-            for batch in BATCHES for versus in [f"vs_{reference}" for reference in REFERENCES] + ["control_a_vs_a"]]
+    return [
+        f"forward_torch/batch{batch}/{layout}/{versus}"
+        for layout in ("contiguous", "channels_last")
+        for batch in BATCHES
+        for versus in [f"vs_{reference}" for reference in REFERENCES] + ["control_a_vs_a"]
+    ]
 
 
-def hand_written_vgg16(input_size: int = 224, classes: int = 1000, dropout: float = 0.0,
-                       softmax: bool = True) -> Any:
+def hand_written_vgg16(input_size: int = 224, classes: int = 1000, dropout: float = 0.0, softmax: bool = True) -> Any:
     """VGG16 as one ``nn.Sequential``, written out without vggspec. Takes NCHW float32.
 
     ``dropout`` after fc1 and fc2 and ``softmax=False`` give torchvision's head (0.5, logits);
@@ -104,8 +115,11 @@ def measure(case: Case) -> dict[str, Any]:
     candidate = vggspec.build(case.spec(), backend="torch")
     # hand_written_again: a second copy of the reference, timed like the others; the A/A ratio it gives
     # is the noise floor of this machine (two identical models should measure 1.0).
-    models = {"vggspec": candidate, "hand_written": hand_written_vgg16(case.input_size, case.classes),
-              "hand_written_again": hand_written_vgg16(case.input_size, case.classes)}
+    models = {
+        "vggspec": candidate,
+        "hand_written": hand_written_vgg16(case.input_size, case.classes),
+        "hand_written_again": hand_written_vgg16(case.input_size, case.classes),
+    }
     tv_model, missing = torchvision_or_reason(case)
     if tv_model is not None:
         models["torchvision"] = tv_model
@@ -139,33 +153,50 @@ def measure(case: Case) -> dict[str, Any]:
                 if channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
                 print(f"forward_torch: batch {batch}, {layout}", file=sys.stderr, flush=True)
-                rates = interleaved_rates({name: (lambda m=model, x=x: m(x)) for name, model in models.items()},
-                                          items_per_call=batch, repeats=case.forward_repeats,
-                                          warmup=case.warmup, min_sample_s=case.forward_min_sample_s)
+                rates = interleaved_rates(
+                    {name: (lambda m=model, x=x: m(x)) for name, model in models.items()},
+                    items_per_call=batch,
+                    repeats=case.forward_repeats,
+                    warmup=case.warmup,
+                    min_sample_s=case.forward_min_sample_s,
+                )
                 rows.append({"batch": batch, "layout": layout, "images_per_s": rates})
                 for reference in REFERENCES:
                     name = f"forward_torch/batch{batch}/{layout}/vs_{reference}"
                     if reference in rates:
-                        ratios[name] = figure(ratio(rates["vggspec"]["median"], rates[reference]["median"]),
-                                              goal=GOAL, note=speed_note(rates["vggspec"], rates[reference]))
+                        ratios[name] = figure(
+                            ratio(rates["vggspec"]["median"], rates[reference]["median"]),
+                            goal=GOAL,
+                            note=speed_note(rates["vggspec"], rates[reference]),
+                        )
                     else:
                         ratios[name] = figure(None, goal=GOAL, reason=unavailable[reference])
                 ratios[f"forward_torch/batch{batch}/{layout}/control_a_vs_a"] = figure(
-                    ratio(rates["hand_written_again"]["median"], rates["hand_written"]["median"]), goal=None,
+                    ratio(rates["hand_written_again"]["median"], rates["hand_written"]["median"]),
+                    goal=None,
                     note="two identical hand-written models: the noise floor; "
-                         + speed_note(rates["hand_written_again"], rates["hand_written"]))
+                    + speed_note(rates["hand_written_again"], rates["hand_written"]),
+                )
 
     speedup = {}
     for batch in BATCHES:
         by_layout = {row["layout"]: row["images_per_s"] for row in rows if row["batch"] == batch}
-        speedup[f"batch{batch}"] = {name: round(by_layout["channels_last"][name]["median"]
-                                                / by_layout["contiguous"][name]["median"], 3) for name in models}
+        speedup[f"batch{batch}"] = {
+            name: round(by_layout["channels_last"][name]["median"] / by_layout["contiguous"][name]["median"], 3)
+            for name in models
+        }
     return {
         "details": {
-            "spec": case.name, "input": [case.input_size, case.input_size, 3], "dtype": "float32",
-            "torch": torch.__version__, "threads": threads, "mode": "eval, torch.inference_mode()",
-            "max_abs_output_difference_vs_vggspec": same_outputs, "unavailable": unavailable,
-            "results": rows, "channels_last_speedup": speedup,
+            "spec": case.name,
+            "input": [case.input_size, case.input_size, 3],
+            "dtype": "float32",
+            "torch": torch.__version__,
+            "threads": threads,
+            "mode": "eval, torch.inference_mode()",
+            "max_abs_output_difference_vs_vggspec": same_outputs,
+            "unavailable": unavailable,
+            "results": rows,
+            "channels_last_speedup": speedup,
         },
         "ratios": ratios,
     }

@@ -44,7 +44,11 @@ if __package__ in (None, ""):  # run as a script: make the repository's ``benchm
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 H100_TORCHVISION_IMAGES_PER_S = {
-    "fp32": 1595, "tf32": 4020, "bf16": 5787, "bf16_channels_last": 7822, "bf16_channels_last_compile": 13147,
+    "fp32": 1595,
+    "tf32": 4020,
+    "bf16": 5787,
+    "bf16_channels_last": 7822,
+    "bf16_channels_last_compile": 13147,
     "train_bf16_channels_last": 2855,
 }
 # name -> (TF32, bf16 autocast, channels_last, torch.compile, training)
@@ -81,6 +85,7 @@ def make_models() -> tuple[dict[str, Any], str]:
     import torch
 
     import vggspec
+
     from benchmarks.forward_torch import copy_parameters, hand_written_vgg16
 
     mapping = vggspec.spec_to_mapping(vggspec.load_spec("vgg16"))
@@ -115,6 +120,7 @@ def make_step(model: Any, batch: int, mode: str) -> Callable[[], Any]:
         def infer() -> Any:
             with torch.inference_mode(), torch.autocast(DEVICE, dtype=torch.bfloat16, enabled=bf16):
                 return run(x)
+
         return infer
 
     model.train()
@@ -128,11 +134,13 @@ def make_step(model: Any, batch: int, mode: str) -> Callable[[], Any]:
         loss.backward()
         optimizer.step()
         return loss
+
     return train
 
 
-def interleaved_cuda_rates(steps: dict[str, Callable[[], Any]], batch: int, warmup: int, rounds: int,
-                           iterations: int) -> dict[str, dict[str, Any]]:
+def interleaved_cuda_rates(
+    steps: dict[str, Callable[[], Any]], batch: int, warmup: int, rounds: int, iterations: int
+) -> dict[str, dict[str, Any]]:
     """images/s of each step: ``warmup`` calls each, then ``rounds`` interleaved samples of
     ``iterations`` calls, each timed with CUDA events (start, calls, end, synchronize)."""
     import torch
@@ -153,8 +161,10 @@ def interleaved_cuda_rates(steps: dict[str, Callable[[], Any]], batch: int, warm
             end.record()
             end.synchronize()
             samples[name].append(batch * iterations / (start.elapsed_time(end) / 1000.0))
-    return {name: {"median": round(statistics.median(rates), 1), "samples": [round(r, 1) for r in rates]}
-            for name, rates in samples.items()}
+    return {
+        name: {"median": round(statistics.median(rates), 1), "samples": [round(r, 1) for r in rates]}
+        for name, rates in samples.items()
+    }
 
 
 def step_memory(step: Callable[[], Any]) -> int:
@@ -185,34 +195,53 @@ def run_all(quick: bool) -> dict[str, Any]:
             steps = {name: make_step(model, batch, mode) for name, model in models.items()}
             rates = interleaved_cuda_rates(steps, batch, warmup, rounds, iterations)
             memory = {name: step_memory(step) for name, step in steps.items()}
-            results.append({
-                "mode": mode, "batch": batch, "images_per_s": rates,
-                "speed_ratio": round(rates["vggspec"]["median"] / rates["reference"]["median"], 4),
-                "step_memory_bytes": memory,
-                "memory_ratio": round(memory["vggspec"] / memory["reference"], 4) if memory["reference"] else None,
-                "h100_torchvision_images_per_s": H100_TORCHVISION_IMAGES_PER_S[mode],
-                "wall_s": round(time.perf_counter() - started, 1),
-            })
+            results.append(
+                {
+                    "mode": mode,
+                    "batch": batch,
+                    "images_per_s": rates,
+                    "speed_ratio": round(rates["vggspec"]["median"] / rates["reference"]["median"], 4),
+                    "step_memory_bytes": memory,
+                    "memory_ratio": round(memory["vggspec"] / memory["reference"], 4) if memory["reference"] else None,
+                    "h100_torchvision_images_per_s": H100_TORCHVISION_IMAGES_PER_S[mode],
+                    "wall_s": round(time.perf_counter() - started, 1),
+                }
+            )
             del steps
             torch.cuda.empty_cache()
     return {
-        "device": torch.cuda.get_device_name(), "torch": torch.__version__, "reference": reference,
+        "device": torch.cuda.get_device_name(),
+        "torch": torch.__version__,
+        "reference": reference,
         "timing": {"warmup": warmup, "rounds": rounds, "iterations_per_sample": iterations},
         "goals": {"speed_ratio": f">= {SPEED_GOAL}", "memory_ratio": f"<= {MEMORY_GOAL}"},
         "results": results,
-        "goals_missed": [f"{r['mode']}/batch{r['batch']}/{what}" for r in results
-                         for what, bad in (("speed_ratio", r["speed_ratio"] < SPEED_GOAL),
-                                           ("memory_ratio", (r["memory_ratio"] or 0) > MEMORY_GOAL)) if bad],
+        "goals_missed": [
+            f"{r['mode']}/batch{r['batch']}/{what}"
+            for r in results
+            for what, bad in (
+                ("speed_ratio", r["speed_ratio"] < SPEED_GOAL),
+                ("memory_ratio", (r["memory_ratio"] or 0) > MEMORY_GOAL),
+            )
+            if bad
+        ],
     }
 
 
 def table(report: dict[str, Any]) -> str:
     rows = [("mode", "batch", "vggspec img/s", "reference img/s", "speed", "memory", "H100 torchvision")]
     for r in report["results"]:
-        rows.append((r["mode"], str(r["batch"]), f"{r['images_per_s']['vggspec']['median']:,.0f}",
-                     f"{r['images_per_s']['reference']['median']:,.0f}", f"{r['speed_ratio']:.3f}x",
-                     "-" if r["memory_ratio"] is None else f"{r['memory_ratio']:.3f}x",
-                     f"{r['h100_torchvision_images_per_s']:,}"))
+        rows.append(
+            (
+                r["mode"],
+                str(r["batch"]),
+                f"{r['images_per_s']['vggspec']['median']:,.0f}",
+                f"{r['images_per_s']['reference']['median']:,.0f}",
+                f"{r['speed_ratio']:.3f}x",
+                "-" if r["memory_ratio"] is None else f"{r['memory_ratio']:.3f}x",
+                f"{r['h100_torchvision_images_per_s']:,}",
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "-" * len(lines[0]))
@@ -231,8 +260,9 @@ def cuda_missing() -> Optional[str]:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python benchmarks/gpu.py", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python benchmarks/gpu.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="fewer timed iterations (checks that it runs)")
     parser.add_argument("--json-out", metavar="FILE", help="also write the JSON object to FILE")
     args = parser.parse_args(argv)

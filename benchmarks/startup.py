@@ -56,9 +56,11 @@ def measure(case: Case) -> dict[str, Any]:
             "summary_minus_floor_s": round(summary_s - floor_s, 4),
         },
         "ratios": {
-            "startup/summary_vgg16_seconds": figure(summary_s, unit="s", goal=GOAL_S,
-                                                    note=f"median of {case.startup_repeats} fresh processes"),
-            "startup/summary_vgg16_vs_python_floor": figure(ratio(summary_s, floor_s),
-                                                            note=f"python -c pass: {floor_s:.3f} s"),
+            "startup/summary_vgg16_seconds": figure(
+                summary_s, unit="s", goal=GOAL_S, note=f"median of {case.startup_repeats} fresh processes"
+            ),
+            "startup/summary_vgg16_vs_python_floor": figure(
+                ratio(summary_s, floor_s), note=f"python -c pass: {floor_s:.3f} s"
+            ),
         },
     }

@@ -118,8 +118,14 @@ def _read(file: IO[bytes]) -> str:
     return file.read().decode(errors="replace")
 
 
-def run_in_own_session(command: Sequence[Union[str, Path]], timeout: float, env: Optional[dict] = None,
-                       cwd: Optional[Path] = None, *, grace: float = LEFTOVER_GRACE_S) -> Completed:
+def run_in_own_session(
+    command: Sequence[Union[str, Path]],
+    timeout: float,
+    env: Optional[dict] = None,
+    cwd: Optional[Path] = None,
+    *,
+    grace: float = LEFTOVER_GRACE_S,
+) -> Completed:
     """Run ``command`` in a new session with its output captured; nothing it starts may outlive it.
 
     ``env`` is the whole environment (``os.environ`` when None). The output goes to files,
@@ -133,8 +139,14 @@ def run_in_own_session(command: Sequence[Union[str, Path]], timeout: float, env:
     shown = " ".join(map(str, command))[:300]
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.monotonic()
-        proc = subprocess.Popen([str(part) for part in command], stdout=out, stderr=err, cwd=cwd,
-                                env={**(os.environ if env is None else env), RUN_TAG: tag}, start_new_session=True)
+        proc = subprocess.Popen(
+            [str(part) for part in command],
+            stdout=out,
+            stderr=err,
+            cwd=cwd,
+            env={**(os.environ if env is None else env), RUN_TAG: tag},
+            start_new_session=True,
+        )
         try:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -144,7 +156,11 @@ def run_in_own_session(command: Sequence[Union[str, Path]], timeout: float, env:
             raise ProcessTimedOut(
                 f"{shown}: still running after {timeout:g} s; killed its process group {proc.pid} and processes "
                 f"{killed}\n--- stdout (end) ---\n{stdout[-3000:]}\n--- stderr (end) ---\n{stderr[-3000:]}",
-                tag, proc.pid, killed, stdout) from None
+                tag,
+                proc.pid,
+                killed,
+                stdout,
+            ) from None
         seconds = time.monotonic() - started
         deadline = time.monotonic() + grace
         while run_processes(tag, proc.pid) and time.monotonic() < deadline:
@@ -157,14 +173,19 @@ def run_in_own_session(command: Sequence[Union[str, Path]], timeout: float, env:
         raise ProcessesLeftOver(
             f"{shown}: exited with status {proc.returncode} after {seconds:.1f} s but left processes running "
             f"{grace:g} s later (killed: {killed}):\n{description}\n--- stderr (end) ---\n{stderr[-3000:]}",
-            tag, proc.pid, killed, stdout)
+            tag,
+            proc.pid,
+            killed,
+            stdout,
+        )
     return Completed(proc.returncode, stdout, stderr, session=proc.pid, tag=tag, seconds=seconds)
 
 
 def run_vggspec(*args: str, env: dict | None = None, cwd: Path | None = None, timeout: float = 600) -> Completed:
     """Run ``python -m vggspec ARGS`` in a fresh process (its own session) and capture its output."""
-    return run_in_own_session([sys.executable, "-m", "vggspec", *map(str, args)], timeout,
-                              env={**os.environ, **(env or {})}, cwd=cwd)
+    return run_in_own_session(
+        [sys.executable, "-m", "vggspec", *map(str, args)], timeout, env={**os.environ, **(env or {})}, cwd=cwd
+    )
 
 
 @pytest.fixture

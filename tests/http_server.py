@@ -59,7 +59,7 @@ class FileServer:
             cut, self._cut_after = self._cut_after, None
             return cut
 
-    def __enter__(self) -> "FileServer":
+    def __enter__(self) -> FileServer:
         self._thread.start()
         return self
 
@@ -91,16 +91,20 @@ def _handler_for(server: FileServer) -> type:
                     self._answer(range_header, 416, {"Content-Range": f"bytes */{len(data)}"}, b"")
                     return
                 end = min(end, len(data) - 1)
-                self._answer(range_header, 206, {"Content-Range": f"bytes {start}-{end}/{len(data)}"},
-                             data[start:end + 1])
+                self._answer(
+                    range_header, 206, {"Content-Range": f"bytes {start}-{end}/{len(data)}"}, data[start : end + 1]
+                )
             else:
                 self._answer(range_header, 200, {}, data)
 
         def _answer(self, range_header: Optional[str], status: int, headers: dict, body: bytes) -> None:
             cut = server._take_cut() if status in (200, 206) else None
             self.send_response(status)
-            for key, value in {"Content-Length": str(len(body)),
-                                "Accept-Ranges": "none" if server.ignore_range else "bytes", **headers}.items():
+            for key, value in {
+                "Content-Length": str(len(body)),
+                "Accept-Ranges": "none" if server.ignore_range else "bytes",
+                **headers,
+            }.items():
                 self.send_header(key, value)
             if cut is not None:
                 self.send_header("Connection", "close")

@@ -54,8 +54,9 @@ def stripes(size: int, rng: random.Random) -> Image.Image:
         d = k * period + offset
         corners = []
         for along, across in ((-reach, d), (reach, d), (reach, d + width), (-reach, d + width)):
-            corners.append((centre + along * direction[0] + across * normal[0],
-                            centre + along * direction[1] + across * normal[1]))
+            corners.append(
+                (centre + along * direction[0] + across * normal[0], centre + along * direction[1] + across * normal[1])
+            )
         draw.polygon(corners, fill=foreground)
     return image
 
@@ -63,8 +64,9 @@ def stripes(size: int, rng: random.Random) -> Image.Image:
 DRAW = {"circles": circles, "stripes": stripes}
 
 
-def make_image_set(root: Path, size: int = 64, train_per_class: int = 200, val_per_class: int = 60,
-                   seed: int = 0) -> Path:
+def make_image_set(
+    root: Path, size: int = 64, train_per_class: int = 200, val_per_class: int = 60, seed: int = 0
+) -> Path:
     """Write the set under ``root`` (created) and return ``root``."""
     rng = random.Random(seed)
     for split, count in (("train", train_per_class), ("val", val_per_class)):

@@ -71,7 +71,13 @@ def test_every_problem_is_reported(cli):
     assert result.returncode == 2
     lines = result.stderr.splitlines()
     assert [line.split(" ")[1].rstrip(":") for line in lines] == [
-        "$.layers[1]", "$.fc[1]", "$.classes", "$.input_shape[1]", "$.batch_norm", "$.classes"]
+        "$.layers[1]",
+        "$.fc[1]",
+        "$.classes",
+        "$.input_shape[1]",
+        "$.batch_norm",
+        "$.classes",
+    ]
 
 
 def test_summary_of_a_bad_spec_exits_2(cli):
@@ -83,7 +89,10 @@ def test_summary_of_a_bad_spec_exits_2(cli):
 def test_missing_file(cli, tmp_path):
     result = cli("validate", tmp_path / "nope.yaml")
     assert result.returncode == 2
-    assert result.stderr.strip() == f"{tmp_path / 'nope.yaml'} $: expected a spec file, received a path that does not exist"
+    assert (
+        result.stderr.strip()
+        == f"{tmp_path / 'nope.yaml'} $: expected a spec file, received a path that does not exist"
+    )
 
 
 def test_every_problem_is_reported_beside_a_duplicate_key(cli):
@@ -91,25 +100,33 @@ def test_every_problem_is_reported_beside_a_duplicate_key(cli):
     assert [line.split(" ")[:2] for line in result.stderr.splitlines()] == [
         [f"{BAD / 'duplicate_and_more.yaml'}:2:19", "$.layers[1]:"],
         [f"{BAD / 'duplicate_and_more.yaml'}:4:1", "$.classes:"],
-        [f"{BAD / 'duplicate_and_more.yaml'}:5:6", "$.fc[0]:"]]
+        [f"{BAD / 'duplicate_and_more.yaml'}:5:6", "$.fc[0]:"],
+    ]
 
 
 def test_not_finite_and_whole_floats_are_each_reported(cli):
     lines = cli("validate", BAD / "not_finite.yaml", BAD / "whole_number_floats.yaml").stderr.splitlines()
     assert [line.split(" ", 2)[1] for line in lines] == [
-        "$.dropout:", "$.lrn.alpha:", "$.input_shape[0]:", "$.classes:", "$.fc[0]:"]
+        "$.dropout:",
+        "$.lrn.alpha:",
+        "$.input_shape[0]:",
+        "$.classes:",
+        "$.fc[0]:",
+    ]
     assert lines[1].endswith("$.lrn.alpha: expected a finite number, received .inf")
 
 
 def test_the_alias_bomb_is_refused_at_once_with_bounded_memory():
     """Nine levels of nine aliases expand to 9⁹ values; the reader stops at 100,000 (0.2 s, ~60 MB here)."""
     # VmHWM, not ru_maxrss: the latter keeps the forked parent's peak across exec (pytest holds torch and Keras)
-    code = ("import time, vggspec\n"
-            "start = time.perf_counter()\n"
-            "try:\n    vggspec.load_spec(%r)\nexcept vggspec.SpecError as error:\n    print(error)\n"
-            "peak = next(line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM:'))\n"
-            "print(time.perf_counter() - start, peak)\n"
-            % str(BAD / "alias_bomb.yaml"))
+    code = (
+        "import time, vggspec\n"
+        "start = time.perf_counter()\n"
+        f"try:\n    vggspec.load_spec({str(BAD / 'alias_bomb.yaml')!r})\n"
+        "except vggspec.SpecError as error:\n    print(error)\n"
+        "peak = next(line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM:'))\n"
+        "print(time.perf_counter() - start, peak)\n"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     message, numbers = result.stdout.strip().splitlines()
     assert "expected at most 100,000 values once aliases are expanded" in message
@@ -120,8 +137,13 @@ def test_the_alias_bomb_is_refused_at_once_with_bounded_memory():
 
 @pytest.mark.parametrize("kind", ["fifo", "device", "folder", "too_large", "not_utf8"])
 def test_only_regular_spec_files_of_a_sane_size_are_read(cli, tmp_path, kind):
-    path = {"fifo": tmp_path / "pipe.yaml", "device": Path("/dev/zero"), "folder": tmp_path,
-            "too_large": tmp_path / "large.yaml", "not_utf8": tmp_path / "latin1.yaml"}[kind]
+    path = {
+        "fifo": tmp_path / "pipe.yaml",
+        "device": Path("/dev/zero"),
+        "folder": tmp_path,
+        "too_large": tmp_path / "large.yaml",
+        "not_utf8": tmp_path / "latin1.yaml",
+    }[kind]
     if kind == "fifo":
         os.mkfifo(path)
     elif kind == "too_large":
@@ -130,9 +152,13 @@ def test_only_regular_spec_files_of_a_sane_size_are_read(cli, tmp_path, kind):
         path.write_bytes("name: caf\xe9\nconfiguration: D\n".encode("latin-1"))
     result = cli("validate", path, timeout=30)
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    expected = {"fifo": "received a FIFO (named pipe)", "device": "received a character device",
-                "folder": "received a folder", "too_large": "expected a spec file of at most 1,048,576 bytes",
-                "not_utf8": "expected UTF-8 text, received a byte 0xe9 at offset 9"}[kind]
+    expected = {
+        "fifo": "received a FIFO (named pipe)",
+        "device": "received a character device",
+        "folder": "received a folder",
+        "too_large": "expected a spec file of at most 1,048,576 bytes",
+        "not_utf8": "expected UTF-8 text, received a byte 0xe9 at offset 9",
+    }[kind]
     line = result.stderr.strip()
     assert "\n" not in line and line.startswith(f"{path} $: expected ") and expected in line, line
 
@@ -143,18 +169,27 @@ def test_the_shipped_table_validates_and_a_broken_one_is_located(cli, tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"{table}: ok (a table of 6 configurations: A, A-LRN, B, C, D, E)"
     broken = tmp_path / "table.yaml"
-    broken.write_text(table.read_text().replace("lrn: {size: 5", "lrn: {size: 4").replace("dropout: 0.5 ", "dropout: 2 ")
-                      + "  F: [conv3-8, FC-10, maxpool]\n  G: [conv3-8, FC-1000000000]\n")
+    broken.write_text(
+        table.read_text().replace("lrn: {size: 5", "lrn: {size: 4").replace("dropout: 0.5 ", "dropout: 2 ")
+        + "  F: [conv3-8, FC-10, maxpool]\n  G: [conv3-8, FC-1000000000]\n"
+    )
     lines = cli("validate", broken).stderr.splitlines()
     assert [line.split(" ")[1] for line in lines] == [
-        "$.defaults.dropout:", "$.defaults.lrn.size:", "$.configurations.F:"]
+        "$.defaults.dropout:",
+        "$.defaults.lrn.size:",
+        "$.configurations.F:",
+    ]
     broken.write_text(broken.read_text().replace("size: 4", "size: 5").replace("dropout: 2 ", "dropout: 0.5 "))
     lines = cli("validate", broken).stderr.splitlines()
-    assert [line.split(" ")[1] for line in lines] == ["$.configurations.F:", "$.configurations.G:",
-                                                       "$.configurations.G:"]
+    assert [line.split(" ")[1] for line in lines] == [
+        "$.configurations.F:",
+        "$.configurations.G:",
+        "$.configurations.G:",
+    ]
     assert "the largest output, predictions, is 1000000000 (give fewer units)" in lines[1]  # sorted by message
     assert "expected at most 1,000,000,000 parameters in all" in lines[2]
     summary = cli("summary", table)
     assert summary.returncode == 2
     assert "expected a model spec (name, and configuration or layers), received a table of configurations" in (
-        summary.stderr)
+        summary.stderr
+    )

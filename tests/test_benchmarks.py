@@ -20,18 +20,28 @@ from conftest import REPO
 if str(REPO) not in sys.path:  # the benchmarks package lives at the repository root, not installed
     sys.path.insert(0, str(REPO))
 
-from benchmarks.common import PEAK_RSS_PRELUDE, QUICK, figure, measured_module, run_child  # noqa: E402
-from benchmarks.conversion import imported_modules, write_keras1_h5  # noqa: E402
-from benchmarks.forward_torch import hand_written_vgg16  # noqa: E402
+from benchmarks.common import PEAK_RSS_PRELUDE, QUICK, figure, measured_module, run_child
+from benchmarks.conversion import imported_modules, write_keras1_h5
+from benchmarks.forward_torch import hand_written_vgg16
 
 EXPECTED_RATIOS = [
-    *(f"forward_torch/batch{b}/{layout}/{versus}" for layout in ("contiguous", "channels_last") for b in (1, 8)
-      for versus in ("vs_hand_written", "vs_torchvision", "control_a_vs_a")),
+    *(
+        f"forward_torch/batch{b}/{layout}/{versus}"
+        for layout in ("contiguous", "channels_last")
+        for b in (1, 8)
+        for versus in ("vs_hand_written", "vs_torchvision", "control_a_vs_a")
+    ),
     *(f"forward_keras/batch{b}/{versus}" for b in (1, 8) for versus in ("vs_keras_applications", "control_a_vs_a")),
-    *(f"conversion/{target}/{what}" for target in ("safetensors", "pt")
-      for what in ("time_vs_copy", "peak_rss_vs_file_size", "tensorflow_imported")),
-    "startup/summary_vgg16_seconds", "startup/summary_vgg16_vs_python_floor",
-    "finetune/torch/seconds_per_epoch", "finetune/keras/seconds_per_epoch", "finetune/torch_vs_keras",
+    *(
+        f"conversion/{target}/{what}"
+        for target in ("safetensors", "pt")
+        for what in ("time_vs_copy", "peak_rss_vs_file_size", "tensorflow_imported")
+    ),
+    "startup/summary_vgg16_seconds",
+    "startup/summary_vgg16_vs_python_floor",
+    "finetune/torch/seconds_per_epoch",
+    "finetune/keras/seconds_per_epoch",
+    "finetune/torch_vs_keras",
 ]
 # VGG16's convolutions (FACTS.md: 14,714,688), fc1 on the 1x1x512 map, fc2, a 10-way head
 QUICK_PARAMS = 14_714_688 + (512 * 4096 + 4096) + (4096 * 4096 + 4096) + (4096 * 10 + 10)
@@ -41,8 +51,13 @@ QUICK_PARAMS = 14_714_688 + (512 * 4096 + 4096) + (4096 * 4096 + 4096) + (4096 *
 def quick_run(tmp_path_factory):
     """(report from --json-out, stdout) of one ``python -m benchmarks --quick`` run."""
     out = tmp_path_factory.mktemp("bench") / "report.json"
-    done = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--json-out", str(out)], cwd=REPO,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--json-out", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(out.read_text()), done.stdout
 
@@ -56,8 +71,11 @@ def test_quick_run_reports_every_ratio_or_why_not(quick_run):
         else:
             assert entry["unit"] in ("x", "s", "bool"), name
             assert entry["met"] in (True, False, None), name
-    assert all(report["ratios"][name]["goal"] is None and report["ratios"][name]["value"] > 0
-               for name in EXPECTED_RATIOS if name.endswith("control_a_vs_a"))
+    assert all(
+        report["ratios"][name]["goal"] is None and report["ratios"][name]["value"] > 0
+        for name in EXPECTED_RATIOS
+        if name.endswith("control_a_vs_a")
+    )
     if importlib.util.find_spec("torchvision") is None:
         entry = report["ratios"]["forward_torch/batch1/contiguous/vs_torchvision"]
         assert entry["value"] is None and "torchvision" in entry["reason"]
@@ -71,7 +89,11 @@ def test_quick_run_compares_equal_networks_and_measures_the_file_it_wrote(quick_
     torch_details = measures["forward_torch"]
     assert torch_details["max_abs_output_difference_vs_vggspec"]["hand_written"] < 1e-6
     assert [(row["batch"], row["layout"]) for row in torch_details["results"]] == [
-        (1, "contiguous"), (8, "contiguous"), (1, "channels_last"), (8, "channels_last")]
+        (1, "contiguous"),
+        (8, "contiguous"),
+        (1, "channels_last"),
+        (8, "channels_last"),
+    ]
     assert all(rates["median"] > 0 for row in torch_details["results"] for rates in row["images_per_s"].values())
     assert measures["forward_keras"]["max_abs_output_difference"] < 1e-6
     conversion = measures["conversion"]
@@ -85,7 +107,9 @@ def test_quick_run_compares_equal_networks_and_measures_the_file_it_wrote(quick_
     assert startup["summary_vgg16"] > startup["python_floor"] > 0
     finetune = measures["finetune"]
     assert (finetune["epochs"], finetune["images_per_class"]) == (
-        QUICK.finetune_epochs, {"train": QUICK.finetune_train_per_class, "val": QUICK.finetune_val_per_class})
+        QUICK.finetune_epochs,
+        {"train": QUICK.finetune_train_per_class, "val": QUICK.finetune_val_per_class},
+    )
     assert list(finetune["backends"]) == ["torch", "keras"]
     for backend, details in finetune["backends"].items():
         assert "error" not in details, details
@@ -114,6 +138,7 @@ def test_hand_written_reference_is_vggspecs_network():
 
 def test_keras1_source_is_read_by_vggspec_as_keras1(tmp_path):
     from vggspec.weights.formats import KERAS1, detect_format, read_bundle
+
     from weight_fixtures import small_plan
 
     plan = small_plan()
@@ -124,13 +149,16 @@ def test_keras1_source_is_read_by_vggspec_as_keras1(tmp_path):
     bundle = read_bundle(path, plan)
     assert bundle.total_params == plan.total_params
     assert {name: {w: a.shape for w, a in weights.items()} for name, weights in bundle.layers.items()} == {
-        layer.name: dict(layer.weights) for layer in plan.layers if layer.weights}
+        layer.name: dict(layer.weights) for layer in plan.layers if layer.weights
+    }
 
 
 def test_imported_modules_reads_importtime_lines():
-    stderr = ("import time: self [us] | cumulative | imported package\n"
-              "import time:       120 |        120 |   tensorflow.python\n"
-              "import time:        50 |        170 | numpy\nsomething else | torch\n")
+    stderr = (
+        "import time: self [us] | cumulative | imported package\n"
+        "import time:       120 |        120 |   tensorflow.python\n"
+        "import time:        50 |        170 | numpy\nsomething else | torch\n"
+    )
     assert imported_modules(stderr) == {"tensorflow", "numpy"}
 
 
@@ -167,8 +195,9 @@ def test_gpu_script_skips_cleanly_without_cuda():
 
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is present: run benchmarks/gpu.py itself")
-    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu.py")], capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "gpu.py")], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["benchmark"] == "vggspec-gpu" and "CUDA" in report["skipped"]

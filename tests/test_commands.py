@@ -16,8 +16,10 @@ from vggspec.weights.formats import write_bundle
 pytest.importorskip("torch")
 pytest.importorskip("keras")
 
-SMALL_YAML = ("name: small\nlayers: [conv3-8, conv3-8, maxpool, conv3-16, maxpool]\n"
-              "input_shape: [32, 32, 3]\nfc: [32, 32]\nclasses: {classes}\n")
+SMALL_YAML = (
+    "name: small\nlayers: [conv3-8, conv3-8, maxpool, conv3-16, maxpool]\n"
+    "input_shape: [32, 32, 3]\nfc: [32, 32]\nclasses: {classes}\n"
+)
 
 
 def small_spec(tmp_path: Path, classes: int = 10) -> Path:
@@ -51,11 +53,13 @@ def test_build_with_weights_refuses_a_file_that_does_not_fit(cli, tmp_path):
     out = tmp_path / "two.pt"
     result = cli("build", small_spec(tmp_path, 2), "--backend", "torch", "--weights", weights, "--out", out)
     assert result.returncode == 2
-    assert result.stderr.strip() == (f"error: {weights}: layer predictions: expected kernel of shape (32, 2), "
-                                     "received (32, 10)")
+    assert result.stderr.strip() == (
+        f"error: {weights}: layer predictions: expected kernel of shape (32, 2), received (32, 10)"
+    )
     assert not out.exists()
-    skipped = cli("build", small_spec(tmp_path, 2), "--backend", "torch", "--weights", weights, "--out", out,
-                  "--skip-mismatch")
+    skipped = cli(
+        "build", small_spec(tmp_path, 2), "--backend", "torch", "--weights", weights, "--out", out, "--skip-mismatch"
+    )
     assert skipped.returncode == 0, skipped.stderr
     assert "warning: skipped: " in skipped.stderr and "layer predictions" in skipped.stderr
     assert out.exists()
@@ -108,8 +112,20 @@ def test_predict_in_both_backends_with_labels_and_imagenet_names(cli, tmp_path):
     write_bundle(weights1000, random_bundle(vggspec.plan(str(spec1000)), seed=1), vggspec.plan(str(spec1000)))
     outputs = {}
     for backend in ("keras", "torch"):
-        result = cli("predict", spec2, image, "--weights", weights2, "--backend", backend, "--labels", "cat,dog",
-                     "--top", "2", "--json")
+        result = cli(
+            "predict",
+            spec2,
+            image,
+            "--weights",
+            weights2,
+            "--backend",
+            backend,
+            "--labels",
+            "cat,dog",
+            "--top",
+            "2",
+            "--json",
+        )
         assert result.returncode == 0, result.stderr
         outputs[backend] = json.loads(result.stdout)[str(image)]
     assert [row["label"] for row in outputs["keras"]] == [row["label"] for row in outputs["torch"]]

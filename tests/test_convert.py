@@ -5,10 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import run_vggspec
 from vggspec.weights.formats import read_bundle
-from weight_fixtures import (as_bundle_layers, assert_same_arrays, keras_vgg16_layers, plan_layers, small_plan,
-                             small_spec_file, write_keras1_h5)
+
+from conftest import run_vggspec
+from weight_fixtures import (
+    as_bundle_layers,
+    assert_same_arrays,
+    keras_vgg16_layers,
+    plan_layers,
+    small_plan,
+    small_spec_file,
+    write_keras1_h5,
+)
 
 SMALL_PARAMS = 3 * 3 * 3 * 4 + 4 + 3 * 3 * 4 * 4 + 4 + 3 * 3 * 4 * 8 + 8 + 512 * 16 + 16 + 16 * 12 + 12 + 12 * 10 + 10
 
@@ -29,14 +37,20 @@ def convert(source, destination, *options):
 def test_every_format_to_every_other_is_bit_identical(small, tmp_path):
     spec, source, expected = small
     chain = ["small.pt", "small_k1.h5", "small.safetensors", "small.weights.h5", "small.pth", "small_k2.hdf5"]
-    formats = ["PyTorch state dict", "Keras 1 HDF5 weights", "safetensors", "Keras 3 .weights.h5",
-               "PyTorch state dict", "Keras 2 HDF5 weights"]
+    formats = [
+        "PyTorch state dict",
+        "Keras 1 HDF5 weights",
+        "safetensors",
+        "Keras 3 .weights.h5",
+        "PyTorch state dict",
+        "Keras 2 HDF5 weights",
+    ]
     previous = source
     for name, written in zip(chain, formats):
         options = ["--keras-version", "1"] if name.endswith("_k1.h5") else []
         done = convert(previous, tmp_path / name, "--spec", spec, *options)
         assert done.returncode == 0, done.stderr
-        line, = done.stdout.splitlines()
+        (line,) = done.stdout.splitlines()
         assert line.startswith(f"{tmp_path / name}: {written} from {previous} (")
         assert f", 6 layers, {SMALL_PARAMS:,} parameters, " in line and line.endswith(" s")
         assert_same_arrays(expected, read_bundle(tmp_path / name, small_plan()).layers)
@@ -49,8 +63,9 @@ def test_swap_rgb_bgr_reverses_only_the_first_convolution(small, tmp_path):
     assert convert(source, tmp_path / "bgr.safetensors", "--spec", spec, "--swap-rgb-bgr").returncode == 0
     swapped = read_bundle(tmp_path / "bgr.safetensors").layers
     np.testing.assert_array_equal(swapped["block1_conv1"]["kernel"], expected["block1_conv1"]["kernel"][:, :, ::-1, :])
-    np.testing.assert_array_equal(swapped["block1_conv1"]["kernel"][:, :, 0, :],
-                                  expected["block1_conv1"]["kernel"][:, :, 2, :])
+    np.testing.assert_array_equal(
+        swapped["block1_conv1"]["kernel"][:, :, 0, :], expected["block1_conv1"]["kernel"][:, :, 2, :]
+    )
     for layer in ("block1_conv2", "block2_conv1", "fc1", "predictions"):
         assert_same_arrays({layer: expected[layer]}, {layer: swapped[layer]})
     done = convert(tmp_path / "bgr.safetensors", tmp_path / "rgb.h5", "--spec", spec, "--swap-rgb-bgr")
@@ -70,8 +85,10 @@ def test_vgg16_with_the_default_spec(tmp_path):
     spec.write_text("name: cats_dogs\nconfiguration: D\nclasses: 2\n")
     done = convert(source, tmp_path / "cats_dogs.pt", "--spec", spec)
     assert done.returncode == 2 and done.stdout == ""
-    assert done.stderr.strip() == (f"error: {source}: layer predictions: expected kernel of shape (4096, 2), "
-                                   "received (4096, 1000) (dataset '/predictions/predictions_W_1:0')")
+    assert done.stderr.strip() == (
+        f"error: {source}: layer predictions: expected kernel of shape (4096, 2), "
+        "received (4096, 1000) (dataset '/predictions/predictions_W_1:0')"
+    )
     assert not (tmp_path / "cats_dogs.pt").exists()
 
 
@@ -90,21 +107,29 @@ def _write_variant(tmp_path, variant: str):
         return path, ["expected an HDF5 file, received 204 bytes without the HDF5 signature"]
     if variant == "missing_layer":
         return write_keras1_h5(tmp_path / "no_fc2.h5", [item for item in layers if item[0] != "fc2"]), [
-            "layer fc2: expected weights for this layer, received a file without it"]
+            "layer fc2: expected weights for this layer, received a file without it"
+        ]
     if variant == "wrong_shape":
         other = plan_layers(small_plan(classes=7))
         return write_keras1_h5(tmp_path / "seven.h5", other), [
-            "layer predictions: expected kernel of shape (12, 10), received (12, 7)"]
+            "layer predictions: expected kernel of shape (12, 10), received (12, 7)"
+        ]
     if variant == "oihw_kernels":
-        oihw = [(name, {w: (a.transpose(3, 2, 0, 1) if a.ndim == 4 else a) for w, a in weights.items()})
-                for name, weights in layers]
+        oihw = [
+            (name, {w: (a.transpose(3, 2, 0, 1) if a.ndim == 4 else a) for w, a in weights.items()})
+            for name, weights in layers
+        ]
         return write_keras1_h5(tmp_path / "theano.h5", oihw), [
-            "layer block1_conv1: expected kernel of shape (3, 3, 3, 4), received (4, 3, 3, 3)", "OIHW"]
+            "layer block1_conv1: expected kernel of shape (3, 3, 3, 4), received (4, 3, 3, 3)",
+            "OIHW",
+        ]
     if variant == "unknown_extension":
         path = tmp_path / "small.onnx"
         write_keras1_h5(path, layers)
-        return path, ["expected a weight file named .h5 or .hdf5 (Keras 1/2), .weights.h5 (Keras 3), "
-                      ".keras (Keras 3 model, read only), .safetensors, .pt or .pth (PyTorch), received 'small.onnx'"]
+        return path, [
+            "expected a weight file named .h5 or .hdf5 (Keras 1/2), .weights.h5 (Keras 3), "
+            ".keras (Keras 3 model, read only), .safetensors, .pt or .pth (PyTorch), received 'small.onnx'"
+        ]
     if variant == "not_torch":
         path = tmp_path / "notes.pt"
         path.write_text("just text\n")
@@ -115,9 +140,16 @@ def _write_variant(tmp_path, variant: str):
 
 
 # each bad source with an existing destination of another format
-VARIANTS = [("truncated", "out.pt"), ("not_hdf5", "out.safetensors"), ("missing_layer", "out.weights.h5"),
-            ("wrong_shape", "out.h5"), ("oihw_kernels", "out.pt"), ("unknown_extension", "out.h5"),
-            ("not_torch", "out.safetensors"), ("does_not_exist", "out.pth")]
+VARIANTS = [
+    ("truncated", "out.pt"),
+    ("not_hdf5", "out.safetensors"),
+    ("missing_layer", "out.weights.h5"),
+    ("wrong_shape", "out.h5"),
+    ("oihw_kernels", "out.pt"),
+    ("unknown_extension", "out.h5"),
+    ("not_torch", "out.safetensors"),
+    ("does_not_exist", "out.pth"),
+]
 
 
 @pytest.mark.parametrize("variant, destination", VARIANTS)
@@ -130,7 +162,7 @@ def test_bad_weight_files_exit_2_with_one_line_and_write_nothing(tmp_path, varia
     done = convert(source, target, "--spec", spec)
     assert done.returncode == 2
     assert done.stdout == "" and "Traceback" not in done.stderr
-    line, = done.stderr.splitlines()
+    (line,) = done.stderr.splitlines()
     assert line.startswith(f"error: {source}")
     for message in messages:
         assert message in line, line
@@ -142,9 +174,11 @@ def test_unknown_destination_extension_is_refused_before_any_work(small, tmp_pat
     spec, source, _ = small
     done = convert(source, tmp_path / "small.npz", "--spec", spec)
     assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert done.stderr.strip() == (f"error: {tmp_path / 'small.npz'}: expected a weight file named .h5 or .hdf5 "
-                                   "(Keras 1/2), .weights.h5 (Keras 3), .keras (Keras 3 model, read only), "
-                                   ".safetensors, .pt or .pth (PyTorch), received 'small.npz'")
+    assert done.stderr.strip() == (
+        f"error: {tmp_path / 'small.npz'}: expected a weight file named .h5 or .hdf5 "
+        "(Keras 1/2), .weights.h5 (Keras 3), .keras (Keras 3 model, read only), "
+        ".safetensors, .pt or .pth (PyTorch), received 'small.npz'"
+    )
     assert not (tmp_path / "small.npz").exists()
 
 

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from http_server import FileServer
 from PIL import Image
 
 from vggspec.data import cats_vs_dogs
 from vggspec.data.cats_vs_dogs import check_image, prepare_cats_vs_dogs
 from vggspec.errors import DataError
+
+from http_server import FileServer
 
 GOOD = {"cat": 22, "dog": 19}  # plain JFIF JPEGs per class, numbered from 0
 
@@ -33,7 +34,7 @@ def exif_jpeg(seed: int) -> bytes:
     app0_length = int.from_bytes(data[4:6], "big")
     tiff = b"MM\x00\x2a" + (8).to_bytes(4, "big") + b"\x00\x00" + b"\x00\x00\x00\x00"  # empty IFD
     segment = b"Exif\x00\x00" + tiff
-    return b"\xff\xd8\xff\xe1" + (len(segment) + 2).to_bytes(2, "big") + segment + data[4 + app0_length:]
+    return b"\xff\xd8\xff\xe1" + (len(segment) + 2).to_bytes(2, "big") + segment + data[4 + app0_length :]
 
 
 def png_bytes() -> bytes:
@@ -44,6 +45,7 @@ def png_bytes() -> bytes:
 
 def dataset_files(layout: str) -> tuple[dict[str, bytes], dict[str, str]]:
     """(path in the archive -> bytes, dropped path -> expected start of the reason)."""
+
     def path(label: str, number: int) -> str:
         if layout == "microsoft":
             return f"PetImages/{label.capitalize()}/{number}.jpg"
@@ -90,8 +92,11 @@ def kaggle_zip(tmp_path):
 
 def tree(dest: Path) -> dict[str, list[str]]:
     """split/class -> sorted file names on disk."""
-    return {f"{split}/{label}": sorted(p.name for p in (dest / split / label).iterdir())
-            for split in ("train", "val") for label in ("cat", "dog")}
+    return {
+        f"{split}/{label}": sorted(p.name for p in (dest / split / label).iterdir())
+        for split in ("train", "val")
+        for label in ("cat", "dog")
+    }
 
 
 def mtimes(dest: Path) -> dict[str, int]:
@@ -117,8 +122,10 @@ def test_check_image_reasons():
     assert check_image(png_bytes()) == "not a JPEG: starts with 89 50 4e 47, expected ff d8"
     assert check_image(b"\xff\xd8\xff\xdb" + bytes(50)) == "no JFIF or Exif header in the first 10 bytes"
     assert check_image(jpeg(1)[:700]).startswith("Pillow cannot decode it: image file is truncated")
-    assert check_image(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(40)) == \
-        "Pillow cannot decode it: cannot identify image file"
+    assert (
+        check_image(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(40))
+        == "Pillow cannot decode it: cannot identify image file"
+    )
 
 
 def test_petimages_zip_from_the_command_line(tmp_path, petimages_zip, cli):
@@ -127,8 +134,10 @@ def test_petimages_zip_from_the_command_line(tmp_path, petimages_zip, cli):
     result = cli("data", "cats-vs-dogs", "--dest", dest, "--source", source, "--seed", "1")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("dropped 4 of 46 files that are not readable JPEGs (listed in manifest.json): "
-                               "PetImages/Cat/22.jpg (empty file); PetImages/Cat/23.jpg (not a JPEG")
+    assert lines[0].startswith(
+        "dropped 4 of 46 files that are not readable JPEGs (listed in manifest.json): "
+        "PetImages/Cat/22.jpg (empty file); PetImages/Cat/23.jpg (not a JPEG"
+    )
     assert lines[1] == f"wrote {dest}: train 34 (cat 18, dog 16), val 8 (cat 4, dog 4)"
 
     manifest = check_split(dest, 0.2)
@@ -169,8 +178,9 @@ def test_same_seed_same_split_other_seed_other_split(tmp_path, petimages_zip):
     assert tree(tmp_path / "a") == tree(tmp_path / "b")
     assert tree(tmp_path / "a")["val/cat"] != tree(tmp_path / "c")["val/cat"]
     assert tree(tmp_path / "a")["val/dog"] != tree(tmp_path / "c")["val/dog"]
-    assert [len(files) for files in tree(tmp_path / "a").values()] == \
-        [len(files) for files in tree(tmp_path / "c").values()]
+    assert [len(files) for files in tree(tmp_path / "a").values()] == [
+        len(files) for files in tree(tmp_path / "c").values()
+    ]
 
 
 def test_second_run_changes_nothing(tmp_path, petimages_zip, cli):
@@ -180,7 +190,10 @@ def test_second_run_changes_nothing(tmp_path, petimages_zip, cli):
     before = mtimes(dest)
     again = cli(*args)
     assert again.returncode == 0, again.stderr
-    assert again.stdout.strip() == f"{dest}: already complete (train 29 (cat 15, dog 14), val 13 (cat 7, dog 6)); nothing to do"
+    assert (
+        again.stdout.strip()
+        == f"{dest}: already complete (train 29 (cat 15, dog 14), val 13 (cat 7, dog 6)); nothing to do"
+    )
     assert mtimes(dest) == before
     assert not (tmp_path / ".split.partial").exists()
 
@@ -216,11 +229,17 @@ def test_interrupted_run_resumes(tmp_path, petimages_zip, monkeypatch):
     assert checks == []  # the images were checked before the interruption
     assert not partial.exists() and not resumed.already_complete
     assert {path: (dest / path).stat().st_mtime_ns for path in first_ten} == first_ten  # kept, not rewritten
-    assert not list(dest.rglob("*.part")) and sorted(p.name for p in dest.iterdir()) == ["manifest.json", "train", "val"]
+    assert not list(dest.rglob("*.part")) and sorted(p.name for p in dest.iterdir()) == [
+        "manifest.json",
+        "train",
+        "val",
+    ]
 
     prepare_cats_vs_dogs(tmp_path / "fresh", source, seed=2, progress=False)
     assert tree(dest) == tree(tmp_path / "fresh")
-    assert json.loads((dest / "manifest.json").read_text()) == json.loads((tmp_path / "fresh" / "manifest.json").read_text())
+    assert json.loads((dest / "manifest.json").read_text()) == json.loads(
+        (tmp_path / "fresh" / "manifest.json").read_text()
+    )
 
 
 def test_zip_served_over_http_is_downloaded_once_into_the_cache(tmp_path, petimages_zip, cli):
@@ -228,8 +247,12 @@ def test_zip_served_over_http_is_downloaded_once_into_the_cache(tmp_path, petima
     home = tmp_path / "home"
     with FileServer(source.parent) as server:
         url = server.url(source.name)
-        first = cli("data", "cats-vs-dogs", "--dest", tmp_path / "one", "--source", url, env={"VGGSPEC_HOME": str(home)})
-        second = cli("data", "cats-vs-dogs", "--dest", tmp_path / "two", "--source", url, env={"VGGSPEC_HOME": str(home)})
+        first = cli(
+            "data", "cats-vs-dogs", "--dest", tmp_path / "one", "--source", url, env={"VGGSPEC_HOME": str(home)}
+        )
+        second = cli(
+            "data", "cats-vs-dogs", "--dest", tmp_path / "two", "--source", url, env={"VGGSPEC_HOME": str(home)}
+        )
     assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
     assert len(server.requests) == 1
     assert (home / "data" / source.name).read_bytes() == source.read_bytes()
@@ -252,7 +275,7 @@ def test_bad_sources_exit_2_with_one_line(tmp_path, cli):
     cases = {
         tmp_path / "missing.zip": f"error: {tmp_path / 'missing.zip'}: no such file or folder; expected a URL",
         neither: f"error: {neither}: expected PetImages/Cat/<n>.jpg and PetImages/Dog/<n>.jpg (Microsoft) or "
-                 f"train/cat.<n>.jpg and train/dog.<n>.jpg (Kaggle), received 2 files (images/beach.jpg, images/hotel.jpg)",
+        f"train/cat.<n>.jpg and train/dog.<n>.jpg (Kaggle), received 2 files (images/beach.jpg, images/hotel.jpg)",
         only_cats: f"error: {only_cats}: expected images of both classes, received none of dog",
         not_zip: f"error: {not_zip}: expected a zip file or a folder, received a file that is not a zip",
     }

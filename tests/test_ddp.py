@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from conftest import SPECS, Completed, ProcessesLeftOver, ProcessTimedOut, run_in_own_session, run_processes
 from image_sets import make_image_set
 
@@ -28,9 +29,30 @@ REPEATS = 30
 
 
 def two_rank_finetune(data: Path, run: Path, epochs: int) -> Completed:
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", "vggspec", "finetune", SMALL, "--data", data, "--backend", "torch",
-               "--epochs", epochs, "--batch-size", 8, "--workers", 0, "--out", run]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "vggspec",
+        "finetune",
+        SMALL,
+        "--data",
+        data,
+        "--backend",
+        "torch",
+        "--epochs",
+        epochs,
+        "--batch-size",
+        8,
+        "--workers",
+        0,
+        "--out",
+        run,
+    ]
     return run_in_own_session(command, RUN_TIMEOUT_S, env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
@@ -59,12 +81,14 @@ def test_two_ranks_train_the_small_spec_and_agree(small_set, tmp_path):
 
 # A leader that starts a process in a session of its own (as torchrun starts each rank), prints its pid
 # and then, with "exit", returns at once, else sleeps.
-DETACHING = ("import subprocess, sys, time\n"
-             "sleeper = [sys.executable, '-c', 'import time; time.sleep(600)']\n"
-             "child = subprocess.Popen(sleeper, start_new_session=True)\n"
-             "print(child.pid, flush=True)\n"
-             "if sys.argv[1] != 'exit':\n"
-             "    time.sleep(600)\n")
+DETACHING = (
+    "import subprocess, sys, time\n"
+    "sleeper = [sys.executable, '-c', 'import time; time.sleep(600)']\n"
+    "child = subprocess.Popen(sleeper, start_new_session=True)\n"
+    "print(child.pid, flush=True)\n"
+    "if sys.argv[1] != 'exit':\n"
+    "    time.sleep(600)\n"
+)
 
 
 def test_a_run_past_its_timeout_is_killed_with_processes_in_other_sessions():
@@ -106,7 +130,9 @@ def test_thirty_two_rank_runs_end_without_a_hang_or_a_leftover_process(small_set
         if result.returncode != 0 or "2 ranks, parameters equal on all: true" not in result.stdout:
             failures.append(f"run {index}: status {result.returncode}\n{result.stderr[-2000:]}")
     total = time.monotonic() - started
-    print(f"{REPEATS} two-rank runs in {total:.1f} s: {len(hangs)} hangs, {len(failures)} failures, "
-          f"{len(leftovers)} with leftover processes; per run {min(seconds, default=0):.1f}-"
-          f"{max(seconds, default=0):.1f} s")
+    print(
+        f"{REPEATS} two-rank runs in {total:.1f} s: {len(hangs)} hangs, {len(failures)} failures, "
+        f"{len(leftovers)} with leftover processes; per run {min(seconds, default=0):.1f}-"
+        f"{max(seconds, default=0):.1f} s"
+    )
     assert (len(hangs), len(failures), len(leftovers)) == (0, 0, 0), "\n".join(hangs + failures + leftovers)

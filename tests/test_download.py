@@ -7,13 +7,14 @@ import socket
 
 import numpy as np
 import pytest
-from http_server import FileServer
 
 from vggspec.download import download, partial_path
 from vggspec.errors import DownloadError, WeightsError
 from vggspec.spec.load import load_spec
 from vggspec.weights import registry
 from vggspec.weights.registry import REGISTRY, WeightFile, WeightRegistry, fetch_file
+
+from http_server import FileServer
 
 FILE_BYTES = 300_000
 CUT = 100_000
@@ -46,7 +47,9 @@ def test_interrupted_transfer_resumes_with_range(tmp_path, payload):
         server.cut_next_after(CUT)
         download(server.url("file.bin"), dest, size=FILE_BYTES, md5=md5, progress=False)
     assert [(r.range, r.status, r.sent) for r in server.requests] == [
-        (None, 200, CUT), (f"bytes={CUT}-", 206, FILE_BYTES - CUT)]
+        (None, 200, CUT),
+        (f"bytes={CUT}-", 206, FILE_BYTES - CUT),
+    ]
     assert dest.read_bytes() == data
 
 
@@ -82,7 +85,9 @@ def test_server_that_ignores_range_restarts_cleanly(tmp_path, payload):
         server.cut_next_after(CUT)
         download(server.url("file.bin"), dest, size=FILE_BYTES, md5=md5, progress=False)
     assert [(r.range, r.status, r.sent) for r in server.requests] == [
-        (None, 200, CUT), (f"bytes={CUT}-", 200, FILE_BYTES)]
+        (None, 200, CUT),
+        (f"bytes={CUT}-", 200, FILE_BYTES),
+    ]
     assert dest.read_bytes() == data  # not the first 100,000 bytes twice
 
 
@@ -90,9 +95,8 @@ def test_wrong_md5_removes_the_download_and_keeps_the_old_file(tmp_path, payload
     folder, data, md5 = payload
     dest = tmp_path / "file.bin"
     dest.write_bytes(b"the file that was there")
-    with FileServer(folder) as server:
-        with pytest.raises(DownloadError) as failure:
-            download(server.url("file.bin"), dest, md5="0" * 32, progress=False)
+    with FileServer(folder) as server, pytest.raises(DownloadError) as failure:
+        download(server.url("file.bin"), dest, md5="0" * 32, progress=False)
     message = str(failure.value)
     assert message.startswith("file.bin: md5 expected " + "0" * 32 + f", received {md5}")
     assert dest.read_bytes() == b"the file that was there"
@@ -102,9 +106,11 @@ def test_wrong_md5_removes_the_download_and_keeps_the_old_file(tmp_path, payload
 def test_wrong_size_is_refused_before_the_transfer(tmp_path, payload):
     folder, _, _ = payload
     dest = tmp_path / "file.bin"
-    with FileServer(folder) as server:
-        with pytest.raises(DownloadError, match="expected 1,000 bytes, the server at .* reports 300,000"):
-            download(server.url("file.bin"), dest, size=1000, progress=False)
+    with (
+        FileServer(folder) as server,
+        pytest.raises(DownloadError, match="expected 1,000 bytes, the server at .* reports 300,000"),
+    ):
+        download(server.url("file.bin"), dest, size=1000, progress=False)
     assert not dest.exists() and not partial_path(dest).exists()
 
 
@@ -133,12 +139,14 @@ def test_unreachable_port_is_one_line_with_the_reason(tmp_path):
 
 # --- the registry ---------------------------------------------------------------------------------
 
+
 def test_registry_holds_the_keras_files():
     assert REGISTRY.names() == ["vgg16", "vgg16_notop", "vgg19", "vgg19_notop"]
     vgg16, notop = REGISTRY["vgg16"], REGISTRY["vgg16_notop"]
     assert vgg16.file_name == "vgg16_weights_tf_dim_ordering_tf_kernels.h5"
-    assert vgg16.url == ("https://storage.googleapis.com/tensorflow/keras-applications/vgg16/"
-                         "vgg16_weights_tf_dim_ordering_tf_kernels.h5")
+    assert vgg16.url == (
+        "https://storage.googleapis.com/tensorflow/keras-applications/vgg16/vgg16_weights_tf_dim_ordering_tf_kernels.h5"
+    )
     assert (vgg16.size, vgg16.md5) == (553_467_096, "64373286793e3c8b2b4e3219cbf3544b")
     assert (notop.size, notop.md5, notop.include_top) == (58_889_256, "6d6bbae143d832006294945121d1f1fc", False)
     assert REGISTRY["vgg19_notop"].url.endswith("/vgg19/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5")
@@ -162,8 +170,15 @@ def test_registry_refuses_duplicates_and_lists_names_for_unknown_ones():
 def test_fetch_downloads_once_into_the_cache(tmp_path, payload, monkeypatch):
     folder, data, md5 = payload
     monkeypatch.setenv("VGGSPEC_HOME", str(tmp_path / "home"))
-    weight_file = WeightFile(name="test", file_name="test_weights.h5", url="http://127.0.0.1:9/unused",
-                             size=FILE_BYTES, md5=md5, spec="vgg16", include_top=True)
+    weight_file = WeightFile(
+        name="test",
+        file_name="test_weights.h5",
+        url="http://127.0.0.1:9/unused",
+        size=FILE_BYTES,
+        md5=md5,
+        spec="vgg16",
+        include_top=True,
+    )
     with FileServer(folder) as server:
         first = fetch_file(weight_file, url=server.url("file.bin"), progress=False)
         second = fetch_file(weight_file, url=server.url("file.bin"), progress=False)
@@ -177,12 +192,16 @@ def test_cli_fetch_with_wrong_md5_exits_2_and_leaves_nothing(tmp_path, payload, 
     folder, _, md5 = payload
     home = tmp_path / "home"
     with FileServer(folder) as server:
-        result = cli("weights", "fetch", "vgg19_notop", "--url", server.url("file.bin"), env={"VGGSPEC_HOME": str(home)})
+        result = cli(
+            "weights", "fetch", "vgg19_notop", "--url", server.url("file.bin"), env={"VGGSPEC_HOME": str(home)}
+        )
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     (line,) = result.stderr.strip().splitlines()
-    assert line.startswith("error: vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5: md5 expected "
-                           f"253f8cb515780f3b799900260a226db6, received {md5}")
+    assert line.startswith(
+        "error: vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5: md5 expected "
+        f"253f8cb515780f3b799900260a226db6, received {md5}"
+    )
     assert list((home / "weights").iterdir()) == []
 
 
@@ -193,8 +212,10 @@ def test_cli_fetch_with_wrong_size_and_404_exit_2(tmp_path, payload, cli):
         wrong_size = cli("weights", "fetch", "vgg16_notop", "--url", server.url("file.bin"), env=env)
         missing = cli("weights", "fetch", "vgg16", "--url", server.url("nothing.h5"), env=env)
     assert wrong_size.returncode == 2 and "Traceback" not in wrong_size.stderr
-    assert wrong_size.stderr.strip() == (f"error: vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5: expected "
-                                         f"58,889,256 bytes, the server at {server.url('file.bin')} reports 300,000")
+    assert wrong_size.stderr.strip() == (
+        f"error: vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5: expected "
+        f"58,889,256 bytes, the server at {server.url('file.bin')} reports 300,000"
+    )
     assert missing.returncode == 2
     assert missing.stderr.strip() == f"error: cannot download {server.url('nothing.h5')}: HTTP 404 Not Found"
     assert list((tmp_path / "home" / "weights").iterdir()) == []
@@ -212,6 +233,9 @@ def test_cli_fetch_prints_the_cached_path_and_list_shows_it(tmp_path, cli):
     assert listed.returncode == 0
     rows = {line.split()[0]: line.split() for line in listed.stdout.splitlines()[1:5]}
     assert rows["vgg19_notop"][-1] == "yes" and rows["vgg16"][-1] == "no"
-    assert rows["vgg16"][1:4] == ["vgg16_weights_tf_dim_ordering_tf_kernels.h5", "553,467,096",
-                                  "64373286793e3c8b2b4e3219cbf3544b"]
+    assert rows["vgg16"][1:4] == [
+        "vgg16_weights_tf_dim_ordering_tf_kernels.h5",
+        "553,467,096",
+        "64373286793e3c8b2b4e3219cbf3544b",
+    ]
     assert f"cache: {home / 'weights'}" in listed.stdout

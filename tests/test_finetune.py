@@ -21,12 +21,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SPECS, run_vggspec
-from image_sets import CLASSES, make_image_set
 
 from vggspec.training.batches import ImageBatches
 from vggspec.training.folders import read_split
 from vggspec.training.metrics import confusion_matrix, cross_entropy, format_confusion, loss_and_correct
+
+from conftest import SPECS, run_vggspec
+from image_sets import CLASSES, make_image_set
 
 SMALL = SPECS / "examples" / "small64.yaml"
 BACKENDS = ("keras", "torch")
@@ -60,6 +61,7 @@ def image_set(tmp_path_factory) -> Path:
 
 # ---- the pipeline and the metrics (no framework) ----
 
+
 def test_class_folders_are_sorted_and_labelled(tiny_set):
     images = read_split(tiny_set, "train")
     assert images.class_names == CLASSES == ("circles", "stripes")
@@ -74,7 +76,7 @@ def test_batches_are_deterministic_augmented_and_preprocessed(tiny_set):
     assert len(first) == 5  # 48 images, batches of 10
     x, y = first.batch(0)
     assert x.shape == (10, 64, 64, 3) and x.dtype == np.float32 and y.dtype == np.int64
-    assert -1.0 <= x.min() and x.max() <= 1.0  # "tf" preprocessing: -1..1
+    assert x.min() >= -1.0 and x.max() <= 1.0  # "tf" preprocessing: -1..1
     np.testing.assert_array_equal(x, again.batch(0)[0])
     first.set_epoch(2)
     assert not np.array_equal(first.order, again.order)  # reshuffled
@@ -82,8 +84,9 @@ def test_batches_are_deterministic_augmented_and_preprocessed(tiny_set):
     np.testing.assert_array_equal(first.batch(4)[0], again.batch(4)[0])
     assert np.sort(first.order).tolist() == list(range(48))  # every image once per epoch
     # augmentation (pad-crop, flip) moves pixels; validation batches are the plain resized images
-    plain = np.concatenate([x for x, _ in (ImageBatches(images, (64, 64), "tf", 16, train=False).batch(i)
-                                           for i in range(3))])
+    plain = np.concatenate(
+        [x for x, _ in (ImageBatches(images, (64, 64), "tf", 16, train=False).batch(i) for i in range(3))]
+    )
     augmented, labels = first.batch(0)
     np.testing.assert_array_equal(labels, images.labels[first.order[:10]])
     moved = [not np.array_equal(image, plain[index]) for image, index in zip(augmented, first.order[:10])]
@@ -105,8 +108,9 @@ def test_batches_shard_across_ranks(tiny_set):
 def test_loss_accuracy_and_confusion_matrix():
     probabilities = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]], dtype=np.float32)
     labels = np.array([0, 1, 1, 1])
-    np.testing.assert_allclose(cross_entropy(probabilities, labels, "softmax"),
-                               -np.log([0.9, 0.8, 0.4, 0.7]), rtol=1e-6)
+    np.testing.assert_allclose(
+        cross_entropy(probabilities, labels, "softmax"), -np.log([0.9, 0.8, 0.4, 0.7]), rtol=1e-6
+    )
     logits = np.log(probabilities)
     np.testing.assert_allclose(cross_entropy(logits, labels, None), -np.log([0.9, 0.8, 0.4, 0.7]), rtol=1e-6)
     total, correct = loss_and_correct(probabilities, labels, "softmax")
@@ -133,8 +137,11 @@ def test_first_ctrl_c_stops_at_the_next_check_and_second_at_once():
 
 # ---- bad input: exit 2, one line, no traceback, nothing written ----
 
-@pytest.mark.parametrize("case", ["missing data", "no class folders", "wrong freeze", "classes", "used out",
-                                  "resume nothing", "evaluate nothing"])
+
+@pytest.mark.parametrize(
+    "case",
+    ["missing data", "no class folders", "wrong freeze", "classes", "used out", "resume nothing", "evaluate nothing"],
+)
 def test_bad_input_is_one_line_and_exit_2(case, tiny_set, tmp_path):
     empty = tmp_path / "empty"
     (empty / "train").mkdir(parents=True)
@@ -145,12 +152,16 @@ def test_bad_input_is_one_line_and_exit_2(case, tiny_set, tmp_path):
     args, expected = {
         "missing data": (["finetune", SMALL, "--data", tmp_path / "nowhere"], "does not exist"),
         "no class folders": (["finetune", SMALL, "--data", empty], "expected class folders"),
-        "wrong freeze": (["finetune", SMALL, "--data", tiny_set, "--freeze", "block9_pool"],
-                         "--freeze: expected none or a layer name (input_layer ... predictions), received 'block9_pool'"),
+        "wrong freeze": (
+            ["finetune", SMALL, "--data", tiny_set, "--freeze", "block9_pool"],
+            "--freeze: expected none or a layer name (input_layer ... predictions), received 'block9_pool'",
+        ),
         "classes": (["finetune", SMALL, "--data", tiny_set, "--classes", "3"], "--classes: expected the number"),
         "used out": (["finetune", SMALL, "--data", tiny_set, "--out", used], "expected a new or empty folder"),
-        "resume nothing": (["finetune", SMALL, "--data", tiny_set, "--out", tmp_path / "run", "--resume"],
-                           "--resume: expected a run folder with run.json"),
+        "resume nothing": (
+            ["finetune", SMALL, "--data", tiny_set, "--out", tmp_path / "run", "--resume"],
+            "--resume: expected a run folder with run.json",
+        ),
         "evaluate nothing": (["evaluate", tmp_path / "run", "--data", tiny_set], "expected a run folder"),
     }[case]
     result = run_vggspec(*args, "--backend", "torch", cwd=tmp_path)
@@ -168,28 +179,55 @@ def test_weights_of_another_network_are_refused_with_the_layer(tiny_set, tmp_pat
     from vggspec.weights.bundle import WeightBundle
     from vggspec.weights.formats import write_bundle
 
-    wider = vggspec.spec_from_mapping({**vggspec.spec_to_mapping(vggspec.load_spec(SMALL)),
-                                       "layers": ["conv3-24", "maxpool", "conv3-32", "maxpool", "conv3-64",
-                                                  "conv3-64", "maxpool"]})
+    wider = vggspec.spec_from_mapping(
+        {
+            **vggspec.spec_to_mapping(vggspec.load_spec(SMALL)),
+            "layers": ["conv3-24", "maxpool", "conv3-32", "maxpool", "conv3-64", "conv3-64", "maxpool"],
+        }
+    )
     plan = vggspec.plan(wider)
     weights = tmp_path / "wider.safetensors"
-    write_bundle(weights, WeightBundle({layer.name: {name: np.zeros(shape, np.float32) for name, shape in layer.weights}
-                                        for layer in plan.weighted_layers()}), plan)
-    result = run_vggspec("finetune", SMALL, "--data", tiny_set, "--weights", weights, "--backend", "torch",
-                         "--out", tmp_path / "run", env=ONE_THREAD)
+    write_bundle(
+        weights,
+        WeightBundle(
+            {
+                layer.name: {name: np.zeros(shape, np.float32) for name, shape in layer.weights}
+                for layer in plan.weighted_layers()
+            }
+        ),
+        plan,
+    )
+    result = run_vggspec(
+        "finetune",
+        SMALL,
+        "--data",
+        tiny_set,
+        "--weights",
+        weights,
+        "--backend",
+        "torch",
+        "--out",
+        tmp_path / "run",
+        env=ONE_THREAD,
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines() == [(
-        f"error: {weights}: layer block1_conv1: expected kernel of shape (3, 3, 3, 16), received (3, 3, 3, 24) "
-        "(only head layers may differ when fine-tuning)")]
+    assert result.stderr.strip().splitlines() == [
+        (
+            f"error: {weights}: layer block1_conv1: expected kernel of shape (3, 3, 3, 16), received (3, 3, 3, 24) "
+            "(only head layers may differ when fine-tuning)"
+        )
+    ]
     assert not (tmp_path / "run").exists()
 
 
 # ---- a run end to end in seconds: files, evaluate ----
 
+
 def test_one_epoch_run_folder_and_evaluate(tiny_set, tmp_path):
     run = tmp_path / "run"
-    result = finetune(SMALL, "--data", tiny_set, "--epochs", 1, "--batch-size", 8, "--workers", 0, "--out", run,
-                      backend="torch")
+    result = finetune(
+        SMALL, "--data", tiny_set, "--epochs", 1, "--batch-size", 8, "--workers", 0, "--out", run, backend="torch"
+    )
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in run.iterdir()) == ["best.pt", "curves.png", "last.pt", "metrics.csv", "run.json"]
     assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -198,13 +236,14 @@ def test_one_epoch_run_folder_and_evaluate(tiny_set, tmp_path):
     assert record["classes"] == list(CLASSES) and record["spec"]["classes"] == 2
     assert record["freeze"] == "none" and record["config"]["freeze"] == []  # from scratch: nothing frozen
     assert record["backend"] == "torch" and record["epochs_done"] == 1 and record["best"]["epoch"] == 1
-    assert [list(row) for row in metrics(run)] == [["epoch", "train_loss", "train_accuracy", "val_loss",
-                                                    "val_accuracy", "seconds"]]
+    assert [list(row) for row in metrics(run)] == [
+        ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds"]
+    ]
     row = metrics(run)[0]
     assert row["epoch"] == "1" and 0 <= float(row["val_accuracy"]) <= 1 and float(row["seconds"]) > 0
     # the best checkpoint is a weight file like any other
-    from vggspec.weights.formats import read_bundle
     import vggspec
+    from vggspec.weights.formats import read_bundle
 
     bundle = read_bundle(run / "best.pt", vggspec.plan(vggspec.spec_from_mapping(record["spec"])))
     assert bundle.layers["predictions"]["kernel"].shape == (64, 2)
@@ -223,13 +262,14 @@ def check_evaluate(run: Path, data: Path, val_accuracy: float, count: int) -> No
     lines = result.stdout.splitlines()
     header = lines.index("confusion matrix (rows: true class, columns: predicted class)")
     assert lines[header + 1].split() == list(CLASSES)
-    matrix = np.array([[int(n) for n in line.split()[1:]] for line in lines[header + 2:header + 4]])
-    assert [line.split()[0] for line in lines[header + 2:header + 4]] == list(CLASSES)
+    matrix = np.array([[int(n) for n in line.split()[1:]] for line in lines[header + 2 : header + 4]])
+    assert [line.split()[0] for line in lines[header + 2 : header + 4]] == list(CLASSES)
     assert matrix.shape == (2, 2) and matrix.sum() == count and np.trace(matrix) == correct
     assert matrix.sum(axis=1).tolist() == [count // 2, count // 2]  # rows are the true classes
 
 
 # ---- training from scratch reaches 95% ----
+
 
 @pytest.fixture(scope="module")
 def trained(image_set, tmp_path_factory):
@@ -240,11 +280,13 @@ def trained(image_set, tmp_path_factory):
         if backend not in runs:
             run = tmp_path_factory.mktemp(f"trained-{backend}") / "run"
             started = time.monotonic()
-            result = finetune(SMALL, "--data", image_set, "--epochs", 10, "--batch-size", 16, "--out", run,
-                              backend=backend)
+            result = finetune(
+                SMALL, "--data", image_set, "--epochs", 10, "--batch-size", 16, "--out", run, backend=backend
+            )
             assert result.returncode == 0, result.stderr
             runs[backend] = (run, time.monotonic() - started)
         return runs[backend]
+
     return train
 
 
@@ -290,8 +332,26 @@ def test_second_stage_starts_from_the_best_checkpoint_in_the_other_framework(bac
     best = first / record["checkpoints"]["best"]
     other = "torch" if backend == "keras" else "keras"
     run = tmp_path / "stage2"
-    result = finetune(SMALL, "--data", image_set, "--weights", best, "--freeze", "block2_pool", "--optimizer", "sgd",
-                      "--lr", "1e-4", "--epochs", 1, "--batch-size", 16, "--out", run, backend=other)
+    result = finetune(
+        SMALL,
+        "--data",
+        image_set,
+        "--weights",
+        best,
+        "--freeze",
+        "block2_pool",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "1e-4",
+        "--epochs",
+        1,
+        "--batch-size",
+        16,
+        "--out",
+        run,
+        backend=other,
+    )
     assert result.returncode == 0, result.stderr
     assert "skipped:" not in result.stderr
     plan = vggspec.plan(vggspec.spec_from_mapping(record["spec"]))
@@ -306,14 +366,34 @@ def test_second_stage_starts_from_the_best_checkpoint_in_the_other_framework(bac
 
 # ---- an interrupted run resumes without losing or repeating an epoch ----
 
+
 @pytest.mark.slow
 @pytest.mark.parametrize("backend, stop", [("torch", signal.SIGKILL), ("keras", signal.SIGINT)])
 def test_resume_after_interruption(backend, stop, tiny_set, tmp_path):
     run = tmp_path / "run"
-    args = ["finetune", SMALL, "--data", tiny_set, "--epochs", 3, "--batch-size", 4, "--workers", 0,
-            "--out", run, "--backend", backend]
-    process = subprocess.Popen([sys.executable, "-m", "vggspec", *map(str, args)], env={**os.environ, **ONE_THREAD},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    args = [
+        "finetune",
+        SMALL,
+        "--data",
+        tiny_set,
+        "--epochs",
+        3,
+        "--batch-size",
+        4,
+        "--workers",
+        0,
+        "--out",
+        run,
+        "--backend",
+        backend,
+    ]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vggspec", *map(str, args)],
+        env={**os.environ, **ONE_THREAD},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 300
     while not ((run / "metrics.csv").is_file() and len(metrics(run)) >= 1):
         assert process.poll() is None, process.stderr.read()
@@ -351,6 +431,7 @@ def test_resume_after_interruption(backend, stop, tiny_set, tmp_path):
 
 # ---- one fine-tuning step of the full VGG16 on converted weights ----
 
+
 @pytest.fixture(scope="module")
 def vgg16_h5(tmp_path_factory) -> Path:
     """Random VGG16 weights (1000 classes) written as a Keras 2 .h5 file, as the converted files are."""
@@ -360,8 +441,14 @@ def vgg16_h5(tmp_path_factory) -> Path:
 
     plan = vggspec.plan("vgg16")
     rng = np.random.default_rng(0)
-    bundle = WeightBundle({layer.name: {name: rng.standard_normal(shape, dtype=np.float32) * np.float32(0.01)
-                                        for name, shape in layer.weights} for layer in plan.weighted_layers()})
+    bundle = WeightBundle(
+        {
+            layer.name: {
+                name: rng.standard_normal(shape, dtype=np.float32) * np.float32(0.01) for name, shape in layer.weights
+            }
+            for layer in plan.weighted_layers()
+        }
+    )
     path = tmp_path_factory.mktemp("weights") / "vgg16_random.h5"
     write_bundle(path, bundle, plan)
     return path
@@ -375,11 +462,27 @@ def test_vgg16_finetuning_step_trains_the_head_only(backend, vgg16_h5, tmp_path)
 
     data = make_image_set(tmp_path / "data", size=224, train_per_class=1, val_per_class=1)
     run = tmp_path / "run"
-    result = finetune("vgg16", "--data", data, "--weights", vgg16_h5, "--epochs", 1, "--batch-size", 2,
-                      "--workers", 0, "--out", run, backend=backend)
+    result = finetune(
+        "vgg16",
+        "--data",
+        data,
+        "--weights",
+        vgg16_h5,
+        "--epochs",
+        1,
+        "--batch-size",
+        2,
+        "--workers",
+        0,
+        "--out",
+        run,
+        backend=backend,
+    )
     assert result.returncode == 0, result.stderr
-    assert "skipped: " in result.stderr and "layer predictions: expected kernel of shape (4096, 2), " \
-                                              "received (4096, 1000)" in result.stderr
+    assert (
+        "skipped: " in result.stderr
+        and "layer predictions: expected kernel of shape (4096, 2), received (4096, 1000)" in result.stderr
+    )
     record = json.loads((run / "run.json").read_text())
     assert record["freeze"] == "block5_pool"  # the classic recipe with weights: the convolutional base
     plan = vggspec.plan(vggspec.spec_from_mapping(record["spec"]))

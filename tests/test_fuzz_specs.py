@@ -28,10 +28,18 @@ from vggspec.spec.load import MAX_ACTIVATIONS, MAX_PARAMS, load_spec
 SPECS = Path(__file__).resolve().parents[1] / "specs"
 SHIPPED = sorted(p for p in SPECS.glob("*.yaml")) + sorted((SPECS / "examples").glob("*.yaml"))
 ACTIVATIONS = ["relu", "relu6", "elu", "selu", "gelu", "silu", "tanh", "sigmoid"]
-FAST = settings(max_examples=20, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-MANY = settings(max_examples=300, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+FAST = settings(
+    max_examples=20,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+MANY = settings(
+    max_examples=300,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 
 
 # ---------------------------------------------------------------- (a) valid specs
@@ -50,20 +58,30 @@ def valid_specs(draw: st.DrawFn) -> dict[str, Any]:
         layers.append("maxpool")
     if draw(st.booleans()):
         layers.pop()  # the last block may end without a pool
-    side = 2 ** blocks * draw(st.integers(2, 4))  # room for every pool
+    side = 2**blocks * draw(st.integers(2, 4))  # room for every pool
     spec: dict[str, Any] = {
-        "name": "fuzz", "layers": layers,
+        "name": "fuzz",
+        "layers": layers,
         "input_shape": [max(32, side), max(32, draw(st.integers(side, side + 9))), draw(st.integers(1, 4))],
-        "batch_norm": draw(st.booleans()), "activation": draw(st.sampled_from(ACTIVATIONS)),
+        "batch_norm": draw(st.booleans()),
+        "activation": draw(st.sampled_from(ACTIVATIONS)),
         "preprocessing": draw(st.sampled_from(["caffe", "torch", "tf"])),
-        "lrn": {"size": draw(st.sampled_from([1, 3, 5])), "alpha": draw(st.sampled_from([1e-4, 1e-3, 0.5])),
-                "beta": draw(st.sampled_from([0.5, 0.75])), "k": draw(st.sampled_from([1.0, 2.0]))},
+        "lrn": {
+            "size": draw(st.sampled_from([1, 3, 5])),
+            "alpha": draw(st.sampled_from([1e-4, 1e-3, 0.5])),
+            "beta": draw(st.sampled_from([0.5, 0.75])),
+            "k": draw(st.sampled_from([1.0, 2.0])),
+        },
     }
     if draw(st.booleans()):
         head = draw(st.sampled_from(["softmax", "sigmoid", None]))
-        spec.update(include_top=True, fc=draw(st.lists(st.integers(1, 16), max_size=2)),
-                    dropout=draw(st.sampled_from([0.0, 0.25])), classifier_activation=head,
-                    classes=draw(st.integers(2 if head == "softmax" else 1, 6)))
+        spec.update(
+            include_top=True,
+            fc=draw(st.lists(st.integers(1, 16), max_size=2)),
+            dropout=draw(st.sampled_from([0.0, 0.25])),
+            classifier_activation=head,
+            classes=draw(st.integers(2 if head == "softmax" else 1, 6)),
+        )
     else:
         spec.update(include_top=False, pooling=draw(st.sampled_from([None, "avg", "max"])))
     return spec
@@ -81,9 +99,12 @@ def _agree_in_both_backends(mapping: dict[str, Any]) -> None:
     for backend in ("keras", "torch"):
         counts = report.params[backend]
         assert (counts["trainable_params"], counts["non_trainable_params"]) == (
-            plan.trainable_params, plan.non_trainable_params), (backend, mapping)
+            plan.trainable_params,
+            plan.non_trainable_params,
+        ), (backend, mapping)
     assert [(layer.name, layer.shape) for layer in report.layers] == [
-        (layer.name, layer.output_shape) for layer in plan.layers]
+        (layer.name, layer.output_shape) for layer in plan.layers
+    ]
     assert report.ok, (report.first_divergent_layer, mapping)
 
 
@@ -107,14 +128,51 @@ def test_many_random_valid_specs_agree_in_plan_keras_and_torch(mapping):
 # ---------------------------------------------------------------- (b) mutated specs and random bytes
 
 YAML_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**12, 10**12) | st.floats(allow_nan=True, allow_infinity=True)
-    | st.text(max_size=12) | st.sampled_from(["conv3-64", "maxpool", "LRN", "FC-10", "soft-max", "yes", "1e-4",
-                                               "relu", "avg", "caffe", "vgg16", "D", "E", "0x10", "010"]),
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**12), 10**12)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=12)
+    | st.sampled_from(
+        [
+            "conv3-64",
+            "maxpool",
+            "LRN",
+            "FC-10",
+            "soft-max",
+            "yes",
+            "1e-4",
+            "relu",
+            "avg",
+            "caffe",
+            "vgg16",
+            "D",
+            "E",
+            "0x10",
+            "010",
+        ]
+    ),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=3),
-    max_leaves=12)
-FIELDS = ["name", "configuration", "layers", "input_shape", "batch_norm", "activation", "include_top", "fc",
-          "dropout", "classes", "classifier_activation", "pooling", "preprocessing", "lrn", "description",
-          "unknown_field"]
+    max_leaves=12,
+)
+FIELDS = [
+    "name",
+    "configuration",
+    "layers",
+    "input_shape",
+    "batch_norm",
+    "activation",
+    "include_top",
+    "fc",
+    "dropout",
+    "classes",
+    "classifier_activation",
+    "pooling",
+    "preprocessing",
+    "lrn",
+    "description",
+    "unknown_field",
+]
 
 
 def _load_or_refuse(path: Path) -> None:
@@ -144,18 +202,20 @@ def mutated_texts(draw: st.DrawFn) -> bytes:
         return yaml.safe_dump(data, allow_unicode=True).encode()
     start = draw(st.integers(0, len(text)))
     if kind == "cut":
-        return (text[:start] + text[draw(st.integers(start, len(text))):]).encode()
+        return (text[:start] + text[draw(st.integers(start, len(text))) :]).encode()
     if kind == "insert":
-        piece = draw(st.text(alphabet=st.sampled_from(list("[]{}:,-&*!|>'\"#%@` \n\t0123456789.eE+abcxyz<")),
-                             max_size=8))
+        piece = draw(
+            st.text(alphabet=st.sampled_from(list("[]{}:,-&*!|>'\"#%@` \n\t0123456789.eE+abcxyz<")), max_size=8)
+        )
         return (text[:start] + piece + text[start:]).encode()
     lines = text.splitlines(keepends=True)
     line = draw(st.sampled_from(lines))
     return (text + line).encode()
 
 
-@settings(max_examples=300, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(mutated_texts())
 def test_mutated_specs_load_or_are_refused(tmp_path, text):
     path = tmp_path / "mutated.yaml"
@@ -163,8 +223,9 @@ def test_mutated_specs_load_or_are_refused(tmp_path, text):
     _load_or_refuse(path)
 
 
-@settings(max_examples=200, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.binary(max_size=300))
 def test_random_bytes_are_refused(tmp_path, data):
     path = tmp_path / "bytes.yaml"
@@ -184,8 +245,12 @@ def test_random_mappings_are_refused_or_checked(mapping):
 
 
 @pytest.mark.slow
-@settings(max_examples=20000, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=20000,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(mutated_texts() | st.binary(max_size=500))
 def test_many_mutated_specs_load_or_are_refused(tmp_path, text):
     path = tmp_path / "mutated.yaml"
@@ -214,5 +279,6 @@ def _fixed_mutation(seed: int) -> bytes:
         text.replace("dropout: 0.0", "dropout: .nan\ndropout: 1e-1"),
         text + "extra: &x [*x]\n",
         text.replace("input_shape: [224, 224, 3]", "input_shape: [100000, 100000, 3]").replace(
-            "include_top: true", "include_top: false"),
+            "include_top: true", "include_top: false"
+        ),
     ][seed].encode()

@@ -17,13 +17,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import run_vggspec
 from vggspec.building import read_checked_bundle
 from vggspec.errors import WeightsError
 from vggspec.weights.bundle import WeightBundle
 from vggspec.weights.formats import read_bundle, write_bundle
-from weight_fixtures import (as_bundle_layers, plan_layers, small_plan, small_spec_file, write_keras1_h5,
-                             write_keras2_h5, write_keras_archive)
+
+from conftest import run_vggspec
+from weight_fixtures import (
+    as_bundle_layers,
+    plan_layers,
+    small_plan,
+    small_spec_file,
+    write_keras1_h5,
+    write_keras2_h5,
+    write_keras_archive,
+)
 
 # A file of each readable format, by the name it is written under (the name picks the reader).
 FORMATS = ("keras1.h5", "keras2.h5", "w.weights.h5", "w.safetensors", "w.pt", "m.keras")
@@ -71,13 +79,13 @@ def corruptions(draw, data: dict[str, bytes]) -> tuple[str, tuple]:
 def corrupt(content: bytes, corruption: tuple) -> bytes:
     damaged = bytearray(content)
     if corruption[0] == "truncate":
-        del damaged[corruption[1]:]
+        del damaged[corruption[1] :]
     elif corruption[0] == "flip":
         for offset, mask in corruption[1]:
             damaged[offset] ^= mask
     else:
         offset, patch = corruption[1], corruption[2][: len(content) - corruption[1]]
-        damaged[offset:offset + len(patch)] = patch
+        damaged[offset : offset + len(patch)] = patch
     return bytes(damaged)
 
 
@@ -94,7 +102,8 @@ def _check_read(path: Path, skip_mismatch: bool) -> str:
     for layer in plan.weighted_layers():
         if layer.name in bundle.layers:
             assert [(name, array.shape, array.dtype) for name, array in bundle.layers[layer.name].items()] == [
-                (name, shape, np.float32) for name, shape in layer.weights]
+                (name, shape, np.float32) for name, shape in layer.weights
+            ]
     return "read"
 
 
@@ -142,7 +151,7 @@ def _fuzz_command_line(originals, settings_):
         assert done.returncode in (0, 2) and "Traceback" not in done.stderr, done.stderr
         if done.returncode == 2:
             assert done.stdout == "" and not target.exists()
-            line, = done.stderr.splitlines()
+            (line,) = done.stderr.splitlines()
             assert line.startswith(f"error: {source}")
         else:
             assert read_bundle(target, small_plan()).total_params == small_plan().total_params
@@ -167,10 +176,20 @@ WRITABLE = (("k1.h5", 1), ("k2.h5", 2), ("w.weights.h5", 2), ("w.safetensors", 2
 def random_bundles(draw):
     """(a small plan of random shape, a bundle for it whose arrays are random float32 bit patterns:
     NaNs with payloads, infinities, subnormals and -0.0 among them)."""
-    changes = {"batch_norm": draw(st.booleans()), "classes": draw(st.integers(2, 12)),
-               "layers": draw(st.sampled_from([["conv3-4", "maxpool"], ["conv3-2", "conv1-3", "maxpool", "conv3-5"],
-                                               ["conv3-4", "conv3-4", "maxpool", "conv3-8", "maxpool"]])),
-               "fc": draw(st.lists(st.integers(1, 20), min_size=1, max_size=2))}
+    changes = {
+        "batch_norm": draw(st.booleans()),
+        "classes": draw(st.integers(2, 12)),
+        "layers": draw(
+            st.sampled_from(
+                [
+                    ["conv3-4", "maxpool"],
+                    ["conv3-2", "conv1-3", "maxpool", "conv3-5"],
+                    ["conv3-4", "conv3-4", "maxpool", "conv3-8", "maxpool"],
+                ]
+            )
+        ),
+        "fc": draw(st.lists(st.integers(1, 20), min_size=1, max_size=2)),
+    }
     if draw(st.booleans()):
         changes.update(include_top=False, pooling=draw(st.sampled_from(["avg", "max"])))
     plan = small_plan(**changes)
@@ -212,11 +231,14 @@ def _round_trips(folder: Path, settings_):
 
 
 def test_random_bundles_round_trip_bit_for_bit_through_every_writable_format(tmp_path_factory):
-    _round_trips(tmp_path_factory.mktemp("round_trip"), settings(max_examples=25, deadline=None, derandomize=True,
-                                                                  database=None))
+    _round_trips(
+        tmp_path_factory.mktemp("round_trip"), settings(max_examples=25, deadline=None, derandomize=True, database=None)
+    )
 
 
 @pytest.mark.slow
 def test_random_bundles_round_trip_bit_for_bit_through_every_writable_format_many(tmp_path_factory):
-    _round_trips(tmp_path_factory.mktemp("round_trip"), settings(max_examples=300, deadline=None, derandomize=True,
-                                                                  database=None))
+    _round_trips(
+        tmp_path_factory.mktemp("round_trip"),
+        settings(max_examples=300, deadline=None, derandomize=True, database=None),
+    )

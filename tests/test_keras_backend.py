@@ -26,16 +26,40 @@ from conftest import REPO
 
 keras = pytest.importorskip("keras")
 
-SHIPPED = ["vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn",
-           "A", "A-LRN", "B", "C", "D", "E"]
+SHIPPED = [
+    "vgg11",
+    "vgg13",
+    "vgg16",
+    "vgg19",
+    "vgg11_bn",
+    "vgg13_bn",
+    "vgg16_bn",
+    "vgg19_bn",
+    "A",
+    "A-LRN",
+    "B",
+    "C",
+    "D",
+    "E",
+]
 VGG16_CONV_PARAMS = 14_714_688  # include_top=False (FACTS.md)
 
 # A small network with every kind of layer a head can have: 32x32 input, widths 8 and 16.
-SMALL = {"name": "small", "layers": ["conv3-8", "maxpool", "conv3-16", "maxpool"], "input_shape": [32, 32, 3],
-         "fc": [32, 24], "dropout": 0.5, "classes": 10}
+SMALL = {
+    "name": "small",
+    "layers": ["conv3-8", "maxpool", "conv3-16", "maxpool"],
+    "input_shape": [32, 32, 3],
+    "fc": [32, 24],
+    "dropout": 0.5,
+    "classes": 10,
+}
 # The same with LRN after the first convolution; parameters that make the LRN sum matter.
-SMALL_LRN = {**SMALL, "name": "small_lrn", "layers": ["conv3-8", "LRN", "maxpool", "conv3-16", "maxpool"],
-             "lrn": {"size": 3, "alpha": 1.0, "beta": 0.75, "k": 1.0}}
+SMALL_LRN = {
+    **SMALL,
+    "name": "small_lrn",
+    "layers": ["conv3-8", "LRN", "maxpool", "conv3-16", "maxpool"],
+    "lrn": {"size": 3, "alpha": 1.0, "beta": 0.75, "k": 1.0},
+}
 SMALL_BN = {**SMALL, "name": "small_bn", "batch_norm": True}
 
 
@@ -55,7 +79,8 @@ def random_bundle(plan: vggspec.Plan, seed: int) -> WeightBundle:
     for layer in plan.weighted_layers():
         bundle.layers[layer.name] = {
             name: (rng.uniform(0.5, 2.0, shape) if name == "moving_variance" else rng.normal(0, 0.3, shape))
-            for name, shape in layer.weights}
+            for name, shape in layer.weights
+        }
     return fit_bundle(plan, bundle)[0]
 
 
@@ -64,6 +89,7 @@ def images(plan: vggspec.Plan, count: int, seed: int = 0) -> np.ndarray:
 
 
 # --- the plugin -------------------------------------------------------------------------------------
+
 
 def test_plugin_is_found_and_importing_it_leaves_keras_out(backend):
     assert isinstance(backend, Backend)
@@ -74,6 +100,7 @@ def test_plugin_is_found_and_importing_it_leaves_keras_out(backend):
 
 
 # --- every shipped name against its plan -----------------------------------------------------------
+
 
 def test_the_parametrised_names_are_the_shipped_ones():
     assert set(SHIPPED) <= set(shipped_names())
@@ -100,11 +127,14 @@ def test_model_equals_plan(backend, name):
     keras.backend.clear_session()
 
 
-@pytest.mark.parametrize("pooling, last, last_type, shape", [
-    (None, "block5_pool", "MaxPooling2D", (None, 7, 7, 512)),
-    ("avg", "avg_pool", "GlobalAveragePooling2D", (None, 512)),
-    ("max", "max_pool", "GlobalMaxPooling2D", (None, 512)),
-])
+@pytest.mark.parametrize(
+    "pooling, last, last_type, shape",
+    [
+        (None, "block5_pool", "MaxPooling2D", (None, 7, 7, 512)),
+        ("avg", "avg_pool", "GlobalAveragePooling2D", (None, 512)),
+        ("max", "max_pool", "GlobalMaxPooling2D", (None, 512)),
+    ],
+)
 def test_vgg16_without_top(backend, pooling, last, last_type, shape):
     spec = vggspec.spec_to_mapping(vggspec.load_spec("vgg16"))
     plan = vggspec.plan(vggspec.spec_from_mapping({**spec, "include_top": False, "pooling": pooling}))
@@ -117,8 +147,10 @@ def test_vgg16_without_top(backend, pooling, last, last_type, shape):
 
 # --- keras.applications ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name, application", [
-    ("vgg16", "VGG16"), pytest.param("vgg19", "VGG19", marks=pytest.mark.slow)])
+
+@pytest.mark.parametrize(
+    "name, application", [("vgg16", "VGG16"), pytest.param("vgg19", "VGG19", marks=pytest.mark.slow)]
+)
 def test_same_as_keras_applications(backend, name, application):
     plan = vggspec.plan(name)
     ours = backend.build(plan)
@@ -174,7 +206,12 @@ def test_keras_weight_files_load_by_name_and_by_order(backend, tmp_path, by_name
 # --- LRN -------------------------------------------------------------------------------------------
 
 LRN_CASES = [  # (size, alpha, beta, k): the paper's, and ones where the sum dominates
-    (5, 1e-4, 0.75, 2.0), (3, 1.0, 0.75, 1.0), (5, 2.0, 0.5, 0.5), (1, 0.5, 1.0, 1.0), (7, 1.0, 0.75, 1.0)]
+    (5, 1e-4, 0.75, 2.0),
+    (3, 1.0, 0.75, 1.0),
+    (5, 2.0, 0.5, 0.5),
+    (1, 0.5, 1.0, 1.0),
+    (7, 1.0, 0.75, 1.0),
+]
 
 
 @pytest.mark.parametrize("size, alpha, beta, k", LRN_CASES)
@@ -186,8 +223,9 @@ def test_lrn_equals_tensorflow_and_torch(size, alpha, beta, k):
 
     x = np.random.default_rng(size).normal(0, 3, (2, 5, 6, 6)).astype(np.float32)  # 6 channels < size 7
     ours = keras.ops.convert_to_numpy(LocalResponseNormalization(size, alpha, beta, k)(x))
-    tf_out = tf.nn.local_response_normalization(x, depth_radius=(size - 1) // 2, bias=k, alpha=alpha / size,
-                                                beta=beta).numpy()
+    tf_out = tf.nn.local_response_normalization(
+        x, depth_radius=(size - 1) // 2, bias=k, alpha=alpha / size, beta=beta
+    ).numpy()
     torch_lrn = torch.nn.LocalResponseNorm(size, alpha=alpha, beta=beta, k=k)
     torch_out = torch_lrn(torch.from_numpy(x).permute(0, 3, 1, 2)).permute(0, 2, 3, 1).numpy()
     assert ours.shape == x.shape and ours.dtype == np.float32
@@ -207,6 +245,7 @@ def test_lrn_is_serializable():
 
 
 # --- weights ---------------------------------------------------------------------------------------
+
 
 def test_weights_round_trip_bit_identical(backend):
     plan = small_plan(SMALL_BN)
@@ -232,8 +271,9 @@ def test_partial_bundle_sets_only_its_layers(backend):
     model = backend.build(plan)
     before = backend.get_weights(model, plan)
     full = random_bundle(plan, seed=7)
-    partial = WeightBundle(layers={name: full.layers[name] for name in ("block1_conv1", "block2_conv1_bn")},
-                           source="partial")
+    partial = WeightBundle(
+        layers={name: full.layers[name] for name in ("block1_conv1", "block2_conv1_bn")}, source="partial"
+    )
     backend.set_weights(model, plan, partial)
     after = backend.get_weights(model, plan)
     for layer in plan.weighted_layers():
@@ -245,11 +285,14 @@ def test_partial_bundle_sets_only_its_layers(backend):
 
 # --- forward passes on small specs ------------------------------------------------------------------
 
+
 def _same_conv_relu(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:
     """3x3 'same' convolution (NHWC, HWIO) and ReLU in numpy, for reference."""
     padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
     h, w = x.shape[1:3]
-    out = sum(np.einsum("nhwi,io->nhwo", padded[:, i:i + h, j:j + w], kernel[i, j]) for i in range(3) for j in range(3))
+    out = sum(
+        np.einsum("nhwi,io->nhwo", padded[:, i : i + h, j : j + w], kernel[i, j]) for i in range(3) for j in range(3)
+    )
     return np.maximum(out + bias, 0)
 
 
@@ -265,8 +308,9 @@ def test_small_spec_activations_and_predict(backend):
         assert acts[layer.name].shape == (3, *layer.output_shape), layer.name
     np.testing.assert_array_equal(acts["input_layer"], batch)
     conv = bundle.layers["block1_conv1"]
-    np.testing.assert_allclose(acts["block1_conv1"], _same_conv_relu(batch, conv["kernel"], conv["bias"]),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        acts["block1_conv1"], _same_conv_relu(batch, conv["kernel"], conv["bias"]), rtol=1e-5, atol=1e-5
+    )
     pooled = acts["block1_conv1"].reshape(3, 16, 2, 16, 2, 8).max(axis=(2, 4))
     np.testing.assert_array_equal(acts["block1_pool"], pooled)
     np.testing.assert_array_equal(acts["flatten"], acts["block2_pool"].reshape(3, -1))  # H, W, C order
@@ -276,8 +320,9 @@ def test_small_spec_activations_and_predict(backend):
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-6)
     # More images than one batch give the same numbers as one at a time.
     many = images(plan, 40, seed=2)
-    np.testing.assert_allclose(backend.predict(model, many)[37:], backend.predict(model, many[37:]),
-                               rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(
+        backend.predict(model, many)[37:], backend.predict(model, many[37:]), rtol=1e-6, atol=1e-7
+    )
 
 
 def test_predict_refuses_images_of_the_wrong_shape(backend):
@@ -308,13 +353,15 @@ def test_batch_norm_uses_moving_statistics(backend):
     acts = backend.activations(model, plan, images(plan, 2))
     bn = bundle.layers["block1_conv1_bn"]
     epsilon = plan.layer("block1_conv1_bn").attrs["epsilon"]
-    expected = ((acts["block1_conv1"] - bn["moving_mean"]) / np.sqrt(bn["moving_variance"] + epsilon)
-                * bn["gamma"] + bn["beta"])
+    expected = (acts["block1_conv1"] - bn["moving_mean"]) / np.sqrt(bn["moving_variance"] + epsilon) * bn["gamma"] + bn[
+        "beta"
+    ]
     np.testing.assert_allclose(acts["block1_conv1_bn"], expected, rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(acts["block1_conv1_act"], np.maximum(acts["block1_conv1_bn"], 0))
 
 
 # --- saving ----------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("mapping", [SMALL, SMALL_LRN], ids=["small", "small_lrn"])
 def test_save_writes_a_keras_file_that_loads_back(backend, tmp_path, mapping):
@@ -387,9 +434,14 @@ def test_works_under_keras_backend_torch(backend, tmp_path):
     np.savez(tmp_path / "weights.npz", **bundle.flat())
     np.save(tmp_path / "images.npy", batch)
     env = {**os.environ, "KERAS_BACKEND": "torch"}
-    proc = subprocess.run([sys.executable, "-c", TORCH_SCRIPT, str(tmp_path), json.dumps(SMALL_BN),
-                           json.dumps(SMALL_LRN)], capture_output=True, text=True,
-                          env=env, cwd=REPO, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", TORCH_SCRIPT, str(tmp_path), json.dumps(SMALL_BN), json.dumps(SMALL_LRN)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["keras_backend"] == "torch"
@@ -401,5 +453,6 @@ def test_works_under_keras_backend_torch(backend, tmp_path):
     assert result["shapes_match"]
     acts = backend.activations(model, plan, batch)
     np.testing.assert_allclose(np.load(tmp_path / "torch_lrn.npy"), acts["block1_lrn"], rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(np.load(tmp_path / "torch_predictions.npy"), backend.predict(model, batch),
-                               rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        np.load(tmp_path / "torch_predictions.npy"), backend.predict(model, batch), rtol=1e-4, atol=1e-6
+    )

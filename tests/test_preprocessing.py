@@ -14,8 +14,8 @@ import pytest
 from PIL import Image
 
 from vggspec.errors import DataError, VggspecError
-from vggspec.images import load_image, load_images
 from vggspec.imagenet import class_index, decode_predictions
+from vggspec.images import load_image, load_images
 from vggspec.preprocessing import deprocess, preprocess
 from vggspec.resources import data_file
 
@@ -36,6 +36,7 @@ def random_images(shape, seed=0):
 
 
 # --- preprocessing -----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("shape", [(2, 17, 13, 3), (17, 13, 3)], ids=["NHWC", "HWC"])
@@ -69,23 +70,26 @@ def test_preprocess_uint8_and_deprocess_roundtrip(keras_imagenet_utils, mode):
 
 def test_preprocess_caffe_numbers():
     pixel = np.array([[[10.0, 20.0, 30.0]]], dtype=np.float32)  # RGB
-    np.testing.assert_allclose(preprocess(pixel, "caffe")[0, 0], [30 - 103.939, 20 - 116.779, 10 - 123.68],
-                               atol=1e-5)
+    np.testing.assert_allclose(preprocess(pixel, "caffe")[0, 0], [30 - 103.939, 20 - 116.779, 10 - 123.68], atol=1e-5)
     np.testing.assert_allclose(preprocess(np.full((1, 1, 3), 255.0), "tf")[0, 0], [1, 1, 1])
 
 
 @pytest.mark.parametrize("shape", [(8, 8), (8, 8, 2), (2, 8, 8, 5), (1, 2, 8, 8, 3)])
 def test_preprocess_rejects_bad_layout(shape):
-    with pytest.raises(DataError, match=r"expected images of shape .* with 1 \(gray\), 3 \(RGB\) or 4 \(RGBA\) "
-                                        r"channels, received shape"):
+    with pytest.raises(
+        DataError,
+        match=r"expected images of shape .* with 1 \(gray\), 3 \(RGB\) or 4 \(RGBA\) "
+        r"channels, received shape",
+    ):
         preprocess(np.zeros(shape, np.float32), "caffe")
 
 
 def test_preprocess_gray_takes_the_mean_of_the_colour_statistics():
     gray = np.array([[[0.0], [100.0], [255.0]]], dtype=np.float32)  # HWC, 1 channel
     np.testing.assert_allclose(preprocess(gray, "caffe")[0, :, 0], [-114.799333, -14.799333, 140.200667], atol=1e-4)
-    np.testing.assert_allclose(preprocess(gray, "torch")[0, :, 0],
-                               [(v / 255 - 0.449) / 0.226 for v in (0.0, 100.0, 255.0)], atol=1e-5)
+    np.testing.assert_allclose(
+        preprocess(gray, "torch")[0, :, 0], [(v / 255 - 0.449) / 0.226 for v in (0.0, 100.0, 255.0)], atol=1e-5
+    )
     np.testing.assert_allclose(preprocess(gray, "tf")[0, :, 0], [-1.0, 100 / 127.5 - 1, 1.0], atol=1e-6)
     # a gray image gives the mean of what its RGB copy gives, channel by channel, in every mode
     for mode in MODES:
@@ -116,14 +120,20 @@ def test_preprocess_rejects_unknown_mode():
 
 # --- ImageNet class index ----------------------------------------------------------------------
 
+
 def test_class_index_entries():
     classes = class_index()
     assert len(classes) == 1000
     assert len({wnid for wnid, _ in classes}) == 1000
     assert all(wnid.startswith("n") and len(wnid) == 9 for wnid, _ in classes)
-    expected = {0: ("n01440764", "tench"), 1: ("n01443537", "goldfish"), 207: ("n02099601", "golden_retriever"),
-                281: ("n02123045", "tabby"), 285: ("n02124075", "Egyptian_cat"),
-                999: ("n15075141", "toilet_tissue")}
+    expected = {
+        0: ("n01440764", "tench"),
+        1: ("n01443537", "goldfish"),
+        207: ("n02099601", "golden_retriever"),
+        281: ("n02123045", "tabby"),
+        285: ("n02124075", "Egyptian_cat"),
+        999: ("n15075141", "toilet_tissue"),
+    }
     for index, entry in expected.items():
         assert classes[index] == entry
     # Keras' file keeps WordNet's duplicate first lemmas: two "crane"s and two "maillot"s
@@ -144,14 +154,23 @@ def test_decode_predictions_hand_made():
     preds[0, [285, 281, 999, 0, 207, 1]] = [0.4, 0.3, 0.15, 0.1, 0.04, 0.01]
     preds[1, 207] = 1.0
     first, second = decode_predictions(preds, top=3)
-    assert [(w, n) for w, n, _ in first] == [("n02124075", "Egyptian_cat"), ("n02123045", "tabby"),
-                                            ("n15075141", "toilet_tissue")]
+    assert [(w, n) for w, n, _ in first] == [
+        ("n02124075", "Egyptian_cat"),
+        ("n02123045", "tabby"),
+        ("n15075141", "toilet_tissue"),
+    ]
     np.testing.assert_allclose([s for *_, s in first], [0.4, 0.3, 0.15])
     assert second[0] == ("n02099601", "golden_retriever", 1.0)
     assert len(second) == 3
     assert len(decode_predictions(preds)[0]) == 5
     assert [n for _, n, _ in decode_predictions(preds, top=6)[0]] == [
-        "Egyptian_cat", "tabby", "toilet_tissue", "tench", "golden_retriever", "goldfish"]
+        "Egyptian_cat",
+        "tabby",
+        "toilet_tissue",
+        "tench",
+        "golden_retriever",
+        "goldfish",
+    ]
 
 
 KERAS_DECODE = """
@@ -173,8 +192,13 @@ def test_decode_predictions_equals_keras(keras_imagenet_utils, tmp_path):
     preds = (np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)).astype(np.float32)
     np.save(tmp_path / "preds.npy", preds)
     env = {**os.environ, "KERAS_HOME": str(keras_home)}
-    proc = subprocess.run([sys.executable, "-c", KERAS_DECODE, str(tmp_path / "preds.npy"), "7"],
-                          capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", KERAS_DECODE, str(tmp_path / "preds.npy"), "7"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     theirs = json.loads(proc.stdout.strip().splitlines()[-1])
     ours = [[[w, n, float(s)] for w, n, s in row] for row in decode_predictions(preds, top=7)]
@@ -193,6 +217,7 @@ def test_decode_predictions_rejects_bad_top():
 
 
 # --- image loading -----------------------------------------------------------------------------
+
 
 def keras_load(path, size):
     from keras.utils import img_to_array, load_img
@@ -228,7 +253,7 @@ def test_load_image_equals_keras_png_with_alpha(keras_imagenet_utils, rgba_png_p
     ours = load_image(rgba_png_path, size)
     assert ours.shape == (*size, 3)
     assert np.abs(ours - keras_load(rgba_png_path, size)).max() == 0
-    assert 0 <= ours.min() and ours.max() <= 255
+    assert ours.min() >= 0 and ours.max() <= 255
 
 
 def test_load_image_keeps_size_and_drops_alpha(rgba_png_path):
@@ -266,8 +291,11 @@ def test_load_image_with_the_channels_a_spec_asks_for(tmp_path, file_mode, suffi
         np.testing.assert_array_equal(load_image(path, None, 1)[..., 0], np.asarray(Image.open(path)))
     if file_mode == "RGBA":
         assert (load_image(path, None, 4)[..., 3] == pixels[..., 3]).all()  # alpha kept
-    with pytest.raises(DataError, match=r"expected 1 \(grayscale\), 3 \(RGB\) or 4 \(RGBA\) channels, the counts "
-                                        r"image files can provide, received 2"):
+    with pytest.raises(
+        DataError,
+        match=r"expected 1 \(grayscale\), 3 \(RGB\) or 4 \(RGBA\) channels, the counts "
+        r"image files can provide, received 2",
+    ):
         load_image(path, None, channels=2)
 
 
@@ -298,8 +326,10 @@ def test_load_image_rejects_bad_size(jpeg_path):
 
 
 def test_modules_import_no_framework():
-    code = ("import sys, vggspec.preprocessing, vggspec.imagenet, vggspec.images; "
-            "print(sorted(m for m in ('tensorflow', 'keras', 'torch', 'h5py') if m in sys.modules))")
+    code = (
+        "import sys, vggspec.preprocessing, vggspec.imagenet, vggspec.images; "
+        "print(sorted(m for m in ('tensorflow', 'keras', 'torch', 'h5py') if m in sys.modules))"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"

@@ -15,29 +15,53 @@ from conftest import SPECS
 
 # Trainable parameters at 224x224x3 and 1000 classes (torchvision's counts; FACTS.md).
 TRAINABLE = {
-    "A": 132_863_336, "A-LRN": 132_863_336, "B": 133_047_848, "C": 133_638_952, "D": 138_357_544,
-    "E": 143_667_240, "vgg11": 132_863_336, "vgg13": 133_047_848, "vgg16": 138_357_544, "vgg19": 143_667_240,
-    "vgg11_bn": 132_868_840, "vgg13_bn": 133_053_736, "vgg16_bn": 138_365_992, "vgg19_bn": 143_678_248,
+    "A": 132_863_336,
+    "A-LRN": 132_863_336,
+    "B": 133_047_848,
+    "C": 133_638_952,
+    "D": 138_357_544,
+    "E": 143_667_240,
+    "vgg11": 132_863_336,
+    "vgg13": 133_047_848,
+    "vgg16": 138_357_544,
+    "vgg19": 143_667_240,
+    "vgg11_bn": 132_868_840,
+    "vgg13_bn": 133_053_736,
+    "vgg16_bn": 138_365_992,
+    "vgg19_bn": 143_678_248,
 }
 # Keras keeps each batch norm's moving mean and variance as non-trainable weights: 2 per channel.
-CONV_CHANNELS = {"vgg11_bn": 2 * (64 + 128 + 256 * 2 + 512 * 4), "vgg13_bn": 2 * (64 * 2 + 128 * 2 + 256 * 2 + 512 * 4),
-                 "vgg16_bn": 2 * (64 * 2 + 128 * 2 + 256 * 3 + 512 * 6),
-                 "vgg19_bn": 2 * (64 * 2 + 128 * 2 + 256 * 4 + 512 * 8)}
+CONV_CHANNELS = {
+    "vgg11_bn": 2 * (64 + 128 + 256 * 2 + 512 * 4),
+    "vgg13_bn": 2 * (64 * 2 + 128 * 2 + 256 * 2 + 512 * 4),
+    "vgg16_bn": 2 * (64 * 2 + 128 * 2 + 256 * 3 + 512 * 6),
+    "vgg19_bn": 2 * (64 * 2 + 128 * 2 + 256 * 4 + 512 * 8),
+}
 
 # keras.applications.VGG16 summary: (name, output shape, params)
 KERAS_VGG16 = [
     ("input_layer", (224, 224, 3), 0),
-    ("block1_conv1", (224, 224, 64), 1_792), ("block1_conv2", (224, 224, 64), 36_928),
+    ("block1_conv1", (224, 224, 64), 1_792),
+    ("block1_conv2", (224, 224, 64), 36_928),
     ("block1_pool", (112, 112, 64), 0),
-    ("block2_conv1", (112, 112, 128), 73_856), ("block2_conv2", (112, 112, 128), 147_584),
+    ("block2_conv1", (112, 112, 128), 73_856),
+    ("block2_conv2", (112, 112, 128), 147_584),
     ("block2_pool", (56, 56, 128), 0),
-    ("block3_conv1", (56, 56, 256), 295_168), ("block3_conv2", (56, 56, 256), 590_080),
-    ("block3_conv3", (56, 56, 256), 590_080), ("block3_pool", (28, 28, 256), 0),
-    ("block4_conv1", (28, 28, 512), 1_180_160), ("block4_conv2", (28, 28, 512), 2_359_808),
-    ("block4_conv3", (28, 28, 512), 2_359_808), ("block4_pool", (14, 14, 512), 0),
-    ("block5_conv1", (14, 14, 512), 2_359_808), ("block5_conv2", (14, 14, 512), 2_359_808),
-    ("block5_conv3", (14, 14, 512), 2_359_808), ("block5_pool", (7, 7, 512), 0),
-    ("flatten", (25088,), 0), ("fc1", (4096,), 102_764_544), ("fc2", (4096,), 16_781_312),
+    ("block3_conv1", (56, 56, 256), 295_168),
+    ("block3_conv2", (56, 56, 256), 590_080),
+    ("block3_conv3", (56, 56, 256), 590_080),
+    ("block3_pool", (28, 28, 256), 0),
+    ("block4_conv1", (28, 28, 512), 1_180_160),
+    ("block4_conv2", (28, 28, 512), 2_359_808),
+    ("block4_conv3", (28, 28, 512), 2_359_808),
+    ("block4_pool", (14, 14, 512), 0),
+    ("block5_conv1", (14, 14, 512), 2_359_808),
+    ("block5_conv2", (14, 14, 512), 2_359_808),
+    ("block5_conv3", (14, 14, 512), 2_359_808),
+    ("block5_pool", (7, 7, 512), 0),
+    ("flatten", (25088,), 0),
+    ("fc1", (4096,), 102_764_544),
+    ("fc2", (4096,), 16_781_312),
     ("predictions", (1000,), 4_097_000),
 ]
 
@@ -113,9 +137,11 @@ def test_batch_norm_layers_and_names():
 
 def test_editable_fields(tmp_path):
     path = tmp_path / "small.yaml"
-    path.write_text("name: small\nlayers: [conv5-8, conv1-8, maxpool, conv3-16, maxpool]\n"
-                    "input_shape: [64, 48, 1]\nclasses: 2\nfc: [32]\ndropout: 0.25\nactivation: elu\n"
-                    "classifier_activation: null\nbatch_norm: true\n")
+    path.write_text(
+        "name: small\nlayers: [conv5-8, conv1-8, maxpool, conv3-16, maxpool]\n"
+        "input_shape: [64, 48, 1]\nclasses: 2\nfc: [32]\ndropout: 0.25\nactivation: elu\n"
+        "classifier_activation: null\nbatch_norm: true\n"
+    )
     plan = vggspec.plan(str(path))
     assert plan.layer("block1_conv1").params == 5 * 5 * 1 * 8 + 8
     assert plan.layer("block2_pool").output_shape == (16, 12, 16)
@@ -163,7 +189,8 @@ def test_summary_table_matches_keras(cli):
     assert result.returncode == 0, result.stderr
     rows = re.findall(r"│ (\S+) \((\w+)\)\s+│ (\([^)]*\))\s+│\s+([\d,]+) │", result.stdout)
     assert [(name, shape, int(params.replace(",", ""))) for name, _, shape, params in rows] == [
-        (name, "(None, " + ", ".join(map(str, shape)) + ")", params) for name, shape, params in KERAS_VGG16]
+        (name, "(None, " + ", ".join(map(str, shape)) + ")", params) for name, shape, params in KERAS_VGG16
+    ]
     assert " Total params: 138,357,544 (527.79 MB)" in result.stdout
     assert " Trainable params: 138,357,544 (527.79 MB)" in result.stdout
     assert " Non-trainable params: 0 (0.00 B)" in result.stdout
@@ -172,9 +199,19 @@ def test_summary_table_matches_keras(cli):
 def test_summary_json_and_markdown(cli):
     data = json.loads(cli("summary", "vgg16_bn", "--format", "json").stdout)
     assert (data["name"], data["total_params"], data["trainable_params"], data["non_trainable_params"]) == (
-        "vgg16_bn", 138_365_992 + 8_448, 138_365_992, 8_448)
-    assert data["layers"][1] == {"name": "block1_conv1", "type": "Conv2D", "output_shape": [None, 224, 224, 64],
-                                 "params": 1_792, "trainable_params": 1_792, "non_trainable_params": 0}
+        "vgg16_bn",
+        138_365_992 + 8_448,
+        138_365_992,
+        8_448,
+    )
+    assert data["layers"][1] == {
+        "name": "block1_conv1",
+        "type": "Conv2D",
+        "output_shape": [None, 224, 224, 64],
+        "params": 1_792,
+        "trainable_params": 1_792,
+        "non_trainable_params": 0,
+    }
     markdown = cli("summary", str(SPECS / "vgg19.yaml"), "--format", "markdown").stdout
     assert "| block5_conv4 (Conv2D) | (None, 14, 14, 512) | 2,359,808 |" in markdown
     assert "- Total params: 143,667,240 (548.05 MB)" in markdown
@@ -199,8 +236,10 @@ def test_import_leaves_frameworks_out():
     import subprocess
     import sys
 
-    code = ("import sys, vggspec; vggspec.plan('vgg16'); "
-            "print(sorted(m for m in ('tensorflow', 'keras', 'torch', 'h5py', 'jax') if m in sys.modules))")
+    code = (
+        "import sys, vggspec; vggspec.plan('vgg16'); "
+        "print(sorted(m for m in ('tensorflow', 'keras', 'torch', 'h5py', 'jax') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -208,8 +247,10 @@ def test_import_leaves_frameworks_out():
 def test_yaml_1_2_scalars(tmp_path):
     """YAML 1.2 core schema, as editors and JSON read it: 1e-4 is a number, 010 is ten, no/on are strings."""
     path = tmp_path / "yaml12.yaml"
-    path.write_text("name: no\nlayers: [conv3-8, LRN, maxpool]\ninput_shape: [032, 0x20, 3]\nclasses: 010\n"
-                    "lrn: {alpha: 1e-4, beta: 0.75, k: 2}\nfc: [8]\n")
+    path.write_text(
+        "name: no\nlayers: [conv3-8, LRN, maxpool]\ninput_shape: [032, 0x20, 3]\nclasses: 010\n"
+        "lrn: {alpha: 1e-4, beta: 0.75, k: 2}\nfc: [8]\n"
+    )
     spec = vggspec.load_spec(str(path))
     assert spec.name == "no"
     assert spec.input_shape == (32, 32, 3) and spec.classes == 10

@@ -21,33 +21,75 @@ from vggspec.weights.layout import fit_bundle
 
 torch = pytest.importorskip("torch")
 
-SHIPPED = ["vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn",
-           "A", "A-LRN", "B", "C", "D", "E"]
+SHIPPED = [
+    "vgg11",
+    "vgg13",
+    "vgg16",
+    "vgg19",
+    "vgg11_bn",
+    "vgg13_bn",
+    "vgg16_bn",
+    "vgg19_bn",
+    "A",
+    "A-LRN",
+    "B",
+    "C",
+    "D",
+    "E",
+]
 
 # torchvision's vgg16(): conv at features.0, 2, 5, ...; ReLU after each, MaxPool2d ending each block.
 VGG16_STATE = {
-    "features.0.weight": (64, 3, 3, 3), "features.0.bias": (64,),
-    "features.2.weight": (64, 64, 3, 3), "features.2.bias": (64,),
-    "features.5.weight": (128, 64, 3, 3), "features.5.bias": (128,),
-    "features.7.weight": (128, 128, 3, 3), "features.7.bias": (128,),
-    "features.10.weight": (256, 128, 3, 3), "features.10.bias": (256,),
-    "features.12.weight": (256, 256, 3, 3), "features.12.bias": (256,),
-    "features.14.weight": (256, 256, 3, 3), "features.14.bias": (256,),
-    "features.17.weight": (512, 256, 3, 3), "features.17.bias": (512,),
-    "features.19.weight": (512, 512, 3, 3), "features.19.bias": (512,),
-    "features.21.weight": (512, 512, 3, 3), "features.21.bias": (512,),
-    "features.24.weight": (512, 512, 3, 3), "features.24.bias": (512,),
-    "features.26.weight": (512, 512, 3, 3), "features.26.bias": (512,),
-    "features.28.weight": (512, 512, 3, 3), "features.28.bias": (512,),
-    "classifier.0.weight": (4096, 25088), "classifier.0.bias": (4096,),
-    "classifier.3.weight": (4096, 4096), "classifier.3.bias": (4096,),
-    "classifier.6.weight": (1000, 4096), "classifier.6.bias": (1000,),
+    "features.0.weight": (64, 3, 3, 3),
+    "features.0.bias": (64,),
+    "features.2.weight": (64, 64, 3, 3),
+    "features.2.bias": (64,),
+    "features.5.weight": (128, 64, 3, 3),
+    "features.5.bias": (128,),
+    "features.7.weight": (128, 128, 3, 3),
+    "features.7.bias": (128,),
+    "features.10.weight": (256, 128, 3, 3),
+    "features.10.bias": (256,),
+    "features.12.weight": (256, 256, 3, 3),
+    "features.12.bias": (256,),
+    "features.14.weight": (256, 256, 3, 3),
+    "features.14.bias": (256,),
+    "features.17.weight": (512, 256, 3, 3),
+    "features.17.bias": (512,),
+    "features.19.weight": (512, 512, 3, 3),
+    "features.19.bias": (512,),
+    "features.21.weight": (512, 512, 3, 3),
+    "features.21.bias": (512,),
+    "features.24.weight": (512, 512, 3, 3),
+    "features.24.bias": (512,),
+    "features.26.weight": (512, 512, 3, 3),
+    "features.26.bias": (512,),
+    "features.28.weight": (512, 512, 3, 3),
+    "features.28.bias": (512,),
+    "classifier.0.weight": (4096, 25088),
+    "classifier.0.bias": (4096,),
+    "classifier.3.weight": (4096, 4096),
+    "classifier.3.bias": (4096,),
+    "classifier.6.weight": (1000, 4096),
+    "classifier.6.bias": (1000,),
 }
 
 # torchvision's vgg16_bn(): (conv index, out, in); BatchNorm2d at conv + 1, ReLU at conv + 2.
-VGG16_BN_CONVS = [(0, 64, 3), (3, 64, 64), (7, 128, 64), (10, 128, 128), (14, 256, 128), (17, 256, 256),
-                  (20, 256, 256), (24, 512, 256), (27, 512, 512), (30, 512, 512), (34, 512, 512),
-                  (37, 512, 512), (40, 512, 512)]
+VGG16_BN_CONVS = [
+    (0, 64, 3),
+    (3, 64, 64),
+    (7, 128, 64),
+    (10, 128, 128),
+    (14, 256, 128),
+    (17, 256, 256),
+    (20, 256, 256),
+    (24, 512, 256),
+    (27, 512, 512),
+    (30, 512, 512),
+    (34, 512, 512),
+    (37, 512, 512),
+    (40, 512, 512),
+]
 BN_KEYS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 
 
@@ -70,8 +112,7 @@ def backend():
 def small_spec(name: str, **changes) -> vggspec.Spec:
     """A shipped spec on a 32x32 input with FC 16-16 and 10 classes (same layers, same names)."""
     mapping = vggspec.spec_to_mapping(vggspec.load_spec(name))
-    return vggspec.spec_from_mapping({**mapping, "input_shape": [32, 32, 3], "fc": [16, 16], "classes": 10,
-                                      **changes})
+    return vggspec.spec_from_mapping({**mapping, "input_shape": [32, 32, 3], "fc": [16, 16], "classes": 10, **changes})
 
 
 def images(shape: tuple[int, ...], seed: int = 0, scale: float = 50.0) -> np.ndarray:
@@ -115,8 +156,9 @@ def test_every_layer_shape_equals_the_plan(backend, name):
     assert backend.count_params(model) == (plan.trainable_params, plan.non_trainable_params)
     outputs = backend.activations(model, plan, images((1, 32, 32, 3)))
     assert list(outputs) == [layer.name for layer in plan.layers]
-    assert {name: out.shape[1:] for name, out in outputs.items()} == \
-        {layer.name: layer.output_shape for layer in plan.layers}
+    assert {name: out.shape[1:] for name, out in outputs.items()} == {
+        layer.name: layer.output_shape for layer in plan.layers
+    }
     assert backend.predict(model, images((1, 32, 32, 3))).shape == (1, 10)
 
 
@@ -127,8 +169,9 @@ def test_without_top(backend, pooling, last):
     assert backend.count_params(model) == (14_714_688, 0)
     x = images((2, 32, 32, 3))
     outputs = backend.activations(model, plan, x)
-    assert {name: out.shape[1:] for name, out in outputs.items()} == \
-        {layer.name: layer.output_shape for layer in plan.layers}
+    assert {name: out.shape[1:] for name, out in outputs.items()} == {
+        layer.name: layer.output_shape for layer in plan.layers
+    }
     predicted = backend.predict(model, x)
     assert predicted.shape == (2, *last)
     block5 = outputs["block5_pool"].reshape(2, -1, 512)
@@ -139,8 +182,16 @@ def test_without_top(backend, pooling, last):
 def test_vgg16_state_dict_is_torchvisions(backend):
     model = meta_build(backend, vggspec.plan("vgg16"))
     assert list(shapes(model).items()) == list(VGG16_STATE.items())
-    assert [type(m).__name__ for m in model.classifier] == \
-        ["Linear", "ReLU", "Dropout", "Linear", "ReLU", "Dropout", "Linear", "Softmax"]
+    assert [type(m).__name__ for m in model.classifier] == [
+        "Linear",
+        "ReLU",
+        "Dropout",
+        "Linear",
+        "ReLU",
+        "Dropout",
+        "Linear",
+        "Softmax",
+    ]
     assert model.avgpool.output_size == (7, 7)
 
 
@@ -185,7 +236,7 @@ def lrn_reference(x: np.ndarray, size: int, alpha: float, beta: float, k: float)
     """x / (k + alpha/size * sum of x^2 over `size` channels around c)^beta; NHWC, zero outside."""
     half = size // 2
     squares = np.pad(x.astype(np.float64) ** 2, [(0, 0)] * 3 + [(half, size - 1 - half)])
-    window = sum(squares[..., i:i + x.shape[-1]] for i in range(size))
+    window = sum(squares[..., i : i + x.shape[-1]] for i in range(size))
     return x / (k + alpha / size * window) ** beta
 
 
@@ -199,7 +250,7 @@ def test_lrn_matches_hand_written_and_tensorflow(backend, alpha):
     expected = lrn_reference(conv, 5, alpha, 0.75, 2.0)
     np.testing.assert_allclose(lrn, expected, rtol=1e-5, atol=1e-6)
     if alpha == 1.0:  # the sum over channels matters: not just x / k^beta
-        assert np.abs(lrn - conv / 2.0 ** 0.75).max() > 0.1 * np.abs(lrn).max()
+        assert np.abs(lrn - conv / 2.0**0.75).max() > 0.1 * np.abs(lrn).max()
     tf = pytest.importorskip("tensorflow")
     theirs = tf.nn.local_response_normalization(conv, depth_radius=2, bias=2.0, alpha=alpha / 5, beta=0.75)
     np.testing.assert_allclose(lrn, theirs.numpy(), rtol=1e-5, atol=1e-6)
@@ -232,8 +283,9 @@ def test_weights_round_trip_bit_identical(backend):
         source.features[0].bias.add_(1.0)
         source.features[1].running_mean.add_(1.0)
     assert np.array_equal(bundle.layers["block1_conv1"]["bias"], again.layers["block1_conv1"]["bias"])
-    assert np.array_equal(bundle.layers["block1_conv1_bn"]["moving_mean"],
-                          again.layers["block1_conv1_bn"]["moving_mean"])
+    assert np.array_equal(
+        bundle.layers["block1_conv1_bn"]["moving_mean"], again.layers["block1_conv1_bn"]["moving_mean"]
+    )
 
 
 def test_partial_bundle_sets_only_its_layers(backend):
@@ -241,9 +293,13 @@ def test_partial_bundle_sets_only_its_layers(backend):
     model = backend.build(plan)
     before = {key: value.clone() for key, value in model.state_dict().items()}
     donor = backend.get_weights(backend.build(plan), plan)
-    partial = WeightBundle(layers={name: {"kernel": donor.layers[name]["kernel"],
-                                          "bias": np.full_like(donor.layers[name]["bias"], 0.5)}
-                                   for name in ("block1_conv1", "fc2")}, source="partial")
+    partial = WeightBundle(
+        layers={
+            name: {"kernel": donor.layers[name]["kernel"], "bias": np.full_like(donor.layers[name]["bias"], 0.5)}
+            for name in ("block1_conv1", "fc2")
+        },
+        source="partial",
+    )
     checked, skipped = fit_bundle(plan, partial, skip_mismatch=True)
     assert list(checked.layers) == ["block1_conv1", "fc2"] and len(skipped) == len(plan.weighted_layers()) - 2
     backend.set_weights(model, plan, checked)
@@ -278,8 +334,9 @@ def test_dropout_only_in_training(backend):
     np.testing.assert_array_equal(first, backend.predict(model, x))
     outputs = backend.activations(model, plan, x)
     np.testing.assert_array_equal(outputs["fc1_dropout"], outputs["fc1"])
-    assert [m.p for m in backend.build(vggspec.plan(small_spec("vgg16"))).classifier
-            if isinstance(m, torch.nn.Dropout)] == [0.0, 0.0]
+    assert [
+        m.p for m in backend.build(vggspec.plan(small_spec("vgg16"))).classifier if isinstance(m, torch.nn.Dropout)
+    ] == [0.0, 0.0]
 
 
 def test_predict_equals_the_module_on_nchw(backend):
@@ -324,10 +381,14 @@ def test_save_writes_a_state_dict(backend, tmp_path):
 
 # --- parity with keras.applications.VGG16 ---------------------------------------------------------
 
+
 def keras_bundle(model) -> WeightBundle:
     """A Keras model's arrays by layer name (kernel HWIO / (in, out), bias)."""
-    layers = {layer.name: {"kernel": np.asarray(layer.kernel), "bias": np.asarray(layer.bias)}
-              for layer in model.layers if layer.weights}
+    layers = {
+        layer.name: {"kernel": np.asarray(layer.kernel), "bias": np.asarray(layer.bias)}
+        for layer in model.layers
+        if layer.weights
+    }
     return WeightBundle(layers=layers, source="keras")
 
 
@@ -336,11 +397,15 @@ def keras_and_torch_vgg16(backend, size: int, classes: int, x: np.ndarray):
     (softmax pair, logits pair, per-layer pair for the logits models)."""
     keras = pytest.importorskip("keras")
     softmax = keras.applications.VGG16(weights=None, input_shape=(size, size, 3), classes=classes)
-    logits = keras.applications.VGG16(weights=None, input_shape=(size, size, 3), classes=classes,
-                                      classifier_activation=None)
+    logits = keras.applications.VGG16(
+        weights=None, input_shape=(size, size, 3), classes=classes, classifier_activation=None
+    )
     logits.set_weights(softmax.get_weights())
-    mapping = {**vggspec.spec_to_mapping(vggspec.load_spec("vgg16")), "input_shape": [size, size, 3],
-               "classes": classes}
+    mapping = {
+        **vggspec.spec_to_mapping(vggspec.load_spec("vgg16")),
+        "input_shape": [size, size, 3],
+        "classes": classes,
+    }
     results = []
     for keras_model, activation in ((softmax, "softmax"), (logits, None)):
         plan = vggspec.plan(vggspec.spec_from_mapping({**mapping, "classifier_activation": activation}))

@@ -13,11 +13,33 @@ import pytest
 import vggspec
 from vggspec.errors import WeightsError
 from vggspec.weights.bundle import WeightBundle
-from vggspec.weights.formats import (KERAS1, KERAS2, KERAS3, KERAS_ARCHIVE, KERAS_MODEL, SAFETENSORS, TORCH,
-                                     detect_format, read_bundle, write_bundle)
+from vggspec.weights.formats import (
+    KERAS1,
+    KERAS2,
+    KERAS3,
+    KERAS_ARCHIVE,
+    KERAS_MODEL,
+    SAFETENSORS,
+    TORCH,
+    detect_format,
+    read_bundle,
+    write_bundle,
+)
 from vggspec.weights.layout import fit_bundle
-from weight_fixtures import (as_bundle_layers, assert_same_arrays, keras_vgg16, keras_vgg16_layers, load_with_keras,
-                             model_arrays, plan_layers, small_plan, small_spec_file, write_keras1_h5, write_keras2_h5)
+
+from weight_fixtures import (
+    as_bundle_layers,
+    assert_same_arrays,
+    keras_vgg16,
+    keras_vgg16_layers,
+    load_with_keras,
+    model_arrays,
+    plan_layers,
+    small_plan,
+    small_spec_file,
+    write_keras1_h5,
+    write_keras2_h5,
+)
 
 VGG16_PARAMS = 138_357_544  # FACTS.md
 VGG16_CONV_PARAMS = 14_714_688
@@ -59,8 +81,9 @@ def test_keras1_fixture_has_the_real_layout_and_keras_loads_it(vgg16_h5):
 
 
 def test_notop_file_reads_for_a_notop_plan_and_keras_loads_it(tmp_path):
-    path = write_keras1_h5(tmp_path / "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
-                           keras_vgg16_layers(include_top=False))
+    path = write_keras1_h5(
+        tmp_path / "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5", keras_vgg16_layers(include_top=False)
+    )
     expected = as_bundle_layers(keras_vgg16_layers(include_top=False))
     assert_same_arrays(expected, load_with_keras(keras_vgg16(include_top=False)[0], path))
     fitted, _ = fit_bundle(vgg16_plan(include_top=False), read_bundle(path))
@@ -78,7 +101,8 @@ def test_h5_to_pt_to_h5_is_bit_identical_and_pt_has_torchvision_keys(vgg16_h5, t
     write_bundle(tmp_path / "vgg16.pt", read_bundle(vgg16_h5), plan)
     state = torch.load(tmp_path / "vgg16.pt", weights_only=True)
     assert list(state) == [f"features.{i}.{w}" for i in VGG16_TORCH_CONVS for w in ("weight", "bias")] + [
-        f"classifier.{i}.{w}" for i in (0, 3, 6) for w in ("weight", "bias")]
+        f"classifier.{i}.{w}" for i in (0, 3, 6) for w in ("weight", "bias")
+    ]
     assert tuple(state["features.0.weight"].shape) == (64, 3, 3, 3)  # OIHW
     assert tuple(state["classifier.0.weight"].shape) == (4096, 25088)  # (out, in)
     # fc1: torch column c·49 + h·7 + w is Keras row (h·7 + w)·512 + c
@@ -138,7 +162,10 @@ def test_files_keras_writes_read_back_and_keras_loads_ours(tmp_path):
     write_bundle(tmp_path / "keras2.h5", bundle, plan)
     write_bundle(tmp_path / "ours.weights.h5", bundle, plan)
     assert [detect_format(tmp_path / name) for name in ("keras1.h5", "keras2.h5", "ours.weights.h5")] == [
-        KERAS1, KERAS2, KERAS3]
+        KERAS1,
+        KERAS2,
+        KERAS3,
+    ]
     with h5py.File(tmp_path / "keras1.h5", "r") as file:
         assert set(file.attrs) == {"layer_names"}
         assert list(file["block1_conv1"].attrs["weight_names"]) == [b"block1_conv1_W_1:0", b"block1_conv1_b_1:0"]
@@ -167,8 +194,11 @@ def test_batch_norm_names_in_every_format(tmp_path):
     write_keras1_h5(tmp_path / "keras1.h5", layers)
     with h5py.File(tmp_path / "keras1.h5", "r") as file:
         assert [n.decode() for n in file["block1_conv1_bn"].attrs["weight_names"]] == [
-            "block1_conv1_bn_gamma_1:0", "block1_conv1_bn_beta_1:0", "block1_conv1_bn_running_mean_1:0",
-            "block1_conv1_bn_running_std_1:0"]
+            "block1_conv1_bn_gamma_1:0",
+            "block1_conv1_bn_beta_1:0",
+            "block1_conv1_bn_running_mean_1:0",
+            "block1_conv1_bn_running_std_1:0",
+        ]
     bundle = read_bundle(tmp_path / "keras1.h5")
     assert_same_arrays(expected, bundle.layers)
     for name in ("bn.pt", "bn.weights.h5", "bn.safetensors", "bn.h5"):
@@ -176,19 +206,29 @@ def test_batch_norm_names_in_every_format(tmp_path):
         assert_same_arrays(expected, read_bundle(tmp_path / name, plan).layers)
     with h5py.File(tmp_path / "bn.weights.h5", "r") as file:
         assert file["layers/batch_normalization_2/vars"].attrs["name"] == "block2_conv1_bn"
-        np.testing.assert_array_equal(file["layers/batch_normalization_2/vars/3"][()],
-                                      expected["block2_conv1_bn"]["moving_variance"])
+        np.testing.assert_array_equal(
+            file["layers/batch_normalization_2/vars/3"][()], expected["block2_conv1_bn"]["moving_variance"]
+        )
     import torch
 
     state = torch.load(tmp_path / "bn.pt", weights_only=True)
-    np.testing.assert_array_equal(state["features.1.running_var"].numpy(),
-                                  expected["block1_conv1_bn"]["moving_variance"])
+    np.testing.assert_array_equal(
+        state["features.1.running_var"].numpy(), expected["block1_conv1_bn"]["moving_variance"]
+    )
     assert state["features.1.num_batches_tracked"].item() == 0
 
 
 def test_keras_backend_model_loads_our_keras3_file_with_batch_norm(tmp_path):
-    spec = vggspec.spec_from_mapping({"name": "small_bn", "layers": ["conv3-4", "maxpool", "conv3-8", "maxpool"],
-                                      "input_shape": [32, 32, 3], "fc": [16], "classes": 3, "batch_norm": True})
+    spec = vggspec.spec_from_mapping(
+        {
+            "name": "small_bn",
+            "layers": ["conv3-4", "maxpool", "conv3-8", "maxpool"],
+            "input_shape": [32, 32, 3],
+            "fc": [16],
+            "classes": 3,
+            "batch_norm": True,
+        }
+    )
     plan = vggspec.plan(spec)
     bundle = WeightBundle(as_bundle_layers(plan_layers(plan, seed=3)))
     write_bundle(tmp_path / "bn.weights.h5", bundle, plan)
@@ -230,20 +270,33 @@ from weight_fixtures import small_plan
 from vggspec.weights.formats import read_bundle, write_bundle
 assert "h5py" not in sys.modules  # until a weight file is touched
 plan = small_plan()
-bundle = read_bundle({str(tmp_path / 'small.h5')!r})
+bundle = read_bundle({str(tmp_path / "small.h5")!r})
 for name in ("out.safetensors", "out.weights.h5", "out.h5"):
     write_bundle({str(tmp_path)!r} + "/" + name, bundle, plan)
     read_bundle({str(tmp_path)!r} + "/" + name, plan)
 print(sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "torch")))
 """
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd=str(__import__("pathlib").Path(__file__).parent))
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=str(__import__("pathlib").Path(__file__).parent),
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize("name, kind", [("w.h5", KERAS1), ("w.hdf5", KERAS1), ("w.weights.h5", KERAS3),
-                                        ("W.SAFETENSORS", SAFETENSORS), ("w.pt", TORCH), ("w.pth", TORCH)])
+@pytest.mark.parametrize(
+    "name, kind",
+    [
+        ("w.h5", KERAS1),
+        ("w.hdf5", KERAS1),
+        ("w.weights.h5", KERAS3),
+        ("W.SAFETENSORS", SAFETENSORS),
+        ("w.pt", TORCH),
+        ("w.pth", TORCH),
+    ],
+)
 def test_detect_format_by_name_and_content(tmp_path, name, kind):
     plan = small_plan()
     if kind == KERAS1:
@@ -255,12 +308,17 @@ def test_detect_format_by_name_and_content(tmp_path, name, kind):
 
 def test_unknown_extension_lists_the_supported_ones(tmp_path):
     (tmp_path / "w.bin").write_bytes(b"\0" * 16)
-    for call in (lambda: detect_format(tmp_path / "w.bin"), lambda: read_bundle(tmp_path / "w.bin"),
-                 lambda: write_bundle(tmp_path / "w.onnx", WeightBundle())):
+    for call in (
+        lambda: detect_format(tmp_path / "w.bin"),
+        lambda: read_bundle(tmp_path / "w.bin"),
+        lambda: write_bundle(tmp_path / "w.onnx", WeightBundle()),
+    ):
         with pytest.raises(WeightsError) as error:
             call()
-        assert (".h5 or .hdf5 (Keras 1/2), .weights.h5 (Keras 3), .keras (Keras 3 model, read only), .safetensors, "
-                ".pt or .pth") in str(error.value)
+        assert (
+            ".h5 or .hdf5 (Keras 1/2), .weights.h5 (Keras 3), .keras (Keras 3 model, read only), .safetensors, "
+            ".pt or .pth"
+        ) in str(error.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["w.bin"]
 
 
@@ -310,8 +368,11 @@ def test_keras3_file_of_another_network_names_the_missing_group(tmp_path):
     small = small_plan()
     write_bundle(tmp_path / "small.weights.h5", WeightBundle(as_bundle_layers(plan_layers(small))), small)
     bigger = small_plan(layers=["conv3-4", "conv3-4", "maxpool", "conv3-8", "conv3-8", "maxpool"])
-    with pytest.raises(WeightsError, match=r"layer block2_conv2 \(layers/conv2d_3\): expected the group "
-                                           r"layers/conv2d_3/vars, received a file with 3 conv2d group"):
+    with pytest.raises(
+        WeightsError,
+        match=r"layer block2_conv2 \(layers/conv2d_3\): expected the group "
+        r"layers/conv2d_3/vars, received a file with 3 conv2d group",
+    ):
         read_bundle(tmp_path / "small.weights.h5", bigger)
 
 
@@ -330,8 +391,9 @@ def test_a_failed_write_leaves_nothing_and_keeps_the_old_file(tmp_path):
 
         with pytest.raises(RuntimeError, match="disk full"):
             write_bundle(destination, bundle, plan, progress=failing)
-        wrong = WeightBundle({**bundle.layers, "fc1": {"kernel": np.zeros((5, 16), np.float32),
-                                                       "bias": np.zeros(16, np.float32)}})
+        wrong = WeightBundle(
+            {**bundle.layers, "fc1": {"kernel": np.zeros((5, 16), np.float32), "bias": np.zeros(16, np.float32)}}
+        )
         with pytest.raises(WeightsError, match=r"layer fc1: expected kernel of shape \(512, 16\), received \(5, 16\)"):
             write_bundle(destination, wrong, plan)
         assert destination.read_bytes() == b"previous"
@@ -373,8 +435,13 @@ def test_keras1_file_in_the_torch_model_gives_the_outputs_of_keras_applications(
         assert _relative_difference(pooled, received["avg_pool"]) < 1e-4
 
 
-SMALL_LRN = {"name": "small_lrn", "layers": ["conv3-4", "LRN", "maxpool", "conv3-8", "maxpool"],
-             "input_shape": [32, 32, 3], "fc": [16], "classes": 5}
+SMALL_LRN = {
+    "name": "small_lrn",
+    "layers": ["conv3-4", "LRN", "maxpool", "conv3-8", "maxpool"],
+    "input_shape": [32, 32, 3],
+    "fc": [16],
+    "classes": 5,
+}
 LOAD_KERAS_FILE = """
 import sys
 import numpy as np
@@ -406,7 +473,8 @@ def test_keras_archive_with_lrn_says_how_to_load_and_its_weights_read_everywhere
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[1] == (
         f"note: {archive} has a vggspec LocalResponseNormalization layer: load it with "
-        "vggspec_keras.load_model(path), or import vggspec_keras.lrn before keras.models.load_model")
+        "vggspec_keras.load_model(path), or import vggspec_keras.lrn before keras.models.load_model"
+    )
     with zipfile.ZipFile(archive) as members:  # Keras' own archive layout
         assert sorted(members.namelist()) == ["config.json", "metadata.json", "model.weights.h5"]
 
@@ -419,11 +487,16 @@ def test_keras_archive_with_lrn_says_how_to_load_and_its_weights_read_everywhere
     assert "(Keras 3 model archive (.keras)), 4 layers, " in done.stdout
     assert_same_arrays(from_archive.layers, read_bundle(tmp_path / "m.safetensors", plan).layers)
 
-    done = subprocess.run([sys.executable, "-c", LOAD_KERAS_FILE, str(archive), str(spec)], capture_output=True,
-                          text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", LOAD_KERAS_FILE, str(archive), str(spec)], capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == ["plain load_model: TypeError True", "layers: LocalResponseNormalization",
-                                        "max difference: 0.0", "outputs differ from zero: True"]
+    assert done.stdout.splitlines() == [
+        "plain load_model: TypeError True",
+        "layers: LocalResponseNormalization",
+        "max difference: 0.0",
+        "outputs differ from zero: True",
+    ]
 
 
 @pytest.mark.slow
@@ -433,8 +506,10 @@ def test_configuration_a_lrn_keras_file_loads_with_vggspec_keras(tmp_path, cli):
     done = cli("build", "A-LRN", "--backend", "keras", "--out", archive)
     assert done.returncode == 0, done.stderr
     assert "132,863,336 parameters" in done.stdout and "note: " in done.stdout
-    code = ("import sys, vggspec_keras; m = vggspec_keras.load_model(sys.argv[1]); "
-            "print(m.count_params(), m.layers[2].__class__.__name__)")
+    code = (
+        "import sys, vggspec_keras; m = vggspec_keras.load_model(sys.argv[1]); "
+        "print(m.count_params(), m.layers[2].__class__.__name__)"
+    )
     loaded = subprocess.run([sys.executable, "-c", code, str(archive)], capture_output=True, text=True)
     assert loaded.returncode == 0, loaded.stderr
     assert loaded.stdout.split() == ["132863336", "LocalResponseNormalization"]

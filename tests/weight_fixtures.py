@@ -19,12 +19,23 @@ from vggspec.planner.lower import Plan
 # [(layer name, {weight name: array})] in network order, weightless layers with {}
 Layers = list[tuple[str, dict[str, np.ndarray]]]
 
-KERAS1_WORDS = {"kernel": "W", "bias": "b", "gamma": "gamma", "beta": "beta",
-                "moving_mean": "running_mean", "moving_variance": "running_std"}
+KERAS1_WORDS = {
+    "kernel": "W",
+    "bias": "b",
+    "gamma": "gamma",
+    "beta": "beta",
+    "moving_mean": "running_mean",
+    "moving_variance": "running_std",
+}
 
 # A small VGG (32x32 input, few filters) for tests that are not about VGG16 itself.
-SMALL = {"name": "small", "layers": ["conv3-4", "conv3-4", "maxpool", "conv3-8", "maxpool"],
-         "input_shape": [32, 32, 3], "fc": [16, 12], "classes": 10}
+SMALL = {
+    "name": "small",
+    "layers": ["conv3-4", "conv3-4", "maxpool", "conv3-8", "maxpool"],
+    "input_shape": [32, 32, 3],
+    "fc": [16, 12],
+    "classes": 10,
+}
 
 
 def small_plan(**changes) -> Plan:
@@ -43,11 +54,13 @@ def small_spec_file(directory: Path, **changes) -> Path:
 def plan_layers(plan: Plan, seed: int = 0) -> Layers:
     """Random float32 arrays for every layer of ``plan``, canonical layout (distinct values everywhere)."""
     rng = np.random.default_rng(seed)
-    return [(layer.name, {name: rng.standard_normal(shape).astype(np.float32) for name, shape in layer.weights})
-            for layer in plan.layers]
+    return [
+        (layer.name, {name: rng.standard_normal(shape).astype(np.float32) for name, shape in layer.weights})
+        for layer in plan.layers
+    ]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def keras_vgg16(include_top: bool = True):
     """``(model, layers)``: ``keras.applications.VGG16(weights=None)`` and copies of its initial arrays.
 
@@ -66,9 +79,13 @@ def keras_vgg16_layers(include_top: bool = True) -> Layers:
 
 def model_arrays(model) -> Layers:
     """A Keras model's arrays (copies), by layer in the model's order; weight names as Keras' variable paths end."""
-    return [(layer.name, {variable.path.rsplit("/", 1)[-1]: np.array(variable.numpy(), copy=True)
-                          for variable in layer.weights})
-            for layer in model.layers]
+    return [
+        (
+            layer.name,
+            {variable.path.rsplit("/", 1)[-1]: np.array(variable.numpy(), copy=True) for variable in layer.weights},
+        )
+        for layer in model.layers
+    ]
 
 
 def load_with_keras(model, path: Path) -> dict[str, dict[str, np.ndarray]]:

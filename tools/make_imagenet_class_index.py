@@ -39,8 +39,9 @@ def read_synsets(path: Path) -> list[str]:
     """The WordNet ids in class-index order, one per line."""
     wnids = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     if len(wnids) != NUM_CLASSES or len(set(wnids)) != NUM_CLASSES:
-        raise SystemExit(f"{path}: expected {NUM_CLASSES} unique WordNet ids, received {len(wnids)} "
-                         f"({len(set(wnids))} unique)")
+        raise SystemExit(
+            f"{path}: expected {NUM_CLASSES} unique WordNet ids, received {len(wnids)} ({len(set(wnids))} unique)"
+        )
     return wnids
 
 

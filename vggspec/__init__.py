@@ -21,8 +21,18 @@ from vggspec.spec.model import Spec
 __version__ = "0.1.0"
 
 __all__ = [
-    "BackendError", "Plan", "PlanLayer", "Spec", "SpecError", "VggspecError", "WeightsError",
-    "build", "load_spec", "plan", "spec_from_mapping", "spec_to_mapping",
+    "BackendError",
+    "Plan",
+    "PlanLayer",
+    "Spec",
+    "SpecError",
+    "VggspecError",
+    "WeightsError",
+    "build",
+    "load_spec",
+    "plan",
+    "spec_from_mapping",
+    "spec_to_mapping",
 ]
 
 
@@ -31,8 +41,12 @@ def plan(spec: Union[Spec, str, Path]) -> Plan:
     return lower_to_plan(spec if isinstance(spec, Spec) else load_spec(spec))
 
 
-def build(spec: Union[Spec, str, Path], backend: str = "keras", weights: Optional[Union[str, Path]] = None,
-          skip_mismatch: bool = False) -> Any:
+def build(
+    spec: Union[Spec, str, Path],
+    backend: str = "keras",
+    weights: Optional[Union[str, Path]] = None,
+    skip_mismatch: bool = False,
+) -> Any:
     """Build the spec with a backend ("keras", "torch" or any installed plugin) and return the native model.
 
     ``weights`` is a weight file in any supported format (``.h5``, ``.weights.h5``,

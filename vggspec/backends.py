@@ -79,8 +79,7 @@ def _load(name: str, entry: Any) -> Optional[Backend]:
         loaded = entry.load()
         backend = loaded() if isinstance(loaded, type) else loaded
     except Exception as error:  # a broken plugin must not break the others
-        warnings.warn(f"vggspec backend {name!r} ({entry.value}) failed to load: {error}", RuntimeWarning,
-                      stacklevel=3)
+        warnings.warn(f"vggspec backend {name!r} ({entry.value}) failed to load: {error}", RuntimeWarning, stacklevel=3)
         return None
     return backend
 
@@ -96,15 +95,18 @@ def get_backend(name: str) -> Backend:
     if name not in entries:
         installed = ", ".join(sorted(entries)) or "none"
         hint = f'; pip install "vggspec[{BUILTIN_EXTRAS[name]}]"' if name in BUILTIN_EXTRAS else ""
-        raise BackendError(f"backend {name!r}: expected one of the installed backends ({installed}), "
-                           f"received {name!r}{hint}")
+        raise BackendError(
+            f"backend {name!r}: expected one of the installed backends ({installed}), received {name!r}{hint}"
+        )
     backend = _load(name, entries[name])
     if backend is None:
         raise BackendError(f"backend {name!r}: its plugin {entries[name].value} failed to import (see the warning)")
     missing = framework_missing(backend)
     if missing:
-        raise BackendError(f"backend {name!r} needs {', '.join(missing)}, which is not installed: "
-                           f'pip install "vggspec[{backend.extra}]"')
+        raise BackendError(
+            f"backend {name!r} needs {', '.join(missing)}, which is not installed: "
+            f'pip install "vggspec[{backend.extra}]"'
+        )
     problem = framework_problem(backend)
     if problem:
         raise BackendError(f"backend {name!r}: {problem}")

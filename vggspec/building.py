@@ -12,8 +12,9 @@ from vggspec.spec.model import Spec
 from vggspec.weights.bundle import WeightBundle
 
 
-def read_checked_bundle(plan: Plan, weights: Union[str, Path],
-                        skip_mismatch: bool = False) -> tuple[WeightBundle, list[str]]:
+def read_checked_bundle(
+    plan: Plan, weights: Union[str, Path], skip_mismatch: bool = False
+) -> tuple[WeightBundle, list[str]]:
     """Read a weight file (any supported format) and check it against the plan before anything is set.
 
     Every array's shape and dtype is checked on the file's metadata before its data is
@@ -27,8 +28,9 @@ def read_checked_bundle(plan: Plan, weights: Union[str, Path],
         return fit_bundle(plan, stored, skip_mismatch)
 
 
-def build_model(spec: Spec, backend_name: str, weights: Optional[Union[str, Path]] = None,
-                skip_mismatch: bool = False) -> Any:
+def build_model(
+    spec: Spec, backend_name: str, weights: Optional[Union[str, Path]] = None, skip_mismatch: bool = False
+) -> Any:
     """The native model of ``spec``, with ``weights`` loaded when given (see ``vggspec.build``)."""
     plan = lower_to_plan(spec)
     backend = get_backend(backend_name)

@@ -37,8 +37,9 @@ def make_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
     """The parser; only ``command``'s module is imported (start-up stays fast), or every one when None."""
     from vggspec import __version__
 
-    parser = argparse.ArgumentParser(prog="vggspec", description="One description of a VGG network, "
-                                     "a correct model in Keras and PyTorch.")
+    parser = argparse.ArgumentParser(
+        prog="vggspec", description="One description of a VGG network, a correct model in Keras and PyTorch."
+    )
     parser.add_argument("--version", action="version", version=f"vggspec {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_name, help_text) in COMMANDS.items():
@@ -46,8 +47,9 @@ def make_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
             commands.add_parser(name, help=help_text)
             continue
         module = importlib.import_module(module_name)
-        sub = commands.add_parser(name, help=help_text, description=module.__doc__,
-                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+        sub = commands.add_parser(
+            name, help=help_text, description=module.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
         module.add_arguments(sub)
         sub.set_defaults(run=module.run)
     return parser
@@ -58,7 +60,9 @@ def _command_name(argv: Sequence[str]) -> Optional[str]:
     return next((word for word in argv if word in COMMANDS), None)
 
 
-def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+def _one_line_warning(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int, line: Optional[str] = None
+) -> str:
     return f"warning: {message}\n"
 
 

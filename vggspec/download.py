@@ -58,8 +58,15 @@ class _Interrupted(Exception):
     """The connection broke after the transfer had started; the ``.part`` file is kept."""
 
 
-def download(url: str, dest: Union[str, Path], *, size: Optional[int] = None, md5: Optional[str] = None,
-             progress: bool = True, attempts: int = 3) -> Path:
+def download(
+    url: str,
+    dest: Union[str, Path],
+    *,
+    size: Optional[int] = None,
+    md5: Optional[str] = None,
+    progress: bool = True,
+    attempts: int = 3,
+) -> Path:
     """Download ``url`` to ``dest`` and return ``dest``.
 
     ``size`` (bytes) and ``md5`` (32 hex digits, as Keras' ``get_file``
@@ -81,8 +88,10 @@ def download(url: str, dest: Union[str, Path], *, size: Optional[int] = None, md
         except _Interrupted as interruption:
             if attempt == attempts:
                 kept = part.stat().st_size if part.exists() else 0
-                raise DownloadError(f"cannot download {url}: {interruption} (after {attempt} attempts; "
-                                    f"{kept:,} bytes kept in {part}, run again to resume)") from None
+                raise DownloadError(
+                    f"cannot download {url}: {interruption} (after {attempt} attempts; "
+                    f"{kept:,} bytes kept in {part}, run again to resume)"
+                ) from None
             time.sleep(0.5 * attempt)
     received_size = part.stat().st_size
     if size is not None and received_size != size:
@@ -92,8 +101,10 @@ def download(url: str, dest: Union[str, Path], *, size: Optional[int] = None, md
         received_md5 = file_md5(part)
         if received_md5 != md5.lower():
             part.unlink()
-            raise DownloadError(f"{dest.name}: md5 expected {md5.lower()}, received {received_md5} "
-                                f"(downloaded from {url}; the file was removed)")
+            raise DownloadError(
+                f"{dest.name}: md5 expected {md5.lower()}, received {received_md5} "
+                f"(downloaded from {url}; the file was removed)"
+            )
     os.replace(part, dest)
     return dest
 
@@ -139,10 +150,20 @@ def _transfer(url: str, part: Path, name: str, size: Optional[int], progress: bo
             raise DownloadError(f"{name}: expected {size:,} bytes, the server at {url} reports {total:,}")
         expected_bytes = None if total is None else total - offset
         received = 0
-        with open(part, "ab" if offset else "wb") as handle, \
-                tqdm(total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
-                     desc=name, file=sys.stderr, leave=False,
-                     disable=None if progress else True) as bar:
+        with (
+            open(part, "ab" if offset else "wb") as handle,
+            tqdm(
+                total=total,
+                initial=offset,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=name,
+                file=sys.stderr,
+                leave=False,
+                disable=None if progress else True,
+            ) as bar,
+        ):
             try:
                 for chunk in iter(lambda: response.read(CHUNK_BYTES), b""):
                     handle.write(chunk)

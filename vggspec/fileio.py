@@ -25,8 +25,9 @@ def atomic_path(destination: Union[str, Path], suffix: str = "") -> Iterator[Pat
     """
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".part" + suffix,
-                                         dir=destination.parent)
+    handle, temporary = tempfile.mkstemp(
+        prefix=f".{destination.name}.", suffix=".part" + suffix, dir=destination.parent
+    )
     os.close(handle)
     temporary_path = Path(temporary)
     try:

@@ -42,8 +42,9 @@ def decode_predictions(preds: np.ndarray, top: int = 5) -> list[list[tuple[str, 
     """
     preds = np.asarray(preds)
     if preds.ndim != 2 or preds.shape[1] != NUM_CLASSES:
-        raise DataError(f"decode_predictions: expected predictions of shape (batch, {NUM_CLASSES}), "
-                        f"received shape {preds.shape}")
+        raise DataError(
+            f"decode_predictions: expected predictions of shape (batch, {NUM_CLASSES}), received shape {preds.shape}"
+        )
     if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or not 1 <= top <= NUM_CLASSES:
         raise DataError(f"decode_predictions: expected top an integer 1..{NUM_CLASSES}, received {top!r}")
     classes = _class_index()

@@ -35,16 +35,17 @@ UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 def image_mode(channels: int, where: str = "load_image") -> str:
     """The Pillow mode that gives ``channels`` channels; DataError for a count images cannot provide."""
     if channels not in MODES:
-        raise DataError(f"{where}: expected 1 (grayscale), 3 (RGB) or 4 (RGBA) channels, the counts image "
-                        f"files can provide, received {channels}")
+        raise DataError(
+            f"{where}: expected 1 (grayscale), 3 (RGB) or 4 (RGBA) channels, the counts image "
+            f"files can provide, received {channels}"
+        )
     return MODES[channels]
 
 
 def _checked_size(size: Optional[Sequence[int]]) -> Optional[tuple[int, int]]:
     if size is None:
         return None
-    if (len(size) != 2 or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n > 0
-                                  for n in size)):
+    if len(size) != 2 or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n > 0 for n in size):
         raise DataError(f"load_image: expected size (height, width) of positive integers, received {size!r}")
     return int(size[0]), int(size[1])
 
@@ -53,8 +54,9 @@ def unreadable(path: PathLike, error: BaseException) -> DataError:
     """The error of an image file Pillow cannot open or decode, naming the file."""
     if isinstance(error, FileNotFoundError):
         return DataError(f"{path}: expected an image file, received a path that does not exist")
-    return DataError(f"{path}: expected an image file Pillow can read (JPEG, PNG, ...), "
-                     f"received an unreadable file ({error})")
+    return DataError(
+        f"{path}: expected an image file Pillow can read (JPEG, PNG, ...), received an unreadable file ({error})"
+    )
 
 
 def load_image(path: PathLike, size: Optional[Sequence[int]] = DEFAULT_SIZE, channels: int = 3) -> np.ndarray:
@@ -97,8 +99,9 @@ def check_image_file(path: PathLike, channels: int = 3) -> Optional[DataError]:
     return None
 
 
-def load_images(paths: Sequence[PathLike], size: Optional[Sequence[int]] = DEFAULT_SIZE,
-                channels: int = 3) -> np.ndarray:
+def load_images(
+    paths: Sequence[PathLike], size: Optional[Sequence[int]] = DEFAULT_SIZE, channels: int = 3
+) -> np.ndarray:
     """Several image files as one float32 batch (N, height, width, channels), 0..255.
 
     With ``size=None`` every file must already have the same size.
@@ -109,6 +112,8 @@ def load_images(paths: Sequence[PathLike], size: Optional[Sequence[int]] = DEFAU
     images = [load_image(path, size, channels) for path in paths]
     for path, image in zip(paths, images):
         if image.shape != images[0].shape:
-            raise DataError(f"{path}: expected an image of shape {images[0].shape} like {paths[0]}, "
-                            f"received {image.shape} (pass size=(height, width) to resize)")
+            raise DataError(
+                f"{path}: expected an image of shape {images[0].shape} like {paths[0]}, "
+                f"received {image.shape} (pass size=(height, width) to resize)"
+            )
     return np.stack(images)

@@ -28,6 +28,8 @@ Results are new float32 arrays; the input is never modified.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from vggspec.errors import DataError
@@ -49,8 +51,10 @@ def _checked(images: np.ndarray, mode: str, what: str) -> np.ndarray:
         raise DataError(f"{what}: expected mode one of {', '.join(PREPROCESSING_MODES)}, received {mode!r}")
     array = np.asarray(images, dtype=np.float32)
     if array.ndim not in (3, 4) or array.shape[-1] not in CHANNELS:
-        raise DataError(f"{what}: expected images of shape (height, width, channels) or (batch, height, width, "
-                        f"channels) with 1 (gray), 3 (RGB) or 4 (RGBA) channels, received shape {array.shape}")
+        raise DataError(
+            f"{what}: expected images of shape (height, width, channels) or (batch, height, width, "
+            f"channels) with 1 (gray), 3 (RGB) or 4 (RGBA) channels, received shape {array.shape}"
+        )
     return array
 
 
@@ -86,7 +90,10 @@ def _gray_inverse(x: np.ndarray, mode: str) -> np.ndarray:
     return (x + np.float32(1.0)) * np.float32(127.5)
 
 
-def _per_channel(x: np.ndarray, mode: str, rgb, gray) -> np.ndarray:
+PerMode = Callable[[np.ndarray, str], np.ndarray]  # (images, mode) -> images
+
+
+def _per_channel(x: np.ndarray, mode: str, rgb: PerMode, gray: PerMode) -> np.ndarray:
     """``rgb`` on 3 channels, ``gray`` on 1, both on RGBA (colours, then alpha as gray)."""
     if x.shape[-1] == 3:
         return rgb(x, mode)

@@ -18,8 +18,9 @@ from vggspec.spec.load import load_spec
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", metavar="SPEC", help="a spec file or a shipped name")
     parser.add_argument("--backend", required=True, help="keras, torch or another installed backend")
-    parser.add_argument("--out", required=True, metavar="FILE", help="where to save the model "
-                        "(keras: .keras; torch: .pt state dict)")
+    parser.add_argument(
+        "--out", required=True, metavar="FILE", help="where to save the model (keras: .keras; torch: .pt state dict)"
+    )
     parser.add_argument("--weights", metavar="FILE", help="weights to load (any supported format)")
     parser.add_argument("--skip-mismatch", action="store_true", help="load only the layers that fit")
 
@@ -35,8 +36,10 @@ def save(backend: Any, model: Any, out: str) -> None:
     try:
         backend.save(model, out)
     except OSError as error:
-        raise VggspecError(f"--out {out}: expected a writable destination, received one where the file cannot be "
-                           f"written ({error.strerror or error})") from None
+        raise VggspecError(
+            f"--out {out}: expected a writable destination, received one where the file cannot be "
+            f"written ({error.strerror or error})"
+        ) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,8 +52,10 @@ def run(args: argparse.Namespace) -> int:
     model = build_model(spec, args.backend, args.weights, args.skip_mismatch)
     trainable, non_trainable = backend.count_params(model)
     save(backend, model, args.out)
-    print(f"{args.out}: {spec.name} ({args.backend}), {trainable + non_trainable:,} parameters "
-          f"({trainable:,} trainable; the plan: {plan.total_params:,})")
+    print(
+        f"{args.out}: {spec.name} ({args.backend}), {trainable + non_trainable:,} parameters "
+        f"({trainable:,} trainable; the plan: {plan.total_params:,})"
+    )
     note = backend.saved_note(model, args.out) if hasattr(backend, "saved_note") else None
     if note:  # e.g. how to load a Keras model with vggspec's LRN layer
         print(f"note: {note}")

@@ -14,6 +14,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Iterable
 
 from vggspec.planner.lower import lower_to_plan
 from vggspec.spec.load import load_spec
@@ -24,12 +25,22 @@ from vggspec.weights.layout import swap_input_channels
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", metavar="SRC", help="the weight file to read")
     parser.add_argument("destination", metavar="DST", help="the weight file to write (its name picks the format)")
-    parser.add_argument("--spec", default="vgg16", metavar="SPEC",
-                        help="the network the weights belong to: a spec file or shipped name (default: vgg16)")
-    parser.add_argument("--keras-version", type=int, choices=(1, 2), default=2,
-                        help="layout of a DST ending in .h5/.hdf5: Keras 1 or Keras 2 (default: 2)")
-    parser.add_argument("--swap-rgb-bgr", action="store_true",
-                        help="reverse the input channels of the first convolution (RGB <-> BGR)")
+    parser.add_argument(
+        "--spec",
+        default="vgg16",
+        metavar="SPEC",
+        help="the network the weights belong to: a spec file or shipped name (default: vgg16)",
+    )
+    parser.add_argument(
+        "--keras-version",
+        type=int,
+        choices=(1, 2),
+        default=2,
+        help="layout of a DST ending in .h5/.hdf5: Keras 1 or Keras 2 (default: 2)",
+    )
+    parser.add_argument(
+        "--swap-rgb-bgr", action="store_true", help="reverse the input channels of the first convolution (RGB <-> BGR)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,12 +57,14 @@ def run(args: argparse.Namespace) -> int:
     if args.swap_rgb_bgr:
         bundle = swap_input_channels(bundle, plan)
 
-    def progress(items):
+    def progress(items: Iterable) -> Iterable:
         return tqdm(items, desc=f"writing {destination.name}", unit="layer", file=sys.stderr, leave=False)
 
     write_bundle(destination, bundle, plan, keras_version=args.keras_version, progress=progress)
     swapped = ", input channels reversed (RGB <-> BGR)" if args.swap_rgb_bgr else ""
-    print(f"{destination}: {DESCRIPTIONS[output_format]} from {source} ({DESCRIPTIONS[input_format]}), "
-          f"{len(bundle.layers)} layers, {bundle.total_params:,} parameters{swapped}, "
-          f"{time.perf_counter() - started:.1f} s")
+    print(
+        f"{destination}: {DESCRIPTIONS[output_format]} from {source} ({DESCRIPTIONS[input_format]}), "
+        f"{len(bundle.layers)} layers, {bundle.total_params:,} parameters{swapped}, "
+        f"{time.perf_counter() - started:.1f} s"
+    )
     return 0

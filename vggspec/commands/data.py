@@ -16,14 +16,23 @@ SHOWN_DROPPED = 5  # dropped files named on the printed line; manifest.json list
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     datasets = parser.add_subparsers(dest="dataset", metavar="DATASET", required=True)
-    cats = datasets.add_parser("cats-vs-dogs", help="Cats vs Dogs (Microsoft PetImages or Kaggle train.zip)",
-                               description="Split Cats vs Dogs into DIR/{train,val}/{cat,dog}/ (stratified, "
-                               "deterministic) and write DIR/manifest.json.")
+    cats = datasets.add_parser(
+        "cats-vs-dogs",
+        help="Cats vs Dogs (Microsoft PetImages or Kaggle train.zip)",
+        description="Split Cats vs Dogs into DIR/{train,val}/{cat,dog}/ (stratified, "
+        "deterministic) and write DIR/manifest.json.",
+    )
     cats.add_argument("--dest", required=True, metavar="DIR", help="the folder to create (new or empty)")
-    cats.add_argument("--source", metavar="URL|ZIP|FOLDER",
-                      help="where the images come from (default: Microsoft's PetImages zip)")
-    cats.add_argument("--val-fraction", type=float, default=0.2, metavar="F",
-                      help="the fraction of each class put in val (default 0.2)")
+    cats.add_argument(
+        "--source", metavar="URL|ZIP|FOLDER", help="where the images come from (default: Microsoft's PetImages zip)"
+    )
+    cats.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.2,
+        metavar="F",
+        help="the fraction of each class put in val (default 0.2)",
+    )
     cats.add_argument("--seed", type=int, default=0, help="the seed of the split (default 0)")
 
 
@@ -33,9 +42,12 @@ def run(args: argparse.Namespace) -> int:
     prepared = prepare_cats_vs_dogs(args.dest, args.source, val_fraction=args.val_fraction, seed=args.seed)
     manifest = prepared.manifest
     counts = manifest["counts"]
-    totals = ", ".join(f"{split} {sum(per_class.values()):,} ("
-                       + ", ".join(f"{label} {count:,}" for label, count in per_class.items()) + ")"
-                       for split, per_class in counts.items())
+    totals = ", ".join(
+        f"{split} {sum(per_class.values()):,} ("
+        + ", ".join(f"{label} {count:,}" for label, count in per_class.items())
+        + ")"
+        for split, per_class in counts.items()
+    )
     if prepared.already_complete:
         print(f"{prepared.dest}: already complete ({totals}); nothing to do")
         return 0
@@ -43,7 +55,9 @@ def run(args: argparse.Namespace) -> int:
     if dropped:
         shown = "; ".join(f"{entry['file']} ({entry['reason']})" for entry in dropped[:SHOWN_DROPPED])
         more = f"; and {len(dropped) - SHOWN_DROPPED:,} more" if len(dropped) > SHOWN_DROPPED else ""
-        print(f"dropped {len(dropped):,} of {sum(manifest['found'].values()):,} files that are not readable "
-              f"JPEGs (listed in manifest.json): {shown}{more}")
+        print(
+            f"dropped {len(dropped):,} of {sum(manifest['found'].values()):,} files that are not readable "
+            f"JPEGs (listed in manifest.json): {shown}{more}"
+        )
     print(f"wrote {prepared.dest}: {totals}")
     return 0

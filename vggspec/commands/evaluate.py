@@ -20,8 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a run folder written by vggspec finetune")
     parser.add_argument("--data", metavar="DIR", help="class folders DIR/<split>/<class>/ (default: the run's data)")
     parser.add_argument("--split", default="val", help="the split to score (default val)")
-    parser.add_argument("--checkpoint", choices=("best", "last"), default="best",
-                        help="which weights of the run (default best)")
+    parser.add_argument(
+        "--checkpoint", choices=("best", "last"), default="best", help="which weights of the run (default best)"
+    )
     parser.add_argument("--backend", help="the backend to run (default: the run's)")
     parser.add_argument("--batch-size", type=int, default=32, help="images per batch (default 32)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -34,10 +35,22 @@ def run(args: argparse.Namespace) -> int:
         raise VggspecError(f"--batch-size: expected a positive integer, received {args.batch_size}")
     result = evaluate_run(args.run_dir, args.data, args.split, args.backend, args.batch_size, args.checkpoint)
     if args.json:
-        print(json.dumps({"checkpoint": str(result.checkpoint), "best_epoch": result.best_epoch,
-                          "split": str(result.split_dir), "classes": list(result.class_names),
-                          "images": result.count, "correct": result.correct, "accuracy": result.accuracy,
-                          "loss": result.loss, "confusion_matrix": result.matrix.tolist()}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "checkpoint": str(result.checkpoint),
+                    "best_epoch": result.best_epoch,
+                    "split": str(result.split_dir),
+                    "classes": list(result.class_names),
+                    "images": result.count,
+                    "correct": result.correct,
+                    "accuracy": result.accuracy,
+                    "loss": result.loss,
+                    "confusion_matrix": result.matrix.tolist(),
+                },
+                indent=2,
+            )
+        )
         return 0
     epoch = f" (epoch {result.best_epoch})" if result.best_epoch else ""
     print(f"{result.checkpoint}{epoch} on {result.split_dir}: {result.count} images")

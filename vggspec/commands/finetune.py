@@ -53,33 +53,62 @@ MAX_WORKERS = 64
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("spec", metavar="SPEC", help="a spec file or a shipped name (e.g. vgg16, "
-                        "specs/examples/small64.yaml)")
-    parser.add_argument("--data", required=True, metavar="DIR", help="class folders DIR/train/<class>/, DIR/val/<class>/")
+    parser.add_argument(
+        "spec", metavar="SPEC", help="a spec file or a shipped name (e.g. vgg16, specs/examples/small64.yaml)"
+    )
+    parser.add_argument(
+        "--data", required=True, metavar="DIR", help="class folders DIR/train/<class>/, DIR/val/<class>/"
+    )
     parser.add_argument("--backend", help="keras (default) or torch")
-    parser.add_argument("--weights", metavar="FILE", help="weights to start from, any supported format "
-                        "(layers of another shape in the head are skipped)")
-    parser.add_argument("--classes", type=int, metavar="N", help="the number of classes (default: the number of "
-                        "class folders, which it must equal)")
-    parser.add_argument("--freeze", metavar="UP_TO", help="freeze the layers up to and including this one, or none "
-                        "(default: the last pool with --weights, none without)")
+    parser.add_argument(
+        "--weights",
+        metavar="FILE",
+        help="weights to start from, any supported format (layers of another shape in the head are skipped)",
+    )
+    parser.add_argument(
+        "--classes",
+        type=int,
+        metavar="N",
+        help="the number of classes (default: the number of class folders, which it must equal)",
+    )
+    parser.add_argument(
+        "--freeze",
+        metavar="UP_TO",
+        help="freeze the layers up to and including this one, or none "
+        "(default: the last pool with --weights, none without)",
+    )
     parser.add_argument("--epochs", type=int, help="epochs in all (default 10)")
     parser.add_argument("--batch-size", type=int, help="images per batch and process (default 32)")
     parser.add_argument("--lr", type=float, help="learning rate (default 1e-3)")
     parser.add_argument("--optimizer", choices=("adam", "sgd"), help="adam (default) or sgd (momentum 0.9)")
     parser.add_argument("--out", metavar="RUN_DIR", help="the run folder (default runs/<spec>-<backend>-<time>)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out after its last epoch")
-    parser.add_argument("--workers", type=int, help=f"data loading workers, 0 to {MAX_WORKERS} (default 2; each is "
-                        "a process with torch, a thread with keras, holding batches ahead)")
-    parser.add_argument("--seed", type=int, help="seed of shuffling, augmentation and dropout, 0 to 4294967295 "
-                        "(default 0)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help=f"data loading workers, 0 to {MAX_WORKERS} (default 2; each is "
+        "a process with torch, a thread with keras, holding batches ahead)",
+    )
+    parser.add_argument(
+        "--seed", type=int, help="seed of shuffling, augmentation and dropout, 0 to 4294967295 (default 0)"
+    )
     torch = parser.add_argument_group("torch backend")
     torch.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when available)")
     torch.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
-    torch.add_argument("--no-channels-last", dest="channels_last", action="store_false", default=None,
-                       help="on CUDA, keep the NCHW memory format (default: channels last)")
-    torch.add_argument("--no-autocast", dest="autocast", action="store_false", default=None,
-                       help="on CUDA, train in float32 (default: bfloat16 autocast)")
+    torch.add_argument(
+        "--no-channels-last",
+        dest="channels_last",
+        action="store_false",
+        default=None,
+        help="on CUDA, keep the NCHW memory format (default: channels last)",
+    )
+    torch.add_argument(
+        "--no-autocast",
+        dest="autocast",
+        action="store_false",
+        default=None,
+        help="on CUDA, train in float32 (default: bfloat16 autocast)",
+    )
 
 
 def _given(args: argparse.Namespace) -> dict[str, Any]:
@@ -92,9 +121,15 @@ def _recorded(record: dict[str, Any]) -> dict[str, Any]:
     """A run record's options, named as the command-line options."""
     config = record["config"]
     values = {option: config[field] for option, (field, _) in CONFIG_OPTIONS.items()}
-    values.update(backend=record["backend"], weights=record["weights"], freeze=record["freeze"],
-                  classes=len(record["classes"]), compile=config["compile"], channels_last=config["channels_last"],
-                  autocast=config["autocast"])
+    values.update(
+        backend=record["backend"],
+        weights=record["weights"],
+        freeze=record["freeze"],
+        classes=len(record["classes"]),
+        compile=config["compile"],
+        channels_last=config["channels_last"],
+        autocast=config["autocast"],
+    )
     return values
 
 
@@ -119,15 +154,19 @@ def _resumed_options(args: argparse.Namespace, given: dict[str, Any], spec: Any)
 
     run = RunFolder(args.out)
     if not run.exists():
-        raise VggspecError(f"--resume: expected a run folder with run.json, received {run.path} "
-                           + ("without it" if run.path.exists() else "(does not exist)"))
+        raise VggspecError(
+            f"--resume: expected a run folder with run.json, received {run.path} "
+            + ("without it" if run.path.exists() else "(does not exist)")
+        )
     record = run.read_record()
     recorded = _recorded(record)
     for name, value in given.items():
         if name not in CHANGEABLE_ON_RESUME and value != recorded[name]:
             flag = "--" + name.replace("_", "-")
-            raise VggspecError(f"--resume: {run.run_json} records {flag} {recorded[name]}, received {value} "
-                               "(leave it out to keep the run's value)")
+            raise VggspecError(
+                f"--resume: {run.run_json} records {flag} {recorded[name]}, received {value} "
+                "(leave it out to keep the run's value)"
+            )
     trained = spec_from_mapping(record["spec"], source=str(run.run_json))
     if {**spec_to_mapping(spec), "classes": trained.classes} != spec_to_mapping(trained):
         raise VggspecError(f"--resume: {run.run_json} records another spec than {args.spec} ({trained.name})")
@@ -149,19 +188,39 @@ def run(args: argparse.Namespace) -> int:
             raise VggspecError("--resume: expected --out RUN_DIR, the run folder to continue, received none")
         options, spec = _resumed_options(args, given, spec)
     else:
-        options = {"backend": "keras", "compile": False, "channels_last": True, "autocast": True,
-                   **{option: default for option, (_, default) in CONFIG_OPTIONS.items()}, **given}
-    config = TrainConfig(**{field: options[option] for option, (field, _) in CONFIG_OPTIONS.items()},
-                         compile=bool(options["compile"]), channels_last=bool(options["channels_last"]),
-                         autocast=bool(options["autocast"]))
+        options = {
+            "backend": "keras",
+            "compile": False,
+            "channels_last": True,
+            "autocast": True,
+            **{option: default for option, (_, default) in CONFIG_OPTIONS.items()},
+            **given,
+        }
+    config = TrainConfig(
+        **{field: options[option] for option, (field, _) in CONFIG_OPTIONS.items()},
+        compile=bool(options["compile"]),
+        channels_last=bool(options["channels_last"]),
+        autocast=bool(options["autocast"]),
+    )
     out = args.out or default_run_dir(spec.name, options["backend"])
-    record = finetune(spec, args.data, options["backend"], config, out, weights=options.get("weights"),
-                      freeze=options.get("freeze"), classes=options.get("classes"), resume=args.resume)
+    record = finetune(
+        spec,
+        args.data,
+        options["backend"],
+        config,
+        out,
+        weights=options.get("weights"),
+        freeze=options.get("freeze"),
+        classes=options.get("classes"),
+        resume=args.resume,
+    )
     if process_rank()[0] == 0:
         best = record["best"]
         print(f"run folder: {out}")
-        print(f"best epoch {best['epoch']} of {record['epochs_done']}: val_accuracy {best['val_accuracy']:.4f} "
-              f"val_loss {best['val_loss']:.4f} ({record['checkpoints']['best']})")
+        print(
+            f"best epoch {best['epoch']} of {record['epochs_done']}: val_accuracy {best['val_accuracy']:.4f} "
+            f"val_loss {best['val_loss']:.4f} ({record['checkpoints']['best']})"
+        )
         if record.get("ranks_agree") is not None:
             print(f"{record['world_size']} ranks, parameters equal on all: {str(record['ranks_agree']).lower()}")
     return 0

@@ -20,11 +20,22 @@ def run(args: argparse.Namespace) -> int:
         convs = sum(1 for layer in plan.layers if layer.kind == "conv")
         dense = sum(1 for layer in plan.layers if layer.kind == "dense")
         origin = f"configuration {spec.configuration}" if spec.configuration else "layers written out"
-        rows.append((name, f"{convs + dense} weight layers", f"{plan.trainable_params:,}",
-                     f"{plan.non_trainable_params:,}", "batch norm" if spec.batch_norm else "", origin))
+        rows.append(
+            (
+                name,
+                f"{convs + dense} weight layers",
+                f"{plan.trainable_params:,}",
+                f"{plan.non_trainable_params:,}",
+                "batch norm" if spec.batch_norm else "",
+                origin,
+            )
+        )
     header = ("name", "depth", "trainable", "non-trainable", "", "from")
     widths = [max(len(row[i]) for row in [header] + rows) for i in range(len(header))]
     for row in [header] + rows:
-        print("  ".join(cell.rjust(w) if i in (2, 3) else cell.ljust(w)
-                        for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
+        print(
+            "  ".join(
+                cell.rjust(w) if i in (2, 3) else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))
+            ).rstrip()
+        )
     return 0

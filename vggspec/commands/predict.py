@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
 from vggspec.errors import VggspecError
 from vggspec.planner.lower import lower_to_plan
 from vggspec.spec.load import load_spec
+
+if TYPE_CHECKING:  # numpy is imported when the command runs (start-up stays fast)
+    import numpy as np
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,15 +24,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, ...)")
     parser.add_argument("--weights", required=True, metavar="FILE", help="weights in any supported format")
     parser.add_argument("--backend", default="keras", help="keras (default), torch or another installed backend")
-    parser.add_argument("--top", type=int, help="how many classes to show per image (default 5, or all "
-                        "classes when fewer)")
+    parser.add_argument(
+        "--top", type=int, help="how many classes to show per image (default 5, or all classes when fewer)"
+    )
     parser.add_argument("--labels", metavar="NAMES", help="comma-separated class names for a non-ImageNet head")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--fp32", action="store_true", help="no accelerator settings: float32 as built "
-                        "(default: a backend's fast settings, e.g. torch on CUDA with bf16 and channels last)")
+    parser.add_argument(
+        "--fp32",
+        action="store_true",
+        help="no accelerator settings: float32 as built "
+        "(default: a backend's fast settings, e.g. torch on CUDA with bf16 and channels last)",
+    )
 
 
-def top_classes(scores, top: int, labels: list[str] | None) -> list[list[tuple[int, str, float]]]:
+def top_classes(scores: np.ndarray, top: int, labels: list[str] | None) -> list[list[tuple[int, str, float]]]:
     """Per image (rows of ``scores``, shape (N, classes)), the ``top`` (index, name, score) best first;
     ImageNet names for 1000 classes."""
     import numpy as np
@@ -69,8 +78,15 @@ def run(args: argparse.Namespace) -> int:
     scores = backend.predict(model, preprocess(pixels, spec.preprocessing))
     results = top_classes(scores, top, labels)
     if args.json:
-        print(json.dumps({path: [{"index": i, "label": name, "score": score} for i, name, score in rows]
-                          for path, rows in zip(args.images, results)}, indent=2))
+        print(
+            json.dumps(
+                {
+                    path: [{"index": i, "label": name, "score": score} for i, name, score in rows]
+                    for path, rows in zip(args.images, results)
+                },
+                indent=2,
+            )
+        )
         return 0
     for path, rows in zip(args.images, results):
         print(path)

@@ -16,8 +16,11 @@ from vggspec.spec.load import load_spec
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", metavar="SPEC", help="a spec file or a shipped name (vggspec list)")
     parser.add_argument("--format", choices=("table", "json", "markdown"), default="table")
-    parser.add_argument("--backend", metavar="NAME", help="also build the model with this backend and "
-                        "show the framework's own parameter counts")
+    parser.add_argument(
+        "--backend",
+        metavar="NAME",
+        help="also build the model with this backend and show the framework's own parameter counts",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,15 +31,21 @@ def run(args: argparse.Namespace) -> int:
 
         backend = get_backend(args.backend)
         trainable, non_trainable = backend.count_params(backend.build(plan))
-        counts = {"name": args.backend, "total_params": trainable + non_trainable,
-                  "trainable_params": trainable, "non_trainable_params": non_trainable,
-                  "equal_to_plan": (trainable, non_trainable) == (plan.trainable_params, plan.non_trainable_params)}
+        counts = {
+            "name": args.backend,
+            "total_params": trainable + non_trainable,
+            "trainable_params": trainable,
+            "non_trainable_params": non_trainable,
+            "equal_to_plan": (trainable, non_trainable) == (plan.trainable_params, plan.non_trainable_params),
+        }
     if args.format == "json":
         print(summary_json(plan, counts))
         return 0 if counts is None or counts["equal_to_plan"] else 1
     print(summary_table(plan) if args.format == "table" else summary_markdown(plan))
     if counts is not None:
         verdict = "equal to the plan" if counts["equal_to_plan"] else "DIFFERENT from the plan"
-        print(f"\n {args.backend} counts: total {counts['total_params']:,}, trainable "
-              f"{counts['trainable_params']:,}, non-trainable {counts['non_trainable_params']:,} ({verdict})")
+        print(
+            f"\n {args.backend} counts: total {counts['total_params']:,}, trainable "
+            f"{counts['trainable_params']:,}, non-trainable {counts['non_trainable_params']:,} ({verdict})"
+        )
     return 0 if counts is None or counts["equal_to_plan"] else 1

@@ -22,17 +22,30 @@ MAX_IMAGES = 16
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", metavar="SPEC", help="a spec file or a shipped name")
-    parser.add_argument("--weights", metavar="FILE", help="weights in any supported format "
-                        "(default: deterministic random weights)")
-    parser.add_argument("--backends", default="keras,torch", help="comma-separated; the first is the reference "
-                        "(default: keras,torch)")
-    parser.add_argument("--image", dest="image_files", nargs="+", metavar="IMAGE",
-                        help=f"image files to feed, at most {MAX_IMAGES} (default: synthetic images)")
-    parser.add_argument("--images", type=int, default=2, metavar="N",
-                        help=f"number of synthetic images, 1 to {MAX_IMAGES} (default 2): every layer's output of "
-                        "every image is kept for each backend, about 60 MB per image and backend for VGG16")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random weights and images, "
-                        "0 to 4294967295 (default 0)")
+    parser.add_argument(
+        "--weights", metavar="FILE", help="weights in any supported format (default: deterministic random weights)"
+    )
+    parser.add_argument(
+        "--backends", default="keras,torch", help="comma-separated; the first is the reference (default: keras,torch)"
+    )
+    parser.add_argument(
+        "--image",
+        dest="image_files",
+        nargs="+",
+        metavar="IMAGE",
+        help=f"image files to feed, at most {MAX_IMAGES} (default: synthetic images)",
+    )
+    parser.add_argument(
+        "--images",
+        type=int,
+        default=2,
+        metavar="N",
+        help=f"number of synthetic images, 1 to {MAX_IMAGES} (default 2): every layer's output of "
+        "every image is kept for each backend, about 60 MB per image and backend for VGG16",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the random weights and images, 0 to 4294967295 (default 0)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
 
 
@@ -46,8 +59,10 @@ def run(args: argparse.Namespace) -> int:
     count = len(args.image_files) if args.image_files else args.images
     if not 1 <= count <= MAX_IMAGES:
         flag = "--image" if args.image_files else "--images"
-        raise VggspecError(f"{flag}: expected 1 to {MAX_IMAGES} images (every layer's output of every image is "
-                           f"kept for each backend), received {count}")
+        raise VggspecError(
+            f"{flag}: expected 1 to {MAX_IMAGES} images (every layer's output of every image is "
+            f"kept for each backend), received {count}"
+        )
     plan = lower_to_plan(load_spec(args.spec))
     backends = [name.strip() for name in args.backends.split(",") if name.strip()]
     if len(backends) < 2:

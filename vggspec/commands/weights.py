@@ -22,12 +22,24 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "fetch":
         print(fetch(args.name, url=args.url))
         return 0
-    rows = [(f.name, f.file_name, "unknown" if f.size is None else f"{f.size:,}", f.md5, f.fits,
-             "yes" if cached_path(f) else "no") for f in REGISTRY]
+    rows = [
+        (
+            f.name,
+            f.file_name,
+            "unknown" if f.size is None else f"{f.size:,}",
+            f.md5,
+            f.fits,
+            "yes" if cached_path(f) else "no",
+        )
+        for f in REGISTRY
+    ]
     header = ("name", "file", "bytes", "md5", "fits", "cached")
     widths = [max(len(row[i]) for row in [header] + rows) for i in range(len(header))]
     for row in [header] + rows:
-        print("  ".join(cell.rjust(w) if i == 2 else cell.ljust(w)
-                        for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
+        print(
+            "  ".join(
+                cell.rjust(w) if i == 2 else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))
+            ).rstrip()
+        )
     print(f"\ncache: {weights_dir()}")
     return 0

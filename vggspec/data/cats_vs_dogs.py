@@ -37,7 +37,7 @@ import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 from tqdm import tqdm
 
@@ -45,8 +45,9 @@ from vggspec.download import cache_home, download
 from vggspec.errors import DataError
 from vggspec.fileio import atomic_path
 
-PETIMAGES_URL = ("https://download.microsoft.com/download/3/E/1/3E1C3F21-ECDB-4869-8368-6DEBA77B919F/"
-                 "kagglecatsanddogs_5340.zip")
+PETIMAGES_URL = (
+    "https://download.microsoft.com/download/3/E/1/3E1C3F21-ECDB-4869-8368-6DEBA77B919F/kagglecatsanddogs_5340.zip"
+)
 PETIMAGES_SIZE = 824_887_076
 CLASSES = ("cat", "dog")
 MANIFEST = "manifest.json"
@@ -56,8 +57,9 @@ LAYOUTS = {
     "microsoft-petimages": re.compile(r"(?:^|/)(Cat|Dog)/(\d+)\.jpg$"),
     "kaggle": re.compile(r"(?:^|/)(cat|dog)\.(\d+)\.jpg$"),
 }
-_EXPECTED_LAYOUTS = ("PetImages/Cat/<n>.jpg and PetImages/Dog/<n>.jpg (Microsoft) or "
-                     "train/cat.<n>.jpg and train/dog.<n>.jpg (Kaggle)")
+_EXPECTED_LAYOUTS = (
+    "PetImages/Cat/<n>.jpg and PetImages/Dog/<n>.jpg (Microsoft) or train/cat.<n>.jpg and train/dog.<n>.jpg (Kaggle)"
+)
 _ARGUMENTS = "arguments.json"  # in the partial folder: what it is being built from
 _CHECKED = "checked.json"  # in the partial folder: the result of checking every image
 
@@ -81,13 +83,19 @@ class Prepared:
     already_complete: bool
 
 
-def prepare_cats_vs_dogs(dest: Union[str, Path], source: Optional[str] = None, *, val_fraction: float = 0.2,
-                         seed: int = 0, progress: bool = True) -> Prepared:
+def prepare_cats_vs_dogs(
+    dest: Union[str, Path],
+    source: Optional[str] = None,
+    *,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    progress: bool = True,
+) -> Prepared:
     """Build DIR/{train,val}/{cat,dog} from ``source`` (a URL, a zip or a folder; default PetImages)."""
     if not 0.0 < val_fraction < 1.0:
         raise DataError(f"--val-fraction: expected a number between 0 and 1 (both excluded), received {val_fraction}")
     dest = Path(dest).expanduser().absolute()
-    arguments = {"source": _source_id(source), "seed": seed, "val_fraction": val_fraction}
+    arguments: dict[str, Any] = {"source": _source_id(source), "seed": seed, "val_fraction": val_fraction}
 
     finished = _finished_manifest(dest, arguments)
     if finished is not None:
@@ -102,8 +110,7 @@ def prepare_cats_vs_dogs(dest: Union[str, Path], source: Optional[str] = None, *
             _start_partial(partial, arguments)
             checked = _check_images(source_images, partial, progress)
             try:
-                check_split_sizes(_kept(source_images, checked), val_fraction, source_images.where,
-                                  checked["dropped"])
+                check_split_sizes(_kept(source_images, checked), val_fraction, source_images.where, checked["dropped"])
             except DataError:
                 shutil.rmtree(partial)  # holds only the record of this check, which would fail again
                 raise
@@ -141,6 +148,7 @@ def check_image(data: bytes) -> Optional[str]:
 
 # --- where the images come from ------------------------------------------------------------------
 
+
 def _source_id(source: Optional[str]) -> str:
     """The source as the manifest records it: a URL, or an absolute path."""
     if source is None:
@@ -157,7 +165,14 @@ def _is_url(source: str) -> bool:
 class _ImageSource:
     """The images of a zip file or a folder, found by one of the two layouts."""
 
-    def __init__(self, where: str, names: list[str], read, size, close=lambda: None):
+    def __init__(
+        self,
+        where: str,
+        names: list[str],
+        read: Callable[[str], bytes],
+        size: Callable[[str], int],
+        close: Callable[[], None] = lambda: None,
+    ):
         self.where = where
         self.read = read  # name -> bytes
         self.size = size  # name -> bytes on disk once extracted
@@ -170,8 +185,7 @@ def _open_source(source_id: str, dest: Path, progress: bool) -> _ImageSource:
         file_name = Path(urllib.parse.urlparse(source_id).path).name or "cats_vs_dogs.zip"
         local = cache_home() / "data" / file_name
         if not local.is_file():
-            download(source_id, local, size=PETIMAGES_SIZE if source_id == PETIMAGES_URL else None,
-                     progress=progress)
+            download(source_id, local, size=PETIMAGES_SIZE if source_id == PETIMAGES_URL else None, progress=progress)
         path = local
     else:
         path = Path(source_id)
@@ -179,15 +193,19 @@ def _open_source(source_id: str, dest: Path, progress: bool) -> _ImageSource:
         if dest.resolve() == path or path in dest.resolve().parents:
             raise DataError(f"--dest {dest}: expected a folder outside the source folder {path}")
         names = sorted(str(p.relative_to(path).as_posix()) for p in path.rglob("*") if p.is_file())
-        return _ImageSource(str(path), names, lambda name: (path / name).read_bytes(),
-                            lambda name: (path / name).stat().st_size)
+        return _ImageSource(
+            str(path), names, lambda name: (path / name).read_bytes(), lambda name: (path / name).stat().st_size
+        )
     if not path.exists():
-        raise DataError(f"{path}: no such file or folder; expected a URL, a .zip file or a folder of "
-                        f"{_EXPECTED_LAYOUTS}")
+        raise DataError(
+            f"{path}: no such file or folder; expected a URL, a .zip file or a folder of {_EXPECTED_LAYOUTS}"
+        )
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as error:
-        raise DataError(f"{path}: expected a zip file or a folder, received a file that is not a zip ({error})") from None
+        raise DataError(
+            f"{path}: expected a zip file or a folder, received a file that is not a zip ({error})"
+        ) from None
     members = {info.filename: info for info in archive.infolist() if not info.is_dir()}
 
     def read(name: str) -> bytes:
@@ -205,23 +223,26 @@ def _open_source(source_id: str, dest: Path, progress: bool) -> _ImageSource:
 
 def _find_images(where: str, names: list[str]) -> tuple[str, list[SourceImage], list[str]]:
     """The layout, the images it names, sorted by (class, number), and the other files."""
-    found = {layout: [(name, pattern.search(name.replace("\\", "/"))) for name in names]
-             for layout, pattern in LAYOUTS.items()}
-    found = {layout: [(name, match) for name, match in pairs if match] for layout, pairs in found.items()}
+    found: dict[str, list[tuple[str, re.Match[str]]]] = {layout: [] for layout in LAYOUTS}
+    for layout, pattern in LAYOUTS.items():
+        for name in names:
+            match = pattern.search(name.replace("\\", "/"))
+            if match:
+                found[layout].append((name, match))
     layouts = [layout for layout, pairs in found.items() if pairs]
     if len(layouts) != 1:
         sample = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "") if names else "no files"
         what = "both layouts" if len(layouts) == 2 else f"{len(names)} files ({sample})"
         raise DataError(f"{where}: expected {_EXPECTED_LAYOUTS}, received {what}")
     layout = layouts[0]
-    images, seen = [], {}
+    images: list[SourceImage] = []
+    seen: dict[tuple[str, str], str] = {}
     for name, match in found[layout]:
         label = match.group(1).lower()
         image = SourceImage(name, label, int(match.group(2)), Path(name).name)
         key = (label, image.file_name)
         if key in seen:
-            raise DataError(f"{where}: {name} and {seen[key]} are both {label} {image.file_name}; "
-                            f"expected one of each")
+            raise DataError(f"{where}: {name} and {seen[key]} are both {label} {image.file_name}; expected one of each")
         seen[key] = name
         images.append(image)
     missing = [label for label in CLASSES if not any(image.label == label for image in images)]
@@ -234,6 +255,7 @@ def _find_images(where: str, names: list[str]) -> tuple[str, list[SourceImage], 
 
 # --- DIR and its partial twin --------------------------------------------------------------------
 
+
 def _finished_manifest(dest: Path, arguments: dict[str, Any]) -> Optional[dict[str, Any]]:
     """DIR's manifest when DIR is complete for these arguments; None when DIR is absent or empty."""
     if dest.exists() and not dest.is_dir():
@@ -241,8 +263,7 @@ def _finished_manifest(dest: Path, arguments: dict[str, Any]) -> Optional[dict[s
     manifest_path = dest / MANIFEST
     if not manifest_path.is_file():
         if dest.is_dir() and any(dest.iterdir()):
-            raise DataError(f"--dest {dest}: expected a new or empty folder, received one with files "
-                            f"and no {MANIFEST}")
+            raise DataError(f"--dest {dest}: expected a new or empty folder, received one with files and no {MANIFEST}")
         return None
     try:
         manifest = json.loads(manifest_path.read_text())
@@ -250,15 +271,19 @@ def _finished_manifest(dest: Path, arguments: dict[str, Any]) -> Optional[dict[s
         raise DataError(f"{manifest_path}: not a vggspec manifest ({error}); delete {dest} and run again") from None
     made_with = {key: manifest.get(key) for key in arguments}
     if made_with != arguments:
-        raise DataError(f"--dest {dest}: already holds a split made with {_describe(made_with)}; expected "
-                        f"{_describe(arguments)} (choose another --dest, or delete it)")
+        raise DataError(
+            f"--dest {dest}: already holds a split made with {_describe(made_with)}; expected "
+            f"{_describe(arguments)} (choose another --dest, or delete it)"
+        )
     for split, per_class in manifest["counts"].items():
         for label, count in per_class.items():
             folder = dest / split / label
             on_disk = sum(1 for p in folder.iterdir() if p.is_file()) if folder.is_dir() else 0
             if on_disk != count:
-                raise DataError(f"{folder}: expected {count} files as {MANIFEST} says, received {on_disk} "
-                                f"(delete {dest} and run again)")
+                raise DataError(
+                    f"{folder}: expected {count} files as {MANIFEST} says, received {on_disk} "
+                    f"(delete {dest} and run again)"
+                )
     return manifest
 
 
@@ -297,6 +322,7 @@ def _write_json(path: Path, value: Any) -> None:
 
 # --- checking, splitting, copying ----------------------------------------------------------------
 
+
 def _check_images(source: _ImageSource, partial: Path, progress: bool) -> dict[str, Any]:
     """Check every image once (the result is kept in the partial folder for a resumed run)."""
     checked_path = partial / _CHECKED
@@ -312,8 +338,9 @@ def _check_images(source: _ImageSource, partial: Path, progress: bool) -> dict[s
     return checked
 
 
-def check_split_sizes(images: list[SourceImage], val_fraction: float, where: str,
-                      dropped: Sequence[dict[str, Any]] = ()) -> None:
+def check_split_sizes(
+    images: list[SourceImage], val_fraction: float, where: str, dropped: Sequence[dict[str, Any]] = ()
+) -> None:
     """DataError when :func:`split_images` would leave a class without images in train or in val
     (``dropped``: the entries of the unreadable files left out of ``images``, for the message)."""
     for label in CLASSES:
@@ -323,9 +350,11 @@ def check_split_sizes(images: list[SourceImage], val_fraction: float, where: str
             continue
         lost = sum(1 for entry in dropped if entry["class"] == label)
         counted = f"{count} image{'s' if count != 1 else ''}" + (f" kept, {lost} dropped" if lost else "")
-        raise DataError(f"{where}: expected a split with images of each class in train and in val, received "
-                        f"{label}: train {count - n_val}, val {n_val} (of {counted}, --val-fraction {val_fraction}); "
-                        "use more images or a --val-fraction nearer 0.5")
+        raise DataError(
+            f"{where}: expected a split with images of each class in train and in val, received "
+            f"{label}: train {count - n_val}, val {n_val} (of {counted}, --val-fraction {val_fraction}); "
+            "use more images or a --val-fraction nearer 0.5"
+        )
 
 
 def split_images(images: list[SourceImage], val_fraction: float, seed: int) -> dict[str, list[SourceImage]]:
@@ -348,8 +377,9 @@ def _kept(source: _ImageSource, checked: dict[str, Any]) -> list[SourceImage]:
     return [image for image in source.images if image.name not in dropped_names]
 
 
-def _write_split(source: _ImageSource, checked: dict[str, Any], partial: Path, arguments: dict[str, Any],
-                 progress: bool) -> dict[str, Any]:
+def _write_split(
+    source: _ImageSource, checked: dict[str, Any], partial: Path, arguments: dict[str, Any], progress: bool
+) -> dict[str, Any]:
     splits = split_images(_kept(source, checked), arguments["val_fraction"], arguments["seed"])
     work = [(split, image) for split, images in splits.items() for image in images]
     for split, image in tqdm(work, desc="copying images", unit="file", disable=None if progress else True):
@@ -367,8 +397,10 @@ def _write_split(source: _ImageSource, checked: dict[str, Any], partial: Path, a
         "layout": checked["layout"],
         "classes": list(CLASSES),
         "found": {label: sum(1 for image in source.images if image.label == label) for label in CLASSES},
-        "counts": {split: {label: sum(1 for image in images if image.label == label) for label in CLASSES}
-                   for split, images in splits.items()},
+        "counts": {
+            split: {label: sum(1 for image in images if image.label == label) for label in CLASSES}
+            for split, images in splits.items()
+        },
         "dropped": checked["dropped"],
         "ignored": checked["ignored"],
     }

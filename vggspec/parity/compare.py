@@ -64,13 +64,29 @@ class ParityReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "ok": self.ok, "spec": self.spec_name, "backends": self.backends, "weights": self.weights,
-            "images": self.images, "input_shape": list(self.input_shape), "tolerance": TOLERANCE,
-            "params": self.params, "max_abs_diff": self.max_abs_diff, "max_rel_diff": self.max_rel_diff,
-            "top5_agreement": self.top5_agreement, "first_divergent_layer": self.first_divergent_layer,
+            "ok": self.ok,
+            "spec": self.spec_name,
+            "backends": self.backends,
+            "weights": self.weights,
+            "images": self.images,
+            "input_shape": list(self.input_shape),
+            "tolerance": TOLERANCE,
+            "params": self.params,
+            "max_abs_diff": self.max_abs_diff,
+            "max_rel_diff": self.max_rel_diff,
+            "top5_agreement": self.top5_agreement,
+            "first_divergent_layer": self.first_divergent_layer,
             "seconds": self.seconds,
-            "layers": [{"name": d.name, "shape": list(d.shape), "max_abs_diff": d.max_abs_diff,
-                        "rel_diff": d.rel_diff, "ok": d.ok} for d in self.layers],
+            "layers": [
+                {
+                    "name": d.name,
+                    "shape": list(d.shape),
+                    "max_abs_diff": d.max_abs_diff,
+                    "rel_diff": d.rel_diff,
+                    "ok": d.ok,
+                }
+                for d in self.layers
+            ],
         }
 
 
@@ -89,8 +105,9 @@ def _top5_agreement(reference: np.ndarray, other: np.ndarray) -> Optional[float]
     return float(np.mean([set(a) == set(b) for a, b in zip(top_reference, top_other)]))
 
 
-def compare_backends(plan: Plan, bundle: WeightBundle, images: np.ndarray, backend_names: list[str],
-                     progress: bool = True) -> ParityReport:
+def compare_backends(
+    plan: Plan, bundle: WeightBundle, images: np.ndarray, backend_names: list[str], progress: bool = True
+) -> ParityReport:
     """Build ``plan`` in every backend, load ``bundle`` (checked), run ``images`` (NHWC, preprocessed).
 
     The first backend is the reference for every difference.
@@ -100,10 +117,19 @@ def compare_backends(plan: Plan, bundle: WeightBundle, images: np.ndarray, backe
     from tqdm import tqdm
 
     report = ParityReport(
-        spec_name=plan.name, backends=list(backend_names), weights=bundle.source or "given arrays",
-        images=int(images.shape[0]), input_shape=plan.input_shape,
-        params={"plan": {"total_params": plan.total_params, "trainable_params": plan.trainable_params,
-                         "non_trainable_params": plan.non_trainable_params}})
+        spec_name=plan.name,
+        backends=list(backend_names),
+        weights=bundle.source or "given arrays",
+        images=int(images.shape[0]),
+        input_shape=plan.input_shape,
+        params={
+            "plan": {
+                "total_params": plan.total_params,
+                "trainable_params": plan.trainable_params,
+                "non_trainable_params": plan.non_trainable_params,
+            }
+        },
+    )
     activations: dict[str, dict[str, np.ndarray]] = {}
     for name in tqdm(backend_names, desc="backends", unit="backend", disable=not progress, leave=False):
         backend = get_backend(name)
@@ -111,10 +137,12 @@ def compare_backends(plan: Plan, bundle: WeightBundle, images: np.ndarray, backe
         model = backend.build(plan)
         backend.set_weights(model, plan, bundle)
         trainable, non_trainable = backend.count_params(model)
-        report.params[name] = {"total_params": trainable + non_trainable, "trainable_params": trainable,
-                               "non_trainable_params": non_trainable,
-                               "equal_to_plan": (trainable, non_trainable) == (plan.trainable_params,
-                                                                               plan.non_trainable_params)}
+        report.params[name] = {
+            "total_params": trainable + non_trainable,
+            "trainable_params": trainable,
+            "non_trainable_params": non_trainable,
+            "equal_to_plan": (trainable, non_trainable) == (plan.trainable_params, plan.non_trainable_params),
+        }
         activations[name] = backend.activations(model, plan, images)
         report.seconds[name] = round(time.perf_counter() - start, 3)
         del model
@@ -134,28 +162,35 @@ def compare_backends(plan: Plan, bundle: WeightBundle, images: np.ndarray, backe
         report.max_rel_diff = max(report.max_rel_diff, relative)
         agreement = _top5_agreement(reference[output], activations[name][output])
         if agreement is not None:
-            report.top5_agreement = agreement if report.top5_agreement is None else min(report.top5_agreement,
-                                                                                        agreement)
+            report.top5_agreement = (
+                agreement if report.top5_agreement is None else min(report.top5_agreement, agreement)
+            )
     return report
 
 
 def format_report(report: ParityReport) -> str:
     """A readable report: parameter counts, every layer's difference, the verdict."""
     h, w, c = report.input_shape
-    lines = [f"vggspec verify {report.spec_name}: {' vs '.join(report.backends)} "
-             f"({report.backends[0]} is the reference)",
-             f"  weights: {report.weights}; {report.images} image(s) {h}×{w}×{c}",
-             "", "parameters (trainable + non-trainable):"]
+    lines = [
+        f"vggspec verify {report.spec_name}: {' vs '.join(report.backends)} ({report.backends[0]} is the reference)",
+        f"  weights: {report.weights}; {report.images} image(s) {h}×{w}×{c}",
+        "",
+        "parameters (trainable + non-trainable):",
+    ]
     for name, entry in report.params.items():
         mark = "" if name == "plan" else ("  equal to the plan" if entry["equal_to_plan"] else "  DIFFERENT")
-        lines.append(f"  {name:<8} {entry['total_params']:>14,} = {entry['trainable_params']:,} + "
-                     f"{entry['non_trainable_params']:,}{mark}")
+        lines.append(
+            f"  {name:<8} {entry['total_params']:>14,} = {entry['trainable_params']:,} + "
+            f"{entry['non_trainable_params']:,}{mark}"
+        )
     width = max(len(layer.name) for layer in report.layers)
     lines += ["", f"{'layer':<{width}}  {'output shape':<18} {'max |Δ|':>10} {'relative':>10}"]
     for layer in report.layers:
         shape = "(" + ", ".join(map(str, layer.shape)) + ")"
-        lines.append(f"{layer.name:<{width}}  {shape:<18} {layer.max_abs_diff:>10.2e} {layer.rel_diff:>10.2e}"
-                     f"  {'ok' if layer.ok else 'DIVERGES'}")
+        lines.append(
+            f"{layer.name:<{width}}  {shape:<18} {layer.max_abs_diff:>10.2e} {layer.rel_diff:>10.2e}"
+            f"  {'ok' if layer.ok else 'DIVERGES'}"
+        )
     lines.append("")
     top5 = "" if report.top5_agreement is None else f"; top-5 agreement {report.top5_agreement:.0%}"
     lines.append(f"output: max |Δ| {report.max_abs_diff:.2e}, relative {report.max_rel_diff:.2e}{top5}")

@@ -64,7 +64,7 @@ def synthetic_images(count: int, height: int, width: int, channels: int = 3, see
     for n in range(count):
         for c in range(channels):
             fx, fy, phase = rng.uniform(1, 6), rng.uniform(1, 6), rng.uniform(0, 2 * np.pi)
-            ring = np.sin(fx * np.hypot(x - rng.uniform(-.5, .5), y - rng.uniform(-.5, .5)) * np.pi + phase)
+            ring = np.sin(fx * np.hypot(x - rng.uniform(-0.5, 0.5), y - rng.uniform(-0.5, 0.5)) * np.pi + phase)
             wave = np.cos(fy * (x * rng.uniform(-1, 1) + y) * np.pi)
             noise = rng.normal(0, 0.15, size=(height, width))
             images[n, :, :, c] = 127.5 + 127.5 * np.clip(0.5 * ring + 0.4 * wave + noise, -1, 1)

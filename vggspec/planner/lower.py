@@ -123,36 +123,68 @@ class Plan:
         return [layer for layer in self.layers if layer.weights]
 
 
-def _conv_layers(spec: Spec, height: int, width: int, channels: int, block: int, index: int,
-                 conv: Conv, origin: tuple) -> list[PlanLayer]:
+def _conv_layers(
+    spec: Spec, height: int, width: int, channels: int, block: int, index: int, conv: Conv, origin: tuple
+) -> list[PlanLayer]:
     name = f"block{block}_conv{index}"
     kernel = (conv.kernel, conv.kernel, channels, conv.filters)
     params = conv.kernel * conv.kernel * channels * conv.filters + conv.filters
     shape = (height, width, conv.filters)
-    layers = [PlanLayer(
-        name=name, kind="conv", output_shape=shape,
-        attrs={"filters": conv.filters, "kernel_size": conv.kernel, "strides": 1, "padding": "same",
-               "activation": None if spec.batch_norm else spec.activation},
-        weights=(("kernel", kernel), ("bias", (conv.filters,))),
-        trainable_params=params, macs=height * width * conv.kernel * conv.kernel * channels * conv.filters,
-        origin=origin)]
+    layers = [
+        PlanLayer(
+            name=name,
+            kind="conv",
+            output_shape=shape,
+            attrs={
+                "filters": conv.filters,
+                "kernel_size": conv.kernel,
+                "strides": 1,
+                "padding": "same",
+                "activation": None if spec.batch_norm else spec.activation,
+            },
+            weights=(("kernel", kernel), ("bias", (conv.filters,))),
+            trainable_params=params,
+            macs=height * width * conv.kernel * conv.kernel * channels * conv.filters,
+            origin=origin,
+        )
+    ]
     if spec.batch_norm:
         c = conv.filters
-        layers.append(PlanLayer(
-            name=f"{name}_bn", kind="batch_norm", output_shape=shape,
-            attrs={"epsilon": BATCH_NORM_EPSILON, "momentum": BATCH_NORM_MOMENTUM},
-            weights=(("gamma", (c,)), ("beta", (c,)), ("moving_mean", (c,)), ("moving_variance", (c,))),
-            trainable_params=2 * c, non_trainable_params=2 * c, origin=origin))
-        layers.append(PlanLayer(name=f"{name}_act", kind="activation", output_shape=shape,
-                                attrs={"activation": spec.activation}, origin=origin))
+        layers.append(
+            PlanLayer(
+                name=f"{name}_bn",
+                kind="batch_norm",
+                output_shape=shape,
+                attrs={"epsilon": BATCH_NORM_EPSILON, "momentum": BATCH_NORM_MOMENTUM},
+                weights=(("gamma", (c,)), ("beta", (c,)), ("moving_mean", (c,)), ("moving_variance", (c,))),
+                trainable_params=2 * c,
+                non_trainable_params=2 * c,
+                origin=origin,
+            )
+        )
+        layers.append(
+            PlanLayer(
+                name=f"{name}_act",
+                kind="activation",
+                output_shape=shape,
+                attrs={"activation": spec.activation},
+                origin=origin,
+            )
+        )
     return layers
 
 
 def _dense(name: str, inputs: int, units: int, activation: Optional[str], origin: tuple) -> PlanLayer:
-    return PlanLayer(name=name, kind="dense", output_shape=(units,),
-                     attrs={"units": units, "activation": activation},
-                     weights=(("kernel", (inputs, units)), ("bias", (units,))),
-                     trainable_params=inputs * units + units, macs=inputs * units, origin=origin)
+    return PlanLayer(
+        name=name,
+        kind="dense",
+        output_shape=(units,),
+        attrs={"units": units, "activation": activation},
+        weights=(("kernel", (inputs, units)), ("bias", (units,))),
+        trainable_params=inputs * units + units,
+        macs=inputs * units,
+        origin=origin,
+    )
 
 
 def lower_to_plan(spec: Spec) -> Plan:
@@ -169,31 +201,60 @@ def lower_to_plan(spec: Spec) -> Plan:
         elif isinstance(token, LRN):
             lrn_count += 1
             suffix = "" if lrn_count == 1 else str(lrn_count)
-            layers.append(PlanLayer(
-                name=f"block{block}_lrn{suffix}", kind="lrn", output_shape=(height, width, channels),
-                attrs={"size": spec.lrn.size, "alpha": spec.lrn.alpha, "beta": spec.lrn.beta, "k": spec.lrn.k},
-                origin=origin))
+            layers.append(
+                PlanLayer(
+                    name=f"block{block}_lrn{suffix}",
+                    kind="lrn",
+                    output_shape=(height, width, channels),
+                    attrs={"size": spec.lrn.size, "alpha": spec.lrn.alpha, "beta": spec.lrn.beta, "k": spec.lrn.k},
+                    origin=origin,
+                )
+            )
         elif isinstance(token, MaxPool):
             height, width = height // 2, width // 2
-            layers.append(PlanLayer(name=f"block{block}_pool", kind="max_pool",
-                                    output_shape=(height, width, channels),
-                                    attrs={"pool_size": 2, "strides": 2}, origin=origin))
+            layers.append(
+                PlanLayer(
+                    name=f"block{block}_pool",
+                    kind="max_pool",
+                    output_shape=(height, width, channels),
+                    attrs={"pool_size": 2, "strides": 2},
+                    origin=origin,
+                )
+            )
             block, index, lrn_count = block + 1, 0, 0
 
     if spec.include_top:
         features = height * width * channels
-        layers.append(PlanLayer(name="flatten", kind="flatten", output_shape=(features,),
-                                attrs={"from_shape": (height, width, channels)}, origin=("include_top",)))
+        layers.append(
+            PlanLayer(
+                name="flatten",
+                kind="flatten",
+                output_shape=(features,),
+                attrs={"from_shape": (height, width, channels)},
+                origin=("include_top",),
+            )
+        )
         for number, units in enumerate(spec.fc, start=1):
             layers.append(_dense(f"fc{number}", features, units, spec.activation, ("fc", number - 1)))
             if spec.dropout > 0:
-                layers.append(PlanLayer(name=f"fc{number}_dropout", kind="dropout", output_shape=(units,),
-                                        attrs={"rate": spec.dropout}, origin=("dropout",)))
+                layers.append(
+                    PlanLayer(
+                        name=f"fc{number}_dropout",
+                        kind="dropout",
+                        output_shape=(units,),
+                        attrs={"rate": spec.dropout},
+                        origin=("dropout",),
+                    )
+                )
             features = units
         layers.append(_dense("predictions", features, spec.classes, spec.classifier_activation, ("classes",)))
     elif spec.pooling is not None:
         kind = "global_avg_pool" if spec.pooling == "avg" else "global_max_pool"
-        layers.append(PlanLayer(name=f"{spec.pooling}_pool", kind=kind, output_shape=(channels,),
-                                origin=("pooling",)))
-    return Plan(name=spec.name, input_shape=spec.input_shape, layers=tuple(layers),
-                preprocessing=spec.preprocessing, classes=spec.classes if spec.include_top else None)
+        layers.append(PlanLayer(name=f"{spec.pooling}_pool", kind=kind, output_shape=(channels,), origin=("pooling",)))
+    return Plan(
+        name=spec.name,
+        input_shape=spec.input_shape,
+        layers=tuple(layers),
+        preprocessing=spec.preprocessing,
+        classes=spec.classes if spec.include_top else None,
+    )

@@ -34,9 +34,14 @@ def summary_dict(plan: Plan, framework_params: Optional[dict[str, Any]] = None) 
         "non_trainable_params": plan.non_trainable_params,
         "macs": plan.macs,
         "layers": [
-            {"name": layer.name, "type": layer.type_name, "output_shape": [None, *layer.output_shape],
-             "params": layer.params, "trainable_params": layer.trainable_params,
-             "non_trainable_params": layer.non_trainable_params}
+            {
+                "name": layer.name,
+                "type": layer.type_name,
+                "output_shape": [None, *layer.output_shape],
+                "params": layer.params,
+                "trainable_params": layer.trainable_params,
+                "non_trainable_params": layer.non_trainable_params,
+            }
             for layer in plan.layers
         ],
     }
@@ -55,8 +60,9 @@ def _totals_lines(plan: Plan) -> list[str]:
 
 def summary_table(plan: Plan) -> str:
     """A box-drawn table like Keras 3's ``model.summary()``."""
-    rows = [(f"{layer.name} ({layer.type_name})", _shape(layer.output_shape), f"{layer.params:,}")
-            for layer in plan.layers]
+    rows = [
+        (f"{layer.name} ({layer.type_name})", _shape(layer.output_shape), f"{layer.params:,}") for layer in plan.layers
+    ]
     head = ("Layer (type)", "Output Shape", "Param #")
     widths = [max(len(head[i]), *(len(row[i]) for row in rows)) + 2 for i in range(3)]
 
@@ -64,8 +70,15 @@ def summary_table(plan: Plan) -> str:
         return left + middle.join(fill * w for w in widths) + right
 
     def row(cells: tuple[str, str, str], bar: str) -> str:
-        return (bar + f" {cells[0]:<{widths[0] - 2}} " + bar + f" {cells[1]:<{widths[1] - 2}} "
-                + bar + f" {cells[2]:>{widths[2] - 2}} " + bar)
+        return (
+            bar
+            + f" {cells[0]:<{widths[0] - 2}} "
+            + bar
+            + f" {cells[1]:<{widths[1] - 2}} "
+            + bar
+            + f" {cells[2]:>{widths[2] - 2}} "
+            + bar
+        )
 
     out = [f'Model: "{plan.name}"', line("┏", "━", "┳", "┓"), row(head, "┃"), line("┡", "━", "╇", "┩")]
     out += [row(r, "│") for r in rows]
@@ -78,8 +91,10 @@ def summary_table(plan: Plan) -> str:
 def summary_markdown(plan: Plan) -> str:
     """A Markdown table of the layers, then the totals."""
     out = [f"### {plan.name}", "", "| Layer (type) | Output Shape | Param # |", "|---|---|---:|"]
-    out += [f"| {layer.name} ({layer.type_name}) | {_shape(layer.output_shape)} | {layer.params:,} |"
-            for layer in plan.layers]
+    out += [
+        f"| {layer.name} ({layer.type_name}) | {_shape(layer.output_shape)} | {layer.params:,} |"
+        for layer in plan.layers
+    ]
     out += [""] + [f"- {text}" for text in _totals_lines(plan)]
     return "\n".join(out)
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import stat
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
@@ -43,9 +43,17 @@ TABLE_FILE = "vgg.yaml"
 
 # Fields a spec may leave out, with their values (those of keras.applications.VGG16).
 DEFAULTS: dict[str, Any] = {
-    "input_shape": [224, 224, 3], "batch_norm": False, "activation": "relu", "include_top": True,
-    "fc": [4096, 4096], "dropout": 0.0, "classes": 1000, "classifier_activation": "softmax",
-    "pooling": None, "preprocessing": "caffe", "lrn": {},
+    "input_shape": [224, 224, 3],
+    "batch_norm": False,
+    "activation": "relu",
+    "include_top": True,
+    "fc": [4096, 4096],
+    "dropout": 0.0,
+    "classes": 1000,
+    "classifier_activation": "softmax",
+    "pooling": None,
+    "preprocessing": "caffe",
+    "lrn": {},
 }
 # Fields a column of the table gives from its FC-N and soft-max tokens.
 COLUMN_FIELDS = ("fc", "classes", "classifier_activation")
@@ -54,9 +62,13 @@ Locate = Callable[[DocPath], DocPath]  # a spec field's path -> where it is writ
 
 
 def _file_kind(mode: int) -> str:
-    for test, word in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
-                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-                       (stat.S_ISSOCK, "a socket")):
+    for test, word in (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
         if test(mode):
             return word
     return "not a regular file"
@@ -95,8 +107,9 @@ def read_spec_text(path: Path) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise refuse(f"expected UTF-8 text, received a byte {data[error.start]:#04x} at offset {error.start} "
-                     "that is not") from None
+        raise refuse(
+            f"expected UTF-8 text, received a byte {data[error.start]:#04x} at offset {error.start} that is not"
+        ) from None
 
 
 def _parse_file(path: Path) -> YamlDocument:
@@ -133,10 +146,13 @@ def column_fields(defaults: dict[str, Any], tokens: list[str]) -> dict[str, Any]
     """A spec mapping for one column (already checked to be in the table's order) over the defaults."""
     parsed = [(token, parse_token(token)) for token in tokens]
     widths = [layer for _, layer in parsed if isinstance(layer, int)]
-    return {**defaults,
-            "layers": [token for token, layer in parsed if not isinstance(layer, (int, str))],
-            "fc": widths[:-1], "classes": widths[-1],
-            "classifier_activation": "softmax" if parsed[-1][1] == "softmax" else None}
+    return {
+        **defaults,
+        "layers": [token for token, layer in parsed if not isinstance(layer, (int, str))],
+        "fc": widths[:-1],
+        "classes": widths[-1],
+        "classifier_activation": "softmax" if parsed[-1][1] == "softmax" else None,
+    }
 
 
 def check_table(doc: YamlDocument, source: str) -> Table:
@@ -146,16 +162,26 @@ def check_table(doc: YamlDocument, source: str) -> Table:
     if any(not path.startswith(("$.defaults", "$.configurations.")) for path in failed):
         raise SpecError(sorted(problems, key=lambda p: (p.line, p.column)))  # no table to look into
     defaults = doc.data.get("defaults", {})
-    invalid = {path.removeprefix("$.defaults.").split(".")[0].split("[")[0]
-               for path in failed if path.startswith("$.defaults.")}
+    invalid = {
+        path.removeprefix("$.defaults.").split(".")[0].split("[")[0]
+        for path in failed
+        if path.startswith("$.defaults.")
+    }
     for letter, tokens in doc.data["configurations"].items():
-        if any(path == f"$.configurations.{letter}" or path.startswith((f"$.configurations.{letter}[",
-                                                                         f"$.configurations.{letter}."))
-               for path in failed):
+        if any(
+            path == f"$.configurations.{letter}"
+            or path.startswith((f"$.configurations.{letter}[", f"$.configurations.{letter}."))
+            for path in failed
+        ):
             continue
         if not _is_column(tokens):
-            problems.append(doc.problem(("configurations", letter), "expected convK-N, LRN and maxpool tokens, "
-                                        "then FC-N tokens, then an optional soft-max, received another order"))
+            problems.append(
+                doc.problem(
+                    ("configurations", letter),
+                    "expected convK-N, LRN and maxpool tokens, "
+                    "then FC-N tokens, then an optional soft-max, received another order",
+                )
+            )
             continue
 
         def locate(path: DocPath, letter: str = letter) -> DocPath:
@@ -174,10 +200,12 @@ def check_table(doc: YamlDocument, source: str) -> Table:
             problems += _budget_problems(doc, _to_spec(fields, f"{source}#{letter}"), locate)
     if problems:
         raise SpecError(sorted(set(problems), key=lambda p: (p.line, p.column, p.path, p.message)))
-    return Table(source, dict(defaults), {letter: list(tokens) for letter, tokens in doc.data["configurations"].items()})
+    return Table(
+        source, dict(defaults), {letter: list(tokens) for letter, tokens in doc.data["configurations"].items()}
+    )
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_table(path: Optional[str] = None) -> tuple[dict[str, Any], dict[str, list[str]]]:
     """The table of configurations: (shared defaults, {letter: tokens}). Shipped ``specs/vgg.yaml`` by default."""
     file = Path(path) if path else specs_dir() / TABLE_FILE
@@ -204,8 +232,7 @@ def _family(name: str) -> str:
 
 def shipped_names() -> list[str]:
     """Names a user may give instead of a path: the shipped model specs and the table's letters."""
-    models = sorted((p.stem for p in specs_dir().glob("*.yaml") if p.name != TABLE_FILE),
-                    key=lambda n: (_family(n), n))
+    models = sorted((p.stem for p in specs_dir().glob("*.yaml") if p.name != TABLE_FILE), key=lambda n: (_family(n), n))
     return models + configuration_names()
 
 
@@ -225,8 +252,17 @@ def resolve(path_or_name: Union[str, Path]) -> tuple[Optional[Path], Optional[st
     letters = {name.upper(): name for name in configuration_names()}
     if text.upper() in letters:
         return None, letters[text.upper()]
-    raise SpecError([Problem(text, 0, 0, "$", "expected a spec file or a shipped name ("
-                             + ", ".join(shipped_names()) + f"), received {text!r}")])
+    raise SpecError(
+        [
+            Problem(
+                text,
+                0,
+                0,
+                "$",
+                "expected a spec file or a shipped name (" + ", ".join(shipped_names()) + f"), received {text!r}",
+            )
+        ]
+    )
 
 
 # ---------------------------------------------------------------- checks
@@ -251,8 +287,13 @@ def _semantic_problems(doc: YamlDocument, fields: dict[str, Any], locate: Locate
             if not 1 <= layer.filters <= MAX_WIDTH:
                 problems.append(problem(("layers", i), f"expected a width from 1 to {MAX_WIDTH:,}, received {token!r}"))
             if layer.kernel < 1 or layer.kernel % 2 == 0:
-                problems.append(problem(("layers", i), "expected an odd kernel size (1, 3, 5, ...) so that "
-                                        f"'same' padding is symmetric, received {token!r}"))
+                problems.append(
+                    problem(
+                        ("layers", i),
+                        "expected an odd kernel size (1, 3, 5, ...) so that "
+                        f"'same' padding is symmetric, received {token!r}",
+                    )
+                )
     if convs == 0:
         problems.append(problem(("layers",), "expected at least one convolution (convK-N), received none"))
     if "input_shape" not in invalid:
@@ -262,23 +303,46 @@ def _semantic_problems(doc: YamlDocument, fields: dict[str, Any], locate: Locate
             if not isinstance(layer, MaxPool):
                 continue
             if height // 2 < 1 or width // 2 < 1:
-                problems.append(problem(("layers", i), f"expected a feature map of at least 2×2 before each "
-                                        f"maxpool, received {height}×{width} (an input of {fields['input_shape'][0]}×"
-                                        f"{fields['input_shape'][1]} has room for fewer than the {pools} pools given)"))
+                problems.append(
+                    problem(
+                        ("layers", i),
+                        f"expected a feature map of at least 2×2 before each "
+                        f"maxpool, received {height}×{width} (an input of {fields['input_shape'][0]}×"
+                        f"{fields['input_shape'][1]} has room for fewer than the {pools} pools given)",
+                    )
+                )
                 break
             height, width = height // 2, width // 2
     if not {"include_top", "pooling"} & invalid and fields["include_top"] and fields["pooling"] is not None:
-        problems.append(problem(("pooling",), "expected pooling: null with include_top: true (the pooling "
-                                f"replaces the FC head), received {fields['pooling']!r}"))
-    if (not {"include_top", "classes", "classifier_activation"} & invalid and fields["include_top"]
-            and fields["classes"] == 1 and fields["classifier_activation"] == "softmax"):
-        problems.append(problem(("classes",), "expected at least 2 classes with classifier_activation: softmax "
-                                "(a softmax over one class is always 1), received 1 (for one yes/no output use "
-                                "classifier_activation: sigmoid)"))
+        problems.append(
+            problem(
+                ("pooling",),
+                "expected pooling: null with include_top: true (the pooling "
+                f"replaces the FC head), received {fields['pooling']!r}",
+            )
+        )
+    if (
+        not {"include_top", "classes", "classifier_activation"} & invalid
+        and fields["include_top"]
+        and fields["classes"] == 1
+        and fields["classifier_activation"] == "softmax"
+    ):
+        problems.append(
+            problem(
+                ("classes",),
+                "expected at least 2 classes with classifier_activation: softmax "
+                "(a softmax over one class is always 1), received 1 (for one yes/no output use "
+                "classifier_activation: sigmoid)",
+            )
+        )
     lrn = fields["lrn"]
     if "lrn" not in invalid and lrn.get("size", 1) % 2 == 0:
-        problems.append(problem(("lrn", "size"), f"expected an odd LRN size (TensorFlow needs "
-                                f"size = 2·depth_radius + 1), received {lrn['size']}"))
+        problems.append(
+            problem(
+                ("lrn", "size"),
+                f"expected an odd LRN size (TensorFlow needs size = 2·depth_radius + 1), received {lrn['size']}",
+            )
+        )
     return problems
 
 
@@ -286,7 +350,7 @@ def _to_spec(fields: dict[str, Any], source: str) -> Spec:
     return Spec(
         name=fields["name"],
         layers=tuple(parse_token(t) for t in fields["layers"]),  # type: ignore[misc]  # body tokens only
-        input_shape=tuple(fields["input_shape"]),  # type: ignore[arg-type]
+        input_shape=tuple(fields["input_shape"]),
         batch_norm=bool(fields["batch_norm"]),
         activation=fields["activation"],
         include_top=bool(fields["include_top"]),
@@ -311,12 +375,15 @@ def _budget_problems(doc: YamlDocument, spec: Spec, locate: Locate) -> list[Prob
     problems = []
     if plan.total_params > MAX_PARAMS:
         largest = max(plan.layers, key=lambda layer: layer.params)
-        message = (f"expected at most {MAX_PARAMS:,} parameters in all, received {plan.total_params:,}; "
-                   f"the largest layer, {largest.name}, has {largest.params:,}")
+        message = (
+            f"expected at most {MAX_PARAMS:,} parameters in all, received {plan.total_params:,}; "
+            f"the largest layer, {largest.name}, has {largest.params:,}"
+        )
         names = [layer.name for layer in plan.layers]
         flatten = plan.layers[names.index("flatten")] if "flatten" in names else None
         reads_flatten = flatten is not None and largest is next(
-            layer for layer in plan.layers[names.index("flatten"):] if layer.kind == "dense")
+            layer for layer in plan.layers[names.index("flatten") :] if layer.kind == "dense"
+        )
         if reads_flatten:
             h, w, c = flatten.attrs["from_shape"]  # type: ignore[union-attr]
             message += f" as it takes the flattened {h}×{w}×{c} map (add pools or set include_top: false)"
@@ -326,14 +393,23 @@ def _budget_problems(doc: YamlDocument, spec: Spec, locate: Locate) -> list[Prob
         largest = max(plan.layers, key=lambda layer: layer.output_size)
         h, w, c = spec.input_shape
         dense = len(largest.output_shape) == 1
-        where = largest.origin if dense and largest.origin and largest.origin[0] in doc.data else (
-            ("layers",) if dense else ("input_shape",))
-        problems.append(doc.problem(locate(where), (
-            f"expected at most {MAX_ACTIVATIONS:,} activation values per image in all layers "
-            f"({MAX_ACTIVATIONS * 4 / 1e9:g} GB in float32), received {plan.activations_per_image:,} for a "
-            f"{h}×{w}×{c} input; the largest output, {largest.name}, is "
-            + "×".join(map(str, largest.output_shape))
-            + (" (give fewer units)" if dense else " (give a smaller input_shape)"))))
+        where = (
+            largest.origin
+            if dense and largest.origin and largest.origin[0] in doc.data
+            else (("layers",) if dense else ("input_shape",))
+        )
+        problems.append(
+            doc.problem(
+                locate(where),
+                (
+                    f"expected at most {MAX_ACTIVATIONS:,} activation values per image in all layers "
+                    f"({MAX_ACTIVATIONS * 4 / 1e9:g} GB in float32), received {plan.activations_per_image:,} for a "
+                    f"{h}×{w}×{c} input; the largest output, {largest.name}, is "
+                    + "×".join(map(str, largest.output_shape))
+                    + (" (give fewer units)" if dense else " (give a smaller input_shape)")
+                ),
+            )
+        )
     return problems
 
 
@@ -353,26 +429,41 @@ def check_document(doc: YamlDocument, source: str) -> Spec:
     data = doc.data
     if is_table(doc) and "name" not in data:
         check_table(doc, source)
-        letters = ", ".join(doc.data["configurations"])
-        raise SpecError([doc.problem((), f"expected a model spec (name, and configuration or layers), received a "
-                                     f"table of configurations ({letters}); name one of them instead (e.g. "
-                                     f"`configuration: {next(iter(doc.data['configurations']))}` in a spec)")])
+        columns = ", ".join(doc.data["configurations"])
+        raise SpecError(
+            [
+                doc.problem(
+                    (),
+                    f"expected a model spec (name, and configuration or layers), received a "
+                    f"table of configurations ({columns}); name one of them instead (e.g. "
+                    f"`configuration: {next(iter(doc.data['configurations']))}` in a spec)",
+                )
+            ]
+        )
     problems = doc.problems + schema_problems(doc, SPEC_SCHEMA)
     invalid = {str(p.path[2:]).split(".")[0].split("[")[0] for p in problems if p.path.startswith("$.")}
     invalid |= {str(path[0]) for path in doc.broken if path}
     has_configuration, has_layers = "configuration" in data, "layers" in data
     base: dict[str, Any] = dict(DEFAULTS)
     if has_configuration and has_layers:
-        problems.append(doc.problem(("configuration",), "expected either configuration or layers, "
-                                    "received both", at_key=True))
+        problems.append(
+            doc.problem(("configuration",), "expected either configuration or layers, received both", at_key=True)
+        )
     elif not has_configuration and not has_layers:
-        problems.append(doc.problem((), "expected the field 'configuration' (a column of the paper's table) "
-                                    "or 'layers', received neither"))
+        problems.append(
+            doc.problem(
+                (), "expected the field 'configuration' (a column of the paper's table) or 'layers', received neither"
+            )
+        )
     elif has_configuration and "configuration" not in invalid:
         letters = configuration_names()
         if data["configuration"] not in letters:
-            problems.append(doc.problem(("configuration",), "expected one of " + ", ".join(letters)
-                                        + f", received {data['configuration']!r}"))
+            problems.append(
+                doc.problem(
+                    ("configuration",),
+                    "expected one of " + ", ".join(letters) + f", received {data['configuration']!r}",
+                )
+            )
         else:
             base.update(configuration_fields(data["configuration"]))
     fields: dict[str, Any] = {}
@@ -392,7 +483,9 @@ def check_document(doc: YamlDocument, source: str) -> Spec:
 def spec_from_mapping(mapping: dict[str, Any], source: str = "<mapping>") -> Spec:
     """Check a spec given as a Python mapping (as the YAML would hold it)."""
     if not isinstance(mapping, dict):
-        raise SpecError([Problem(source, 0, 0, "$", f"expected a mapping of fields, received {type(mapping).__name__}")])
+        raise SpecError(
+            [Problem(source, 0, 0, "$", f"expected a mapping of fields, received {type(mapping).__name__}")]
+        )
     return check_document(YamlDocument(source, dict(mapping), {(): (0, 0)}), source)
 
 
@@ -411,18 +504,26 @@ def load_spec(path_or_name: Union[str, Path]) -> Spec:
     """Load and check a spec: a YAML path, a shipped name (``vgg16``, ``vgg19_bn``) or a letter of the table (``D``)."""
     path, letter = resolve(path_or_name)
     if letter is not None:
-        return spec_from_mapping({"name": _spec_name_for_letter(letter), "configuration": letter},
-                                 f"{TABLE_FILE}#{letter}")
+        return spec_from_mapping(
+            {"name": _spec_name_for_letter(letter), "configuration": letter}, f"{TABLE_FILE}#{letter}"
+        )
     return check_document(_parse_file(path), str(path))  # type: ignore[arg-type]
 
 
 def spec_to_mapping(spec: Spec) -> dict[str, Any]:
     """The YAML fields of a spec (``layers`` written out); ``spec_from_mapping`` reads it back."""
     return {
-        "name": spec.name, "layers": [str(t) for t in spec.layers], "input_shape": list(spec.input_shape),
-        "batch_norm": spec.batch_norm, "activation": spec.activation, "include_top": spec.include_top,
-        "fc": list(spec.fc), "dropout": spec.dropout, "classes": spec.classes,
-        "classifier_activation": spec.classifier_activation, "pooling": spec.pooling,
+        "name": spec.name,
+        "layers": [str(t) for t in spec.layers],
+        "input_shape": list(spec.input_shape),
+        "batch_norm": spec.batch_norm,
+        "activation": spec.activation,
+        "include_top": spec.include_top,
+        "fc": list(spec.fc),
+        "dropout": spec.dropout,
+        "classes": spec.classes,
+        "classifier_activation": spec.classifier_activation,
+        "pooling": spec.pooling,
         "preprocessing": spec.preprocessing,
         "lrn": {"size": spec.lrn.size, "alpha": spec.lrn.alpha, "beta": spec.lrn.beta, "k": spec.lrn.k},
     }

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from functools import lru_cache
+from functools import cache
 from typing import Any, Iterator
 
 from jsonschema import Draft202012Validator, validators
@@ -29,7 +29,7 @@ SPEC_SCHEMA = "spec.schema.json"
 TABLE_SCHEMA = "table.schema.json"
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_schema(name: str) -> dict:
     """The schema ``specs/schema/NAME`` as a dict."""
     with open(specs_dir() / "schema" / name, encoding="utf-8") as handle:
@@ -44,7 +44,7 @@ def _is_number(checker: Any, value: Any) -> bool:
     return _is_integer(checker, value) or (isinstance(value, float) and math.isfinite(value))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _ecma_pattern(pattern: str) -> re.Pattern[str]:
     """``pattern`` as ECMA-262 reads it: its final ``$`` is the end of the string (Python's also matches
     before a final newline, which would let ``"maxpool\\n"`` through)."""
@@ -57,17 +57,20 @@ def _pattern(validator: Any, pattern: str, instance: Any, schema: dict) -> Itera
 
 
 _StrictValidator = validators.extend(
-    Draft202012Validator, validators={"pattern": _pattern},
-    type_checker=Draft202012Validator.TYPE_CHECKER.redefine_many({"integer": _is_integer, "number": _is_number}))
+    Draft202012Validator,
+    validators={"pattern": _pattern},
+    type_checker=Draft202012Validator.TYPE_CHECKER.redefine_many({"integer": _is_integer, "number": _is_number}),
+)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _validator(name: str) -> Any:
     schema = load_schema(name)
     Draft202012Validator.check_schema(schema)
     # the table's defaults refer to the spec schema's fields
     registry: Registry = Registry().with_resources(
-        (load_schema(other)["$id"], Resource.from_contents(load_schema(other))) for other in (SPEC_SCHEMA, TABLE_SCHEMA))
+        (load_schema(other)["$id"], Resource.from_contents(load_schema(other))) for other in (SPEC_SCHEMA, TABLE_SCHEMA)
+    )
     return _StrictValidator(schema, registry=registry)
 
 
@@ -93,20 +96,28 @@ def received_text(value: Any) -> str:
 YAML11_BOOLEANS = ("yes", "no", "on", "off", "y", "n")
 
 
-_TYPE_WORDS = {"object": "a mapping", "array": "a list", "string": "a string", "integer": "an integer",
-               "number": "a number", "boolean": "true or false", "null": "null"}
+_TYPE_WORDS: dict[str, str] = {
+    "object": "a mapping",
+    "array": "a list",
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "null": "null",
+}
 
 
 def _expected(error: ValidationError) -> str:
     schema = error.schema if isinstance(error.schema, dict) else {}
     if "x-expected" in schema and error.validator not in ("type", "minItems", "maxItems", "additionalProperties"):
         return schema["x-expected"]
-    value = error.validator_value
+    value: Any = error.validator_value  # the jsonschema stubs allow 'Unset', never given to an error
+    instance: Any = error.instance
     if error.validator == "type":
         kinds = value if isinstance(value, list) else [value]
-        if isinstance(error.instance, float) and not math.isfinite(error.instance) and "number" in kinds:
+        if isinstance(instance, float) and not math.isfinite(instance) and "number" in kinds:
             return "a finite number"
-        return " or ".join(_TYPE_WORDS.get(k, k) for k in kinds)
+        return " or ".join(_TYPE_WORDS.get(str(k), str(k)) for k in kinds)
     if error.validator == "enum":
         return "one of " + ", ".join("null" if v is None else str(v) for v in value)
     if error.validator == "minimum":
@@ -129,7 +140,7 @@ def _expected(error: ValidationError) -> str:
     if error.validator == "maxLength":
         return f"at most {value} characters"
     if error.validator == "required":
-        return "the field " + ", ".join(repr(v) for v in value if v not in error.instance)
+        return "the field " + ", ".join(repr(v) for v in value if v not in instance)
     return error.message
 
 
@@ -145,9 +156,13 @@ def schema_problems(doc: YamlDocument, schema_name: str) -> list[Problem]:
             for key in error.instance:
                 if key not in allowed and (not isinstance(error.schema.get("additionalProperties"), dict)):
                     known = ", ".join(sorted(allowed))
-                    problems.append(doc.problem(path + (key,), f"expected a known field ({known}), "
-                                                               f"received the unknown field {received_text(key)}",
-                                                    at_key=True))
+                    problems.append(
+                        doc.problem(
+                            path + (key,),
+                            f"expected a known field ({known}), received the unknown field {received_text(key)}",
+                            at_key=True,
+                        )
+                    )
             continue
         if error.validator == "required":
             missing = [v for v in error.validator_value if v not in error.instance]
@@ -155,9 +170,13 @@ def schema_problems(doc: YamlDocument, schema_name: str) -> list[Problem]:
                 problems.append(doc.problem(path, f"expected the field {key!r}, received a mapping without it"))
             continue
         hint = ""
-        if error.validator == "type" and "boolean" in str(error.validator_value) \
-                and str(error.instance).lower() in YAML11_BOOLEANS:
+        if (
+            error.validator == "type"
+            and "boolean" in str(error.validator_value)
+            and str(error.instance).lower() in YAML11_BOOLEANS
+        ):
             hint = " (YAML 1.2, which vggspec reads, has only true and false as booleans)"
-        problems.append(doc.problem(path, f"expected {_expected(error)}, received {received_text(error.instance)}"
-                                    + hint))
+        problems.append(
+            doc.problem(path, f"expected {_expected(error)}, received {received_text(error.instance)}" + hint)
+        )
     return sorted(problems, key=lambda p: (p.line, p.column))

@@ -39,7 +39,7 @@ MAX_VALUES = 100_000
 MAX_DEPTH = 64
 
 try:  # libyaml's parser is faster where present; both keep positions
-    from yaml.cyaml import CParser as _Parser
+    from yaml.cyaml import CParser as _Parser  # type: ignore[attr-defined]  # not in its __all__
 except ImportError:  # pragma: no cover - depends on the PyYAML build
     from yaml.composer import Composer
     from yaml.parser import Parser
@@ -62,20 +62,26 @@ MAP, SEQ = "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
 _NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
 _BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
 _INT = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
-_FLOAT = re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
-                    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
+_FLOAT = re.compile(
+    r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+)
 
 
 class Yaml12Resolver(BaseResolver):
     """Implicit tags of plain scalars as the YAML 1.2 core schema has them (not PyYAML's YAML 1.1)."""
 
 
-for _tag, _pattern, _first in ((NULL, _NULL, ["~", "n", "N", ""]), (BOOL, _BOOL, list("tTfF")),
-                               (INT, _INT, list("-+0123456789")), (FLOAT, _FLOAT, list("-+0123456789."))):
+for _tag, _pattern, _first in (
+    (NULL, _NULL, ["~", "n", "N", ""]),
+    (BOOL, _BOOL, list("tTfF")),
+    (INT, _INT, list("-+0123456789")),
+    (FLOAT, _FLOAT, list("-+0123456789.")),
+):
     Yaml12Resolver.add_implicit_resolver(_tag, _pattern, _first)
 
 
-class _Loader(_Parser, Yaml12Resolver):  # type: ignore[misc, valid-type]
+class _Loader(_Parser, Yaml12Resolver):
     """Parse and compose only (node graph with positions); values are built by :func:`parse_yaml`."""
 
     def __init__(self, stream: str) -> None:
@@ -176,8 +182,18 @@ def parse_yaml(text: str, file: str) -> YamlDocument:
     except yaml.YAMLError as error:
         raise SpecError([_syntax_problem(file, error)]) from None
     except RecursionError:
-        raise SpecError([Problem(file, 1, 1, "$", f"expected at most {MAX_DEPTH} levels of nested lists and "
-                                 "mappings, received a document nested deeper")]) from None
+        raise SpecError(
+            [
+                Problem(
+                    file,
+                    1,
+                    1,
+                    "$",
+                    f"expected at most {MAX_DEPTH} levels of nested lists and "
+                    "mappings, received a document nested deeper",
+                )
+            ]
+        ) from None
     if root is None:
         raise SpecError([Problem(file, 1, 1, "$", "expected a mapping, received an empty document")])
 
@@ -193,26 +209,37 @@ def parse_yaml(text: str, file: str) -> YamlDocument:
         nonlocal count
         count += 1
         if count > MAX_VALUES:
-            raise _TooLarge(node, path, f"expected at most {MAX_VALUES:,} values once aliases are expanded, "
-                            "received more (aliases of aliases multiply: an alias bomb?)")
+            raise _TooLarge(
+                node,
+                path,
+                f"expected at most {MAX_VALUES:,} values once aliases are expanded, "
+                "received more (aliases of aliases multiply: an alias bomb?)",
+            )
         if len(path) > MAX_DEPTH:
-            raise _TooLarge(node, path, f"expected at most {MAX_DEPTH} levels of nested lists and mappings, "
-                            "received a document nested deeper")
+            raise _TooLarge(
+                node,
+                path,
+                f"expected at most {MAX_DEPTH} levels of nested lists and mappings, received a document nested deeper",
+            )
         doc.value_marks[path] = _position(node.start_mark)
         if isinstance(node, yaml.ScalarNode):
             return build_scalar(node, path)
         if id(node) in open_nodes:
-            refuse(node, path, "expected an alias of a finished value, received an alias inside the value it "
-                   "names (a recursive alias)")
+            refuse(
+                node,
+                path,
+                "expected an alias of a finished value, received an alias inside the value it "
+                "names (a recursive alias)",
+            )
             return None
         if node.tag not in (MAP, SEQ):
             refuse(node, path, f"expected plain YAML values, received the tag {node.tag!r}")
             return None
         open_nodes.add(id(node))
         try:
-            if isinstance(node, yaml.SequenceNode):
-                return [build(item, path + (i,)) for i, item in enumerate(node.value)]
-            return build_mapping(node, path)
+            if isinstance(node, yaml.MappingNode):
+                return build_mapping(node, path)
+            return [build(item, path + (i,)) for i, item in enumerate(node.value)]
         finally:
             open_nodes.discard(id(node))
 
@@ -229,9 +256,14 @@ def parse_yaml(text: str, file: str) -> YamlDocument:
             child = path + (key,)
             if key in result:
                 first = doc.key_marks[child]
-                doc.problems.append(Problem(file, *_position(key_node.start_mark), json_path(child),
-                                            f"expected each key once, received a duplicate of the key at line "
-                                            f"{first[0]}"))
+                doc.problems.append(
+                    Problem(
+                        file,
+                        *_position(key_node.start_mark),
+                        json_path(child),
+                        f"expected each key once, received a duplicate of the key at line {first[0]}",
+                    )
+                )
                 continue
             doc.key_marks[child] = _position(key_node.start_mark)
             result[key] = build(value_node, child)
@@ -242,8 +274,9 @@ def parse_yaml(text: str, file: str) -> YamlDocument:
             return scalar_value(node.tag, node.value)
         except ValueError:
             if node.tag in _TAG_WORDS:
-                refuse(node, path, f"expected {_TAG_WORDS[node.tag]} after the tag {node.tag!r}, "
-                       f"received {node.value!r}")
+                refuse(
+                    node, path, f"expected {_TAG_WORDS[node.tag]} after the tag {node.tag!r}, received {node.value!r}"
+                )
             else:
                 refuse(node, path, f"expected plain YAML values, received the tag {node.tag!r}")
             return None
@@ -251,8 +284,9 @@ def parse_yaml(text: str, file: str) -> YamlDocument:
     try:
         doc.data = build(root, ())
     except _TooLarge as error:
-        raise SpecError([Problem(file, *_position(error.node.start_mark), json_path(error.path),
-                                 error.reason)]) from None
+        raise SpecError(
+            [Problem(file, *_position(error.node.start_mark), json_path(error.path), error.reason)]
+        ) from None
     if not isinstance(doc.data, dict):
         if doc.problems:
             raise SpecError(doc.problems)

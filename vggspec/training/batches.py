@@ -35,7 +35,7 @@ def augment(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     padded = np.pad(image, ((pad_y, pad_y), (pad_x, pad_x), (0, 0)), mode="reflect")
     top = int(rng.integers(0, 2 * pad_y + 1))
     left = int(rng.integers(0, 2 * pad_x + 1))
-    image = padded[top:top + height, left:left + width]
+    image = padded[top : top + height, left : left + width]
     if rng.random() < 0.5:
         image = image[:, ::-1]
     return image
@@ -50,8 +50,19 @@ class ImageBatches:
     a distributed run.
     """
 
-    def __init__(self, images: ImageSet, size: tuple[int, int], preprocessing: str, batch_size: int, *,
-                 train: bool, channels: int = 3, seed: int = 0, rank: int = 0, world_size: int = 1):
+    def __init__(
+        self,
+        images: ImageSet,
+        size: tuple[int, int],
+        preprocessing: str,
+        batch_size: int,
+        *,
+        train: bool,
+        channels: int = 3,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
         if batch_size < 1:
             raise ValueError(f"batch_size: expected a positive integer, received {batch_size}")
         self.images = images
@@ -70,11 +81,11 @@ class ImageBatches:
         """Indices into ``images`` that this rank visits this epoch, in order."""
         count = len(self.images)
         if not self.train:
-            return np.arange(count)[self.rank::self.world_size]
+            return np.arange(count)[self.rank :: self.world_size]
         order = np.random.default_rng((self.seed, self.epoch)).permutation(count)
         padded = math.ceil(count / self.world_size) * self.world_size
         order = np.concatenate([order, order[: padded - count]])
-        return order[self.rank::self.world_size]
+        return order[self.rank :: self.world_size]
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -97,6 +108,6 @@ class ImageBatches:
     def batch(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         if not 0 <= index < len(self):
             raise IndexError(f"batch {index}: expected 0 to {len(self) - 1}")
-        chosen = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        chosen = self.order[index * self.batch_size : (index + 1) * self.batch_size]
         pixels = np.stack([self._image(int(i)) for i in chosen])
         return preprocess(pixels, self.preprocessing), self.images.labels[chosen]

@@ -25,8 +25,9 @@ def process_rank() -> tuple[int, int]:
     try:
         rank, world_size = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
     except ValueError:
-        raise VggspecError(f"RANK/WORLD_SIZE: expected integers, received {os.environ.get('RANK')!r}/"
-                           f"{os.environ.get('WORLD_SIZE')!r}") from None
+        raise VggspecError(
+            f"RANK/WORLD_SIZE: expected integers, received {os.environ.get('RANK')!r}/{os.environ.get('WORLD_SIZE')!r}"
+        ) from None
     if world_size < 1 or not 0 <= rank < world_size:
         raise VggspecError(f"RANK/WORLD_SIZE: expected 0 <= RANK < WORLD_SIZE, received {rank}/{world_size}")
     return rank, world_size

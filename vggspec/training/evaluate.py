@@ -48,8 +48,14 @@ class Evaluation:
         return self.correct / self.count if self.count else 0.0
 
 
-def evaluate_run(run_dir: Union[str, Path], data_dir: Optional[Union[str, Path]] = None, split: str = "val",
-                 backend_name: Optional[str] = None, batch_size: int = 32, checkpoint: str = "best") -> Evaluation:
+def evaluate_run(
+    run_dir: Union[str, Path],
+    data_dir: Optional[Union[str, Path]] = None,
+    split: str = "val",
+    backend_name: Optional[str] = None,
+    batch_size: int = 32,
+    checkpoint: str = "best",
+) -> Evaluation:
     """Score ``checkpoint`` (best or last) of the run in ``run_dir`` on ``data_dir/split``
     (default: the data the run was trained on) with ``backend_name`` (default: the run's)."""
     from vggspec.backends import get_backend
@@ -61,17 +67,31 @@ def evaluate_run(run_dir: Union[str, Path], data_dir: Optional[Union[str, Path]]
     images = read_split(data_dir if data_dir is not None else record["data"], split, record["classes"])
     weights = run.path / record["checkpoints"][checkpoint]
     if not weights.is_file():
-        raise DataError(f"{weights}: expected the run's {checkpoint} checkpoint, received a path that does not "
-                        "exist (has an epoch finished?)")
+        raise DataError(
+            f"{weights}: expected the run's {checkpoint} checkpoint, received a path that does not "
+            "exist (has an epoch finished?)"
+        )
     backend = get_backend(backend_name or record["backend"])
     model = build_model(spec, backend.name, weights)
-    data = ImageBatches(images, size=spec.input_shape[:2], channels=spec.input_shape[2],
-                        preprocessing=spec.preprocessing, batch_size=batch_size, train=False)
+    data = ImageBatches(
+        images,
+        size=spec.input_shape[:2],
+        channels=spec.input_shape[2],
+        preprocessing=spec.preprocessing,
+        batch_size=batch_size,
+        train=False,
+    )
     scores = np.concatenate([np.asarray(backend.predict(model, data.batch(i)[0])) for i in range(len(data))])
     loss_sum, _ = loss_and_correct(scores, data.labels, spec.classifier_activation)
     predictions = np.argmax(scores, axis=1)
     best = record.get("best") or {}
-    return Evaluation(checkpoint=weights, best_epoch=best.get("epoch") if checkpoint == "best" else None,
-                      split_dir=images.root, class_names=images.class_names, labels=data.labels,
-                      predictions=predictions, matrix=confusion_matrix(data.labels, predictions, len(images.class_names)),
-                      loss=loss_sum / len(data.labels))
+    return Evaluation(
+        checkpoint=weights,
+        best_epoch=best.get("epoch") if checkpoint == "best" else None,
+        split_dir=images.root,
+        class_names=images.class_names,
+        labels=data.labels,
+        predictions=predictions,
+        matrix=confusion_matrix(data.labels, predictions, len(images.class_names)),
+        loss=loss_sum / len(data.labels),
+    )

@@ -33,7 +33,7 @@ from vggspec.training.folders import ImageSet, check_images, read_split
 from vggspec.training.interrupt import StopOnInterrupt
 from vggspec.training.loop import Session, ranks_agree, run_epochs
 from vggspec.training.plot import plot_available
-from vggspec.training.protocol import TrainConfig, freeze_names
+from vggspec.training.protocol import TrainConfig, TrainingBackend, freeze_names
 from vggspec.training.run_folder import RunFolder
 
 HEAD_KINDS = ("flatten", "dense", "dropout", "global_avg_pool", "global_max_pool")
@@ -43,11 +43,14 @@ def head_spec(spec: Spec, classes: int) -> Spec:
     """``spec`` with a predictions layer of ``classes`` outputs (everything else unchanged)."""
     where = spec.source or spec.name
     if not spec.include_top:
-        raise VggspecError(f"{where}: expected a spec with include_top: true (a classifier head to "
-                           "train), received include_top: false")
+        raise VggspecError(
+            f"{where}: expected a spec with include_top: true (a classifier head to train), received include_top: false"
+        )
     if spec.classifier_activation not in ("softmax", None):
-        raise VggspecError(f"{where}: expected classifier_activation softmax or null (training uses "
-                           f"categorical cross-entropy), received {spec.classifier_activation!r}")
+        raise VggspecError(
+            f"{where}: expected classifier_activation softmax or null (training uses "
+            f"categorical cross-entropy), received {spec.classifier_activation!r}"
+        )
     image_mode(spec.input_shape[2], f"{where}: input_shape {list(spec.input_shape)}")
     return spec_from_mapping({**spec_to_mapping(spec), "classes": classes}, source=f"{where} (classes {classes})")
 
@@ -77,25 +80,33 @@ def load_pretrained(backend: Backend, model: Any, plan: Plan, weights: Union[str
     return [f"skipped: {line}" for line in skipped]
 
 
-def check_can_train(backend: Backend) -> None:
+def training_backend(backend: Backend) -> TrainingBackend:
+    """``backend`` when it can train (methods seed and trainer); BackendError naming what it lacks."""
+    if isinstance(backend, TrainingBackend):
+        return backend
     missing = [name for name in ("seed", "trainer") if not callable(getattr(backend, name, None))]
-    if missing:
-        raise BackendError(f"backend {backend.name!r}: expected a backend that can train (methods seed and "
-                           f"trainer), received one without {' and '.join(missing)}")
+    raise BackendError(
+        f"backend {backend.name!r}: expected a backend that can train (methods seed and "
+        f"trainer), received one without {' and '.join(missing)}"
+    )
 
 
 def _check_run_folder(run: RunFolder, resume: bool, rank: int) -> None:
     """A resumed run must be there; a new one needs a new or empty folder (checked by rank 0, which writes it)."""
     if resume and not run.exists():
-        raise DataError(f"--resume: expected a run folder with run.json, received {run.path} "
-                        + ("without it" if run.path.exists() else "(does not exist)"))
+        raise DataError(
+            f"--resume: expected a run folder with run.json, received {run.path} "
+            + ("without it" if run.path.exists() else "(does not exist)")
+        )
     if resume or rank != 0:
         return
     if run.path.exists() and not run.path.is_dir():
         raise DataError(f"--out {run.path}: expected a new or empty folder, received a file")
     if run.path.is_dir() and any(run.path.iterdir()):
-        raise DataError(f"--out {run.path}: expected a new or empty folder, received one with files "
-                        "(pass --resume to continue that run, or choose another --out)")
+        raise DataError(
+            f"--out {run.path}: expected a new or empty folder, received one with files "
+            "(pass --resume to continue that run, or choose another --out)"
+        )
     run.check_creatable()
 
 
@@ -103,18 +114,31 @@ def prepare_data(data_dir: Union[str, Path], classes: Optional[int]) -> tuple[Im
     """The train and val splits (the same class folders, at least two), checked against ``classes``."""
     train = read_split(data_dir, "train")
     if len(train.class_names) < 2:
-        raise DataError(f"{train.root}: expected at least 2 class folders (a classifier tells classes apart), "
-                        f"received 1: {train.class_names[0]}")
+        raise DataError(
+            f"{train.root}: expected at least 2 class folders (a classifier tells classes apart), "
+            f"received 1: {train.class_names[0]}"
+        )
     val = read_split(data_dir, "val", train.class_names)
     if classes is not None and classes != len(train.class_names):
-        raise DataError(f"--classes: expected the number of class folders in {train.root} "
-                        f"({len(train.class_names)}: {', '.join(train.class_names)}), received {classes}")
+        raise DataError(
+            f"--classes: expected the number of class folders in {train.root} "
+            f"({len(train.class_names)}: {', '.join(train.class_names)}), received {classes}"
+        )
     return train, val
 
 
-def finetune(spec: Spec, data_dir: Union[str, Path], backend_name: str, config: TrainConfig,
-             run_dir: Union[str, Path], *, weights: Optional[Union[str, Path]] = None,
-             freeze: Optional[str] = None, classes: Optional[int] = None, resume: bool = False) -> dict[str, Any]:
+def finetune(
+    spec: Spec,
+    data_dir: Union[str, Path],
+    backend_name: str,
+    config: TrainConfig,
+    run_dir: Union[str, Path],
+    *,
+    weights: Optional[Union[str, Path]] = None,
+    freeze: Optional[str] = None,
+    classes: Optional[int] = None,
+    resume: bool = False,
+) -> dict[str, Any]:
     """Train ``spec`` on ``data_dir``/{train,val} and write the run folder; returns the final run record.
 
     ``freeze`` is a layer name (frozen with every layer before it) or ``"none"``;
@@ -130,29 +154,52 @@ def finetune(spec: Spec, data_dir: Union[str, Path], backend_name: str, config: 
     freeze = freeze or default_freeze(plan, weights is not None)
     config = dataclasses.replace(config, freeze=freeze_names([layer.name for layer in plan.layers], freeze))
     if all(layer.name in config.freeze for layer in plan.weighted_layers()):
-        raise VggspecError(f"--freeze {freeze}: expected at least one trainable layer after it, received "
-                           f"every layer frozen (the last is {plan.weighted_layers()[-1].name})")
+        raise VggspecError(
+            f"--freeze {freeze}: expected at least one trainable layer after it, received "
+            f"every layer frozen (the last is {plan.weighted_layers()[-1].name})"
+        )
     backend = get_backend(backend_name)
-    check_can_train(backend)
+    trains = training_backend(backend)
     for images in (train_set, val_set):  # before anything is written: not half-way through an epoch
         check_images(images, plan.input_shape[2])
 
     random.seed(config.seed)
     np.random.seed(config.seed)
-    backend.seed(config.seed)
+    trains.seed(config.seed)
     model = backend.build(plan)
-    trainer = backend.trainer(model, plan, config)
+    trainer = trains.trainer(model, plan, config)
     try:
         resuming = resume and run.checkpoint("last", trainer.weights_file_suffix()).is_file()
         # a resumed run starts from its checkpoint, not from the weights it started with
         skipped = load_pretrained(backend, model, plan, weights) if weights is not None and not resuming else []
-        size = plan.input_shape[:2]
-        common = dict(size=size, channels=plan.input_shape[2], preprocessing=spec.preprocessing,
-                      batch_size=config.batch_size, seed=config.seed, rank=rank, world_size=world_size)
-        session = Session(run=run, record={}, backend=backend, model=model, plan=plan, trainer=trainer,
-                          train=ImageBatches(train_set, train=True, **common),
-                          val=ImageBatches(val_set, train=False, **common),
-                          config=config, rank=rank, world_size=world_size)
+        height, width, channels = plan.input_shape
+
+        def batches(images: ImageSet, train: bool) -> ImageBatches:
+            return ImageBatches(
+                images,
+                (height, width),
+                spec.preprocessing,
+                config.batch_size,
+                train=train,
+                channels=channels,
+                seed=config.seed,
+                rank=rank,
+                world_size=world_size,
+            )
+
+        session = Session(
+            run=run,
+            record={},
+            backend=backend,
+            model=model,
+            plan=plan,
+            trainer=trainer,
+            train=batches(train_set, train=True),
+            val=batches(val_set, train=False),
+            config=config,
+            rank=rank,
+            world_size=world_size,
+        )
         for line in skipped:
             session.warn(line)
         if not plot_available():
@@ -160,29 +207,40 @@ def finetune(spec: Spec, data_dir: Union[str, Path], backend_name: str, config: 
         if resume:
             session.record = run.read_record()
             if session.record["classes"] != list(train_set.class_names):
-                raise DataError(f"{train_set.root}: expected the run's class folders "
-                                f"{', '.join(session.record['classes'])}, received {', '.join(train_set.class_names)}")
+                raise DataError(
+                    f"{train_set.root}: expected the run's class folders "
+                    f"{', '.join(session.record['classes'])}, received {', '.join(train_set.class_names)}"
+                )
             session.record["config"]["epochs"] = config.epochs
         else:
             session.record = {
-                "spec": spec_to_mapping(spec), "backend": backend.name, "classes": list(train_set.class_names),
-                "data": str(Path(data_dir).resolve()), "weights": str(weights) if weights is not None else None,
-                "freeze": freeze, "config": {**dataclasses.asdict(config), "freeze": list(config.freeze)},
-                "train_images": len(train_set), "val_images": len(val_set), "world_size": world_size,
+                "spec": spec_to_mapping(spec),
+                "backend": backend.name,
+                "classes": list(train_set.class_names),
+                "data": str(Path(data_dir).resolve()),
+                "weights": str(weights) if weights is not None else None,
+                "freeze": freeze,
+                "config": {**dataclasses.asdict(config), "freeze": list(config.freeze)},
+                "train_images": len(train_set),
+                "val_images": len(val_set),
+                "world_size": world_size,
                 "checkpoints": {"best": session.checkpoint("best").name, "last": session.checkpoint("last").name},
             }
             if session.writer:
                 run.create()
                 run.write_record(session.record)
-        session.say(f"{run.path}: {plan.name} on {len(train_set)} training and {len(val_set)} validation images "
-                    f"({', '.join(train_set.class_names)}), {backend.name}, frozen up to {freeze}"
-                    + (f", {world_size} processes" if world_size > 1 else ""))
+        session.say(
+            f"{run.path}: {plan.name} on {len(train_set)} training and {len(val_set)} validation images "
+            f"({', '.join(train_set.class_names)}), {backend.name}, frozen up to {freeze}"
+            + (f", {world_size} processes" if world_size > 1 else "")
+        )
         with StopOnInterrupt() as stop:
             rows, best = run_epochs(session, resume, stop)
         agree = ranks_agree(session) if world_size > 1 else None
         if session.writer:
-            session.record.update(best=dataclasses.asdict(best), epochs_done=len(rows), world_size=world_size,
-                                  ranks_agree=agree)
+            session.record.update(
+                best=dataclasses.asdict(best), epochs_done=len(rows), world_size=world_size, ranks_agree=agree
+            )
             run.write_record(session.record)
         return session.record
     finally:

@@ -54,20 +54,27 @@ def class_folders(split_dir: Path) -> list[str]:
 def _images_under(folder: Path, read: set[str], counted: set[str]) -> list[Path]:
     """The images in ``folder`` and below, sorted, following links to folders not in ``read`` (real paths,
     updated) and leaving out images whose real path is in ``counted`` (updated)."""
-    found = []
+    found: list[Path] = []
     for directory, subdirectories, files in os.walk(folder, followlinks=True):
         kept = []
         for name in sorted(d for d in subdirectories if not d.startswith(".")):
             real = os.path.realpath(os.path.join(directory, name))
             if real in read:
-                warnings.warn(f"{os.path.join(directory, name)}: not followed, it leads to {real}, a folder "
-                              "this split already reads (or one above it)", UserWarning, stacklevel=2)
+                warnings.warn(
+                    f"{os.path.join(directory, name)}: not followed, it leads to {real}, a folder "
+                    "this split already reads (or one above it)",
+                    UserWarning,
+                    stacklevel=2,
+                )
                 continue
             read.add(real)
             kept.append(name)
         subdirectories[:] = kept
-        found.extend(Path(directory) / name for name in files
-                     if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith("."))
+        found.extend(
+            Path(directory) / name
+            for name in files
+            if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")
+        )
     images = []
     for path in sorted(found):
         real = os.path.realpath(path)
@@ -85,9 +92,12 @@ def read_split(data_dir: Union[str, Path], split: str, class_names: Optional[Seq
     """
     root = Path(data_dir)
     if not root.is_dir():
-        raise DataError(f"{root}: expected a data folder with train/<class>/ and val/<class>/ folders, "
-                        "received a path that does not exist" if not root.exists() else
-                        f"{root}: expected a data folder, received a file")
+        raise DataError(
+            f"{root}: expected a data folder with train/<class>/ and val/<class>/ folders, "
+            "received a path that does not exist"
+            if not root.exists()
+            else f"{root}: expected a data folder, received a file"
+        )
     split_dir = root / split
     if not split_dir.is_dir():
         raise DataError(f"{split_dir}: expected the {split!r} split as a folder of class folders, received none")
@@ -95,8 +105,9 @@ def read_split(data_dir: Union[str, Path], split: str, class_names: Optional[Seq
     if not names:
         raise DataError(f"{split_dir}: expected class folders (e.g. {split}/cat/, {split}/dog/), received none")
     if class_names is not None and tuple(names) != tuple(class_names):
-        raise DataError(f"{split_dir}: expected the class folders {', '.join(class_names)}, "
-                        f"received {', '.join(names)}")
+        raise DataError(
+            f"{split_dir}: expected the class folders {', '.join(class_names)}, received {', '.join(names)}"
+        )
     paths: list[Path] = []
     labels: list[int] = []
     # the split's folder, its class folders and the folders above them (where a link makes a loop) are
@@ -109,12 +120,12 @@ def read_split(data_dir: Union[str, Path], split: str, class_names: Optional[Seq
     for label, name in enumerate(names):
         found = _images_under(split_dir / name, read, counted)
         if not found:
-            raise DataError(f"{split_dir / name}: expected image files ({', '.join(IMAGE_EXTENSIONS)}), "
-                            "received none")
+            raise DataError(f"{split_dir / name}: expected image files ({', '.join(IMAGE_EXTENSIONS)}), received none")
         paths.extend(found)
         labels.extend([label] * len(found))
-    return ImageSet(root=split_dir, class_names=tuple(names), paths=tuple(paths),
-                    labels=np.asarray(labels, dtype=np.int64))
+    return ImageSet(
+        root=split_dir, class_names=tuple(names), paths=tuple(paths), labels=np.asarray(labels, dtype=np.int64)
+    )
 
 
 def check_images(images: ImageSet, channels: int = 3, threads: int = 0) -> None:
@@ -127,8 +138,9 @@ def check_images(images: ImageSet, channels: int = 3, threads: int = 0) -> None:
     """
     threads = threads or min(8, os.cpu_count() or 1)
     with ThreadPoolExecutor(threads) as pool:
-        errors = [error for error in pool.map(check_image_file, images.paths, [channels] * len(images))
-                  if error is not None]
+        errors = [
+            error for error in pool.map(check_image_file, images.paths, [channels] * len(images)) if error is not None
+        ]
     if errors:
         more = f" (and {len(errors) - 1} more unreadable images in {images.root})" if len(errors) > 1 else ""
         raise DataError(f"{errors[0]}{more}")

@@ -33,7 +33,7 @@ class StopOnInterrupt:
         if self.requested:
             raise KeyboardInterrupt
 
-    def __enter__(self) -> "StopOnInterrupt":
+    def __enter__(self) -> StopOnInterrupt:
         if threading.current_thread() is threading.main_thread():
             self.previous = signal.signal(signal.SIGINT, self._handle)
         return self

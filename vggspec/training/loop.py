@@ -54,8 +54,9 @@ class Best:
     val_loss: float = float("inf")
 
     def improved_by(self, row: dict[str, float]) -> bool:
-        return (row["val_accuracy"] > self.val_accuracy
-                or (row["val_accuracy"] == self.val_accuracy and row["val_loss"] < self.val_loss))
+        return row["val_accuracy"] > self.val_accuracy or (
+            row["val_accuracy"] == self.val_accuracy and row["val_loss"] < self.val_loss
+        )
 
 
 @dataclass
@@ -116,11 +117,15 @@ def _restore(session: Session) -> tuple[list[dict[str, float]], Best]:
     epoch = int(state["epoch"])
     rows = [row for row in session.run.read_metrics() if row["epoch"] < epoch] + [state["row"]]
     if [row["epoch"] for row in rows] != list(range(1, epoch + 1)):
-        raise DataError(f"{session.run.metrics_csv}: expected one row per epoch 1..{epoch - 1} before the "
-                        f"checkpoint's epoch {epoch}, received epochs {[row['epoch'] for row in rows[:-1]]}")
+        raise DataError(
+            f"{session.run.metrics_csv}: expected one row per epoch 1..{epoch - 1} before the "
+            f"checkpoint's epoch {epoch}, received epochs {[row['epoch'] for row in rows[:-1]]}"
+        )
     if epoch > session.config.epochs:
-        raise VggspecError(f"--epochs {session.config.epochs}: expected at least the {epoch} epochs "
-                           f"{session.run.path} has finished, received fewer")
+        raise VggspecError(
+            f"--epochs {session.config.epochs}: expected at least the {epoch} epochs "
+            f"{session.run.path} has finished, received fewer"
+        )
     best = Best(**state["best"])
     if session.writer:
         if best.epoch == epoch:  # the process may have stopped before it wrote best
@@ -143,10 +148,17 @@ def run_epochs(session: Session, resume: bool, stop: StopOnInterrupt) -> tuple[l
             result = session.trainer.train_epoch(session.train, epoch, bar)
         count = result["count"]
         loss_sum, accuracy_sum, total = _gathered_sum(
-            session.trainer, [result["loss"] * count, result["accuracy"] * count, count])
+            session.trainer, [result["loss"] * count, result["accuracy"] * count, count]
+        )
         val_loss, val_accuracy = validate(session.trainer, session.val, activation)
-        row = {"epoch": epoch, "train_loss": loss_sum / total, "train_accuracy": accuracy_sum / total,
-               "val_loss": val_loss, "val_accuracy": val_accuracy, "seconds": round(time.monotonic() - started, 3)}
+        row = {
+            "epoch": epoch,
+            "train_loss": loss_sum / total,
+            "train_accuracy": accuracy_sum / total,
+            "val_loss": val_loss,
+            "val_accuracy": val_accuracy,
+            "seconds": round(time.monotonic() - started, 3),
+        }
         rows.append(row)
         improved = best.improved_by(row)
         if improved:
@@ -158,9 +170,11 @@ def run_epochs(session: Session, resume: bool, stop: StopOnInterrupt) -> tuple[l
                 if improved:
                     session.write_best()
                 session.write_progress(rows, best)
-        session.say(f"epoch {epoch}/{epochs}: loss {row['train_loss']:.4f} accuracy {row['train_accuracy']:.4f} "
-                    f"val_loss {val_loss:.4f} val_accuracy {val_accuracy:.4f} ({row['seconds']:.1f} s)"
-                    + ("  best" if improved else ""))
+        session.say(
+            f"epoch {epoch}/{epochs}: loss {row['train_loss']:.4f} accuracy {row['train_accuracy']:.4f} "
+            f"val_loss {val_loss:.4f} val_accuracy {val_accuracy:.4f} ({row['seconds']:.1f} s)"
+            + ("  best" if improved else "")
+        )
     return rows, best
 
 

@@ -47,6 +47,7 @@ def format_confusion(matrix: np.ndarray, class_names: Sequence[str]) -> str:
     names = [str(name) for name in class_names]
     width = max(max(len(name) for name in names), len(str(int(matrix.max(initial=0)))), 4)
     header = " " * width + "".join(f"  {name:>{width}}" for name in names)
-    rows = [f"{name:<{width}}" + "".join(f"  {int(count):>{width}}" for count in row)
-            for name, row in zip(names, matrix)]
+    rows = [
+        f"{name:<{width}}" + "".join(f"  {int(count):>{width}}" for count in row) for name, row in zip(names, matrix)
+    ]
     return "\n".join([header, *rows])

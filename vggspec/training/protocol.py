@@ -10,7 +10,7 @@ outputs (:mod:`vggspec.training.metrics`), so every backend is scored alike.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional, Protocol, Sequence
+from typing import Any, Optional, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -37,7 +37,9 @@ class TrainConfig:
 class BatchSource(Protocol):
     """Batches of one split: ``len()`` batches per epoch; ``batch(i)`` -> (NHWC float32 preprocessed, int64 labels)."""
 
-    labels: np.ndarray  # int64 (N,): the labels of this process' images, in batch order
+    @property
+    def labels(self) -> np.ndarray:
+        """int64 (N,): the labels of this process' images, in batch order."""
 
     def __len__(self) -> int: ...
 
@@ -79,6 +81,7 @@ class Trainer(Protocol):
         """Release what the trainer holds (a distributed process group, workers)."""
 
 
+@runtime_checkable
 class TrainingBackend(Protocol):
     """The two methods a backend adds to :class:`vggspec.backends.Backend` to train."""
 
@@ -97,6 +100,5 @@ def freeze_names(layer_names: Sequence[str], up_to: str) -> tuple[str, ...]:
     if up_to not in names:
         from vggspec.errors import VggspecError
 
-        raise VggspecError(f"--freeze: expected none or a layer name ({names[0]} ... {names[-1]}), "
-                           f"received {up_to!r}")
+        raise VggspecError(f"--freeze: expected none or a layer name ({names[0]} ... {names[-1]}), received {up_to!r}")
     return tuple(names[: names.index(up_to) + 1])

@@ -77,14 +77,21 @@ def default_run_dir(spec_name: str, backend: str) -> Path:
     """
     if len(spec_name) > NAME_LENGTH:
         digest = hashlib.sha256(spec_name.encode()).hexdigest()[:8]
-        spec_name = f"{spec_name[:NAME_LENGTH - 9]}-{digest}"
+        spec_name = f"{spec_name[: NAME_LENGTH - 9]}-{digest}"
     return Path("runs") / f"{spec_name}-{backend}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def _kind(value: Any) -> str:
     """What a JSON value is, for a message: 'an integer (3)'."""
-    kinds = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
-             dict: "a mapping", type(None): "null"}
+    kinds = {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a mapping",
+        type(None): "null",
+    }
     shown = json.dumps(value)
     shown = shown if len(shown) <= 40 else shown[:37] + "..."
     return kinds.get(type(value), type(value).__name__) + ("" if value is None else f" ({shown})")
@@ -108,8 +115,7 @@ def check_record(record: Any, where: Union[str, Path]) -> dict[str, Any]:
             if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
                 raise DataError(f'{what}: expected "{key}" to be {expected}, received {_kind(value)}')
     if not all(isinstance(name, str) for name in record["classes"]):
-        raise DataError(f'{what}: expected "classes" to be a list of class names, '
-                        f'received {_kind(record["classes"])}')
+        raise DataError(f'{what}: expected "classes" to be a list of class names, received {_kind(record["classes"])}')
     return record
 
 
@@ -141,22 +147,31 @@ class RunFolder:
     def read_record(self) -> dict[str, Any]:
         """run.json as a dict, checked (:func:`check_record`); DataError when the folder holds no run."""
         if not self.run_json.is_file():
-            received = ("a folder without it" if self.path.is_dir() else "a file" if self.path.exists()
-                        else "a path that does not exist")
-            raise DataError(f"{self.path}: expected a run folder with {RUN_JSON} (written by vggspec finetune), "
-                            f"received {received}")
+            received = (
+                "a folder without it"
+                if self.path.is_dir()
+                else "a file"
+                if self.path.exists()
+                else "a path that does not exist"
+            )
+            raise DataError(
+                f"{self.path}: expected a run folder with {RUN_JSON} (written by vggspec finetune), received {received}"
+            )
         try:
             record = json.loads(self.run_json.read_text(encoding="utf-8"))
         except (OSError, ValueError) as error:
-            raise DataError(f"{self.run_json}: expected a JSON run record, received an unreadable file ({error})") from None
+            raise DataError(
+                f"{self.run_json}: expected a JSON run record, received an unreadable file ({error})"
+            ) from None
         return check_record(record, self.run_json)
 
     def check_creatable(self) -> None:
         """DataError when the folder cannot be made because a file stands where a folder must be (creates nothing)."""
         blocking = next((parent for parent in self.path.absolute().parents if parent.exists()), None)
         if blocking is not None and not blocking.is_dir():
-            raise DataError(f"{self.path}: expected a run folder that can be created, received a path under the "
-                            f"file {blocking}")
+            raise DataError(
+                f"{self.path}: expected a run folder that can be created, received a path under the file {blocking}"
+            )
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[None]:
@@ -164,8 +179,10 @@ class RunFolder:
         try:
             yield
         except OSError as error:
-            raise DataError(f"{self.path}: expected a run folder that can be created and written, received one "
-                            f"that cannot ({error.strerror or error})") from None
+            raise DataError(
+                f"{self.path}: expected a run folder that can be created and written, received one "
+                f"that cannot ({error.strerror or error})"
+            ) from None
 
     def create(self) -> None:
         """Make the folder (and the folders above it)."""
@@ -182,8 +199,10 @@ class RunFolder:
         if not self.metrics_csv.is_file():
             return []
         with open(self.metrics_csv, newline="", encoding="utf-8") as file:
-            return [{column: (int(row[column]) if column == "epoch" else float(row[column]))
-                     for column in METRIC_COLUMNS} for row in csv.DictReader(file)]
+            return [
+                {column: (int(row[column]) if column == "epoch" else float(row[column])) for column in METRIC_COLUMNS}
+                for row in csv.DictReader(file)
+            ]
 
     def write_metrics(self, rows: list[dict[str, float]]) -> None:
         text = io.StringIO()

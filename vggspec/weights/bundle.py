@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Union
+from typing import Callable, Mapping, TypeVar
 
 import numpy as np
 
@@ -56,36 +56,67 @@ class StoredArray:
     def size(self) -> int:
         return math.prod(self.shape)
 
+    @classmethod
+    def of(cls, array: np.ndarray, stored: str = "") -> StoredArray:
+        """An array already in memory, described as a file's array is."""
+        array = np.asarray(array)
+        return cls(tuple(array.shape), array.dtype.name, stored, lambda: array)
 
-Array = Union[np.ndarray, StoredArray]
+
+T = TypeVar("T")
+
+
+def group_flat(arrays: Mapping[str, T]) -> dict[str, dict[str, T]]:
+    """``{"block1_conv1/kernel": a}`` -> ``{"block1_conv1": {"kernel": a}}`` (keys in their order)."""
+    layers: dict[str, dict[str, T]] = {}
+    for key, array in arrays.items():
+        layer, _, name = key.rpartition(SEPARATOR)
+        layers.setdefault(layer, {})[name] = array
+    return layers
 
 
 @dataclass
 class WeightBundle:
-    """``layers[layer_name][weight_name]`` -> array, layers in network order.
+    """``layers[layer_name][weight_name]`` -> numpy array, layers in network order, canonical layout.
 
     Weight names: conv and dense ``kernel``, ``bias``; batch norm ``gamma``,
     ``beta``, ``moving_mean``, ``moving_variance``. ``source`` says where it came from.
-    A reader's bundle holds :class:`StoredArray` s (metadata, data unread) until
-    ``fit_bundle`` (or ``read_stored``, without a plan) reads what fits.
     """
 
-    layers: dict[str, dict[str, Array]] = field(default_factory=dict)
+    layers: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     source: str = ""
 
-    def flat(self) -> dict[str, Array]:
+    def flat(self) -> dict[str, np.ndarray]:
         """``{"block1_conv1/kernel": array, ...}`` (the safetensors keys)."""
-        return {f"{layer}{SEPARATOR}{name}": array
-                for layer, weights in self.layers.items() for name, array in weights.items()}
+        return {
+            f"{layer}{SEPARATOR}{name}": array
+            for layer, weights in self.layers.items()
+            for name, array in weights.items()
+        }
 
     @classmethod
-    def from_flat(cls, arrays: dict[str, Array], source: str = "") -> "WeightBundle":
-        bundle = cls(source=source)
-        for key, array in arrays.items():
-            layer, _, name = key.rpartition(SEPARATOR)
-            bundle.layers.setdefault(layer, {})[name] = array
-        return bundle
+    def from_flat(cls, arrays: Mapping[str, np.ndarray], source: str = "") -> WeightBundle:
+        return cls(group_flat(arrays), source)
+
+    def described(self) -> StoredBundle:
+        """The same arrays as a :class:`StoredBundle` (for the one check, ``fit_bundle``)."""
+        return StoredBundle(
+            {
+                layer: {name: StoredArray.of(array) for name, array in weights.items()}
+                for layer, weights in self.layers.items()
+            },
+            self.source,
+        )
 
     @property
     def total_params(self) -> int:
         return sum(int(array.size) for weights in self.layers.values() for array in weights.values())
+
+
+@dataclass
+class StoredBundle:
+    """A weight file's arrays by canonical layer name, described but not read (what readers give):
+    :func:`vggspec.weights.layout.fit_bundle` checks them against a plan and reads what fits."""
+
+    layers: dict[str, dict[str, StoredArray]] = field(default_factory=dict)
+    source: str = ""

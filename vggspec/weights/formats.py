@@ -24,7 +24,7 @@ from typing import Callable, Iterable, Iterator, Optional, Union
 from vggspec.errors import WeightsError
 from vggspec.fileio import atomic_path
 from vggspec.planner.lower import Plan
-from vggspec.weights.bundle import WeightBundle
+from vggspec.weights.bundle import StoredBundle, WeightBundle
 from vggspec.weights.hdf5 import group, has_attribute, open_h5
 from vggspec.weights.keras3_h5 import stored_keras3_h5, write_keras3_h5
 from vggspec.weights.keras_archive import stored_keras_archive
@@ -50,8 +50,10 @@ DESCRIPTIONS = {
     SAFETENSORS: "safetensors",
     TORCH: "PyTorch state dict",
 }
-SUPPORTED_NAMES = (".h5 or .hdf5 (Keras 1/2), .weights.h5 (Keras 3), .keras (Keras 3 model, read only), "
-                   ".safetensors, .pt or .pth (PyTorch)")
+SUPPORTED_NAMES = (
+    ".h5 or .hdf5 (Keras 1/2), .weights.h5 (Keras 3), .keras (Keras 3 model, read only), "
+    ".safetensors, .pt or .pth (PyTorch)"
+)
 LEGACY_H5 = "keras-h5"  # a legacy .h5 name, before its content says Keras 1, 2 or a model file
 NEEDS_PLAN = (KERAS3, KERAS_ARCHIVE, TORCH)  # arrays are matched to layers by the plan
 
@@ -83,8 +85,10 @@ def _sniff_h5(path: Path) -> str:
             return KERAS2 if has_attribute(file, "keras_version", str(path)) else KERAS1
         if group(file, "layers", str(path)) is not None:
             return KERAS3
-    raise WeightsError(f"{path}: expected Keras weights (the attribute layer_names, a model_weights/ group or a "
-                       "Keras 3 layers/ group), received an HDF5 file with none of them")
+    raise WeightsError(
+        f"{path}: expected Keras weights (the attribute layer_names, a model_weights/ group or a "
+        "Keras 3 layers/ group), received an HDF5 file with none of them"
+    )
 
 
 def detect_format(path: Union[str, Path]) -> str:
@@ -102,7 +106,7 @@ def detect_format(path: Union[str, Path]) -> str:
 
 
 @contextlib.contextmanager
-def open_bundle(path: Union[str, Path], plan: Optional[Plan] = None) -> Iterator[WeightBundle]:
+def open_bundle(path: Union[str, Path], plan: Optional[Plan] = None) -> Iterator[StoredBundle]:
     """The arrays of any supported weight file, described by their metadata (StoredArrays named by
     Keras/plan layer names, canonical layout), readable while the block runs.
 
@@ -113,12 +117,16 @@ def open_bundle(path: Union[str, Path], plan: Optional[Plan] = None) -> Iterator
     """
     path = Path(path)
     kind = detect_format(path)
-    if kind in NEEDS_PLAN and plan is None:
-        raise WeightsError(f"{path}: expected a spec to match a {DESCRIPTIONS[kind]} file's arrays to layers, "
-                           "received none")
     if kind == SAFETENSORS:
         with stored_safetensors(path, plan) as bundle:
             yield bundle
+    elif kind not in NEEDS_PLAN:
+        with open_h5(path) as file:
+            yield stored_keras_h5(file, str(path))
+    elif plan is None:
+        raise WeightsError(
+            f"{path}: expected a spec to match a {DESCRIPTIONS[kind]} file's arrays to layers, received none"
+        )
     elif kind == TORCH:
         yield stored_torch(path, plan)
     elif kind == KERAS_ARCHIVE:
@@ -126,7 +134,7 @@ def open_bundle(path: Union[str, Path], plan: Optional[Plan] = None) -> Iterator
             yield bundle
     else:
         with open_h5(path) as file:
-            yield stored_keras3_h5(file, str(path), plan) if kind == KERAS3 else stored_keras_h5(file, str(path))
+            yield stored_keras3_h5(file, str(path), plan)
 
 
 def read_bundle(path: Union[str, Path], plan: Optional[Plan] = None) -> WeightBundle:
@@ -146,14 +154,21 @@ def written_format(path: Union[str, Path], keras_version: int = 2) -> str:
     if kind == LEGACY_H5:
         return KERAS1 if keras_version == 1 else KERAS2
     if kind == KERAS_ARCHIVE:
-        raise WeightsError(f"{path}: expected a weight file to write (.h5, .weights.h5, .safetensors or .pt), "
-                           "received a .keras name: a Keras model archive holds the model too; make one with "
-                           "vggspec build SPEC --backend keras --out FILE.keras --weights WEIGHTS")
+        raise WeightsError(
+            f"{path}: expected a weight file to write (.h5, .weights.h5, .safetensors or .pt), "
+            "received a .keras name: a Keras model archive holds the model too; make one with "
+            "vggspec build SPEC --backend keras --out FILE.keras --weights WEIGHTS"
+        )
     return kind
 
 
-def write_bundle(path: Union[str, Path], bundle: WeightBundle, plan: Optional[Plan] = None,
-                 keras_version: int = 2, progress: Optional[Progress] = None) -> None:
+def write_bundle(
+    path: Union[str, Path],
+    bundle: WeightBundle,
+    plan: Optional[Plan] = None,
+    keras_version: int = 2,
+    progress: Optional[Progress] = None,
+) -> None:
     """Write ``bundle`` in the format the name of ``path`` says, atomically.
 
     With a plan the bundle is first checked against it (every layer, every shape)
@@ -171,14 +186,15 @@ def write_bundle(path: Union[str, Path], bundle: WeightBundle, plan: Optional[Pl
     suffix = ".weights.h5" if kind == KERAS3 else path.suffix
     try:
         with atomic_path(path, suffix=suffix) as temporary:
-            if kind == KERAS3:
-                write_keras3_h5(temporary, bundle, plan, progress)
-            elif kind == SAFETENSORS:
+            if kind == SAFETENSORS:
                 write_safetensors(temporary, bundle, progress)
+            elif plan is None:
+                write_keras_h5(temporary, bundle, list(bundle.layers), keras_version, progress)
+            elif kind == KERAS3:
+                write_keras3_h5(temporary, bundle, plan, progress)
             elif kind == TORCH:
                 write_torch(temporary, bundle, plan, progress)
             else:
-                names = [layer.name for layer in plan.layers] if plan is not None else list(bundle.layers)
-                write_keras_h5(temporary, bundle, names, keras_version, progress)
+                write_keras_h5(temporary, bundle, [layer.name for layer in plan.layers], keras_version, progress)
     except OSError as error:
         raise WeightsError(f"{path}: expected a writable destination, received {error.strerror or error}") from None

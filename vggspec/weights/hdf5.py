@@ -51,8 +51,10 @@ def h5_errors(where: str) -> Iterator[None]:
     try:
         yield
     except H5_ERRORS as error:
-        raise WeightsError(f"{where}: expected a readable HDF5 object, received a damaged one "
-                           f"({type(error).__name__}: {_reason(error)})") from None
+        raise WeightsError(
+            f"{where}: expected a readable HDF5 object, received a damaged one "
+            f"({type(error).__name__}: {_reason(error)})"
+        ) from None
 
 
 def open_h5(path: Union[str, Path], name: Optional[str] = None) -> Any:
@@ -71,11 +73,14 @@ def open_h5(path: Union[str, Path], name: Optional[str] = None) -> Any:
     except H5_ERRORS as error:
         truncated = _TRUNCATED.search(str(error))
         if truncated:
-            raise WeightsError(f"{name}: expected a complete HDF5 file of {int(truncated.group(2)):,} bytes, "
-                               f"received {int(truncated.group(1)):,} bytes (truncated)") from None
+            raise WeightsError(
+                f"{name}: expected a complete HDF5 file of {int(truncated.group(2)):,} bytes, "
+                f"received {int(truncated.group(1)):,} bytes (truncated)"
+            ) from None
         if not h5py.is_hdf5(path):
-            raise WeightsError(f"{name}: expected an HDF5 file, received {path.stat().st_size:,} bytes "
-                               "without the HDF5 signature") from None
+            raise WeightsError(
+                f"{name}: expected an HDF5 file, received {path.stat().st_size:,} bytes without the HDF5 signature"
+            ) from None
         raise WeightsError(f"{name}: expected a readable HDF5 file, received an error: {_reason(error)}") from None
 
 
@@ -89,18 +94,24 @@ def _child(parent: Any, name: str, where: str) -> Any:
         raise WeightsError(f"{where}: expected a relative name without empty or '.' parts, received {name!r}")
     for depth, part in enumerate(parts):
         if not isinstance(node, h5py.Group):
-            raise WeightsError(f"{where}: expected {'/'.join(parts[:depth])!r} to be a group (on the way to "
-                               f"{name!r}), received a dataset")
+            raise WeightsError(
+                f"{where}: expected {'/'.join(parts[:depth])!r} to be a group (on the way to "
+                f"{name!r}), received a dataset"
+            )
         with h5_errors(f"{where}: {name!r}"):
             link = node.get(part, getlink=True)
         if link is None:
             return None
         if isinstance(link, h5py.SoftLink):
-            raise WeightsError(f"{where}: expected {name!r} stored in the file (a hard link), received a soft "
-                               f"link to {link.path!r}, which is not followed")
+            raise WeightsError(
+                f"{where}: expected {name!r} stored in the file (a hard link), received a soft "
+                f"link to {link.path!r}, which is not followed"
+            )
         if isinstance(link, h5py.ExternalLink):
-            raise WeightsError(f"{where}: expected {name!r} stored in the file (a hard link), received an external "
-                               f"link to {link.path!r} in {link.filename!r}, which is not opened")
+            raise WeightsError(
+                f"{where}: expected {name!r} stored in the file (a hard link), received an external "
+                f"link to {link.path!r} in {link.filename!r}, which is not opened"
+            )
         with h5_errors(f"{where}: {name!r}"):
             node = node.get(part)
         if not isinstance(node, (h5py.Group, h5py.Dataset)):  # a committed datatype, or a damaged link
@@ -133,7 +144,7 @@ def keys(parent: Any, where: str) -> list[str]:
     """The link names in a group, in the file's order (nothing is resolved; a name that is not
     UTF-8, which h5py gives as bytes, is decoded with replacement characters)."""
     with h5_errors(where):
-        names = [name.decode("utf8", "replace") if isinstance(name, bytes) else name for name in parent.keys()]
+        names = [name.decode("utf8", "replace") if isinstance(name, bytes) else name for name in parent]
     if len(names) > MAX_NAMES:
         raise WeightsError(f"{where}: expected at most {MAX_NAMES:,} members, received {len(names):,}")
     return names
@@ -175,8 +186,10 @@ def string_list(obj: Any, name: str, where: str) -> Optional[list[str]]:
         if not is_string:
             raise WeightsError(f"{at}: expected strings, received {_dtype_words(dtype)} of shape {shape}")
         if len(items) + count > MAX_NAMES or count * dtype.itemsize > MAX_ATTRIBUTE_BYTES:
-            raise WeightsError(f"{at}: expected at most {MAX_NAMES:,} names and {MAX_ATTRIBUTE_BYTES:,} bytes in all, "
-                               f"received {count:,} of {dtype.itemsize:,} bytes each")
+            raise WeightsError(
+                f"{at}: expected at most {MAX_NAMES:,} names and {MAX_ATTRIBUTE_BYTES:,} bytes in all, "
+                f"received {count:,} of {dtype.itemsize:,} bytes each"
+            )
         with h5_errors(at):
             values = np.asarray(obj.attrs[chunk_name]).ravel()
         for value in values:
@@ -221,8 +234,10 @@ def stored_array(data: Any, where: str) -> StoredArray:
         dtype_name = _dtype_words(dtype)
     if external or virtual:
         elsewhere = f"external storage in {external[0][0]!r}" if external else "a virtual dataset (data in other files)"
-        raise WeightsError(f"{where}: expected the dataset {name!r} to keep its data in the file, received "
-                           f"{elsewhere}, which is not opened")
+        raise WeightsError(
+            f"{where}: expected the dataset {name!r} to keep its data in the file, received "
+            f"{elsewhere}, which is not opened"
+        )
     if shape is None:
         raise WeightsError(f"{where}: expected an array in the dataset {name!r}, received an empty (null) dataset")
 

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable, Union
 
 from vggspec.errors import WeightsError
 from vggspec.planner.lower import Plan, PlanLayer
-from vggspec.weights.bundle import StoredArray, WeightBundle
+from vggspec.weights.bundle import StoredArray, StoredBundle, WeightBundle
 from vggspec.weights.hdf5 import dataset, group, keys, stored_array
 
 
@@ -42,14 +42,16 @@ def group_names(plan: Plan) -> list[tuple[PlanLayer, str]]:
     return names
 
 
-def stored_keras3_h5(file: Any, name: str, plan: Plan) -> WeightBundle:
+def stored_keras3_h5(file: Any, name: str, plan: Plan) -> StoredBundle:
     """Describe a Keras 3 ``.weights.h5`` file open as ``file``, matching its groups to the plan's
     weighted layers by order. Returns StoredArrays (metadata only); ``name`` is what messages call the file."""
     layers = group(file, "layers", name)
     if layers is None:
-        raise WeightsError(f"{name}: expected the Keras 3 group layers/, received a file with "
-                           f"{sorted(keys(file, name)) or 'no groups'}")
-    bundle = WeightBundle(source=name)
+        raise WeightsError(
+            f"{name}: expected the Keras 3 group layers/, received a file with "
+            f"{sorted(keys(file, name)) or 'no groups'}"
+        )
+    bundle = StoredBundle(source=name)
     for layer, group_name in group_names(plan):
         if not layer.weights:
             continue
@@ -58,15 +60,17 @@ def stored_keras3_h5(file: Any, name: str, plan: Plan) -> WeightBundle:
         variables = group(layer_group, "vars", where) if layer_group is not None else None
         if variables is None:
             base = snake_case(layer.type_name)
-            found = sum(1 for member in keys(layers, f"{name}: layers")
-                        if re.fullmatch(rf"{base}(_[0-9]+)?", member))
-            raise WeightsError(f"{where}: expected the group layers/{group_name}/vars, received a file with "
-                               f"{found} {base} group(s)")
+            found = sum(1 for member in keys(layers, f"{name}: layers") if re.fullmatch(rf"{base}(_[0-9]+)?", member))
+            raise WeightsError(
+                f"{where}: expected the group layers/{group_name}/vars, received a file with {found} {base} group(s)"
+            )
         names = [weight for weight, _ in layer.weights]
         members = keys(variables, where)
         if sorted(members) != sorted(str(i) for i in range(len(names))):
-            raise WeightsError(f"{where}: expected {len(names)} arrays ({', '.join(names)}) named "
-                               f"0..{len(names) - 1}, received {sorted(members)[:10]}")
+            raise WeightsError(
+                f"{where}: expected {len(names)} arrays ({', '.join(names)}) named "
+                f"0..{len(names) - 1}, received {sorted(members)[:10]}"
+            )
         bundle.layers[layer.name] = {weight: _variable(variables, i, where) for i, weight in enumerate(names)}
     return bundle
 
@@ -78,8 +82,12 @@ def _variable(variables: Any, index: int, where: str) -> StoredArray:
     return stored_array(data, where)
 
 
-def write_keras3_h5(path: Union[str, Path], bundle: WeightBundle, plan: Plan,
-                    progress: Callable[[Iterable], Iterable] = lambda items: items) -> None:
+def write_keras3_h5(
+    path: Union[str, Path],
+    bundle: WeightBundle,
+    plan: Plan,
+    progress: Callable[[Iterable], Iterable] = lambda items: items,
+) -> None:
     """Write ``bundle`` (checked against ``plan``) as Keras 3's ``save_weights`` would for the plan's model."""
     import h5py
 

@@ -19,7 +19,7 @@ from typing import Iterator, Union
 
 from vggspec.errors import WeightsError
 from vggspec.planner.lower import Plan
-from vggspec.weights.bundle import WeightBundle, archive_bytes_limit
+from vggspec.weights.bundle import StoredBundle, archive_bytes_limit
 from vggspec.weights.hdf5 import open_h5
 from vggspec.weights.keras3_h5 import stored_keras3_h5
 from vggspec.weights.zip_archive import copy_member, declared_sizes
@@ -29,7 +29,7 @@ WHAT = "a Keras 3 model archive (.keras, a zip)"
 
 
 @contextlib.contextmanager
-def stored_keras_archive(path: Union[str, Path], plan: Plan) -> Iterator[WeightBundle]:
+def stored_keras_archive(path: Union[str, Path], plan: Plan) -> Iterator[StoredBundle]:
     """Describe the weights of a ``.keras`` file (StoredArrays, readable inside the block), matched to the plan."""
     path = Path(path)
     if not path.is_file():

@@ -25,16 +25,31 @@ from typing import Any, Callable, Iterable, Optional, Union
 import numpy as np
 
 from vggspec.errors import WeightsError
-from vggspec.weights.bundle import StoredArray, WeightBundle
+from vggspec.weights.bundle import StoredArray, StoredBundle, WeightBundle
 from vggspec.weights.hdf5 import dataset, group, stored_array, string_list
 
 # The last word of a stored weight name -> the canonical weight name.
 # Keras 1 called the batch norm variance "running_std" (it always held the variance).
-STORED_WORDS = {"kernel": "kernel", "W": "kernel", "bias": "bias", "b": "bias", "gamma": "gamma",
-                "beta": "beta", "moving_mean": "moving_mean", "running_mean": "moving_mean",
-                "moving_variance": "moving_variance", "running_std": "moving_variance"}
-KERAS1_WORDS = {"kernel": "W", "bias": "b", "gamma": "gamma", "beta": "beta",
-                "moving_mean": "running_mean", "moving_variance": "running_std"}
+STORED_WORDS = {
+    "kernel": "kernel",
+    "W": "kernel",
+    "bias": "bias",
+    "b": "bias",
+    "gamma": "gamma",
+    "beta": "beta",
+    "moving_mean": "moving_mean",
+    "running_mean": "moving_mean",
+    "moving_variance": "moving_variance",
+    "running_std": "moving_variance",
+}
+KERAS1_WORDS = {
+    "kernel": "W",
+    "bias": "b",
+    "gamma": "gamma",
+    "beta": "beta",
+    "moving_mean": "running_mean",
+    "moving_variance": "running_std",
+}
 # What files in the Keras 2 layout say about themselves (the last Keras 2 release).
 KERAS2_ATTRS = {"backend": b"tensorflow", "keras_version": b"2.15.0"}
 
@@ -63,7 +78,7 @@ def canonical_weight_name(stored: str) -> Optional[str]:
     return None
 
 
-def stored_keras_h5(file: Any, name: str) -> WeightBundle:
+def stored_keras_h5(file: Any, name: str) -> StoredBundle:
     """Describe a Keras 1 or Keras 2 weight file (or a full-model file's ``model_weights/``), open as ``file``.
 
     Returns a bundle of StoredArrays (metadata only: nothing is read until ``fit_bundle``
@@ -72,10 +87,12 @@ def stored_keras_h5(file: Any, name: str) -> WeightBundle:
     """
     found = legacy_root(file, name)
     if found is None:
-        raise WeightsError(f"{name}: expected Keras weights (the attribute layer_names, at the root or in "
-                           "model_weights/), received an HDF5 file without it")
+        raise WeightsError(
+            f"{name}: expected Keras weights (the attribute layer_names, at the root or in "
+            "model_weights/), received an HDF5 file without it"
+        )
     root, layer_names = found
-    bundle = WeightBundle(source=name)
+    bundle = StoredBundle(source=name)
     for layer in layer_names:
         where = f"{name}: layer {layer}"
         if layer in bundle.layers:
@@ -87,14 +104,16 @@ def stored_keras_h5(file: Any, name: str) -> WeightBundle:
         for stored in string_list(layer_group, "weight_names", where) or []:
             weight = canonical_weight_name(stored)
             if weight is None:
-                raise WeightsError(f"{where}: expected weight names ending in {', '.join(STORED_WORDS)}, "
-                                   f"received {stored!r}")
+                raise WeightsError(
+                    f"{where}: expected weight names ending in {', '.join(STORED_WORDS)}, received {stored!r}"
+                )
             if weight in weights:
                 raise WeightsError(f"{where}: expected one {weight}, received a second ({stored!r})")
             data = dataset(layer_group, stored, where)
             if data is None:
-                raise WeightsError(f"{where}: expected the dataset {stored!r} (weight_names lists it), "
-                                   "received a group without it")
+                raise WeightsError(
+                    f"{where}: expected the dataset {stored!r} (weight_names lists it), received a group without it"
+                )
             weights[weight] = stored_array(data, where)
         if weights:
             bundle.layers[layer] = weights
@@ -107,8 +126,13 @@ def _stored_name(layer: str, name: str, keras_version: int) -> str:
     return f"{layer}/{name}:0"
 
 
-def write_keras_h5(path: Union[str, Path], bundle: WeightBundle, layer_names: list[str], keras_version: int = 2,
-                   progress: Callable[[Iterable[str]], Iterable[str]] = lambda items: items) -> None:
+def write_keras_h5(
+    path: Union[str, Path],
+    bundle: WeightBundle,
+    layer_names: list[str],
+    keras_version: int = 2,
+    progress: Callable[[Iterable[str]], Iterable[str]] = lambda items: items,
+) -> None:
     """Write ``bundle`` in the Keras 1 or Keras 2 layout; ``layer_names`` lists every layer, weightless ones too.
 
     ``progress`` wraps the iteration over layers (e.g. a tqdm bar).

@@ -29,17 +29,21 @@ until its shape is known to fit.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Mapping, Optional, Union
 
 import numpy as np
 
 from vggspec.errors import WeightsError
 from vggspec.planner.lower import Plan, PlanLayer
 from vggspec.spec.load import MAX_PARAMS
-from vggspec.weights.bundle import MAX_STORED_BYTES, Array, StoredArray, WeightBundle
+from vggspec.weights.bundle import MAX_STORED_BYTES, StoredArray, StoredBundle, WeightBundle
 
-BATCH_NORM_TORCH_NAMES = {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean",
-                          "moving_variance": "running_var"}
+BATCH_NORM_TORCH_NAMES = {
+    "gamma": "weight",
+    "beta": "bias",
+    "moving_mean": "running_mean",
+    "moving_variance": "running_var",
+}
 DENSE_TORCH_NAMES = {"kernel": "weight", "bias": "bias"}
 
 
@@ -54,15 +58,14 @@ class TorchModule:
     path: str
     kind: str
     layer: PlanLayer
-    option: object = None  # activation name, dropout rate or classifier activation
+    option: Any = None  # activation name (str), dropout rate (float) or classifier activation (str)
 
 
 def torch_modules(plan: Plan) -> list[TorchModule]:
     """The torch modules of ``plan`` in order, with torchvision's paths."""
     modules: list[TorchModule] = []
     features = classifier = 0
-    dropout = {layer.name[: -len("_dropout")]: layer.attrs["rate"]
-               for layer in plan.layers if layer.kind == "dropout"}
+    dropout = {layer.name[: -len("_dropout")]: layer.attrs["rate"] for layer in plan.layers if layer.kind == "dropout"}
     for layer in plan.layers:
         if layer.kind in ("conv", "batch_norm", "activation", "lrn", "max_pool"):
             option = layer.attrs.get("activation") if layer.kind == "activation" else None
@@ -76,12 +79,14 @@ def torch_modules(plan: Plan) -> list[TorchModule]:
             classifier += 1
             if layer.name != "predictions":
                 modules.append(TorchModule(f"classifier.{classifier}", "activation", layer, layer.attrs["activation"]))
-                modules.append(TorchModule(f"classifier.{classifier + 1}", "dropout", layer,
-                                           dropout.get(layer.name, 0.0)))
+                modules.append(
+                    TorchModule(f"classifier.{classifier + 1}", "dropout", layer, dropout.get(layer.name, 0.0))
+                )
                 classifier += 2
             elif layer.attrs["activation"] is not None:
-                modules.append(TorchModule(f"classifier.{classifier}", "classifier_activation", layer,
-                                           layer.attrs["activation"]))
+                modules.append(
+                    TorchModule(f"classifier.{classifier}", "classifier_activation", layer, layer.attrs["activation"])
+                )
                 classifier += 1
     return modules
 
@@ -90,7 +95,7 @@ def _first_dense_after_flatten(plan: Plan) -> Optional[PlanLayer]:
     names = [layer.name for layer in plan.layers]
     if "flatten" not in names:
         return None
-    return next(layer for layer in plan.layers[names.index("flatten"):] if layer.kind == "dense")
+    return next(layer for layer in plan.layers[names.index("flatten") :] if layer.kind == "dense")
 
 
 def _flatten_shape(plan: Plan) -> tuple[int, int, int]:
@@ -145,33 +150,25 @@ def bundle_to_torch(plan: Plan, bundle: WeightBundle) -> dict[str, np.ndarray]:
             continue
         for name, array in bundle.layers[module.layer.name].items():
             state[f"{module.path}.{_torch_weight_name(module.layer, name)}"] = _to_torch_array(
-                plan, module.layer, name, array)
+                plan, module.layer, name, array
+            )
         if module.kind == "batch_norm":
             state[f"{module.path}.num_batches_tracked"] = np.zeros((), dtype=np.int64)
     return state
 
 
-def _in_memory(array: np.ndarray, stored: str = "") -> StoredArray:
-    """An array already in memory, described as a file's array is."""
-    array = np.asarray(array)
-    return StoredArray(tuple(array.shape), array.dtype.name, stored, lambda: array)
-
-
 def _from_torch(plan: Plan, layer: PlanLayer, name: str, key: str, array: StoredArray) -> StoredArray:
     shape, order = _from_torch_shape(layer, name, array.shape)
     stored = f"{array.stored or f'key {key!r}'} of shape {array.shape}" + (f", {order}" if order else "")
-    return StoredArray(shape, array.dtype, stored, lambda: _from_torch_array(plan, layer, name, array.read()),
-                       transposed=bool(order))
+    return StoredArray(
+        shape, array.dtype, stored, lambda: _from_torch_array(plan, layer, name, array.read()), transposed=bool(order)
+    )
 
 
-def torch_to_bundle(plan: Plan, state: dict[str, Array], source: str = "") -> WeightBundle:
-    """A torchvision-style state dict -> bundle in the canonical layout, by the plan's module paths.
-
-    ``state`` holds StoredArrays (a file's, in torch's layout: the result holds StoredArrays
-    whose shapes ``fit_bundle`` checks before any transform runs) or numpy arrays (a model's:
-    the result is checked against the plan and read). A missing key is refused.
-    """
-    bundle = WeightBundle(source=source)
+def torch_to_stored(plan: Plan, state: Mapping[str, StoredArray], source: str = "") -> StoredBundle:
+    """A torchvision-style state dict of a file (torch's layout) -> the canonical layout, by the plan's module
+    paths; shapes are mapped, data is transformed only when read (after ``fit_bundle``). A missing key is refused."""
+    bundle = StoredBundle(source=source)
     for module in torch_modules(plan):
         if module.kind not in ("conv", "batch_norm", "dense"):
             continue
@@ -179,15 +176,18 @@ def torch_to_bundle(plan: Plan, state: dict[str, Array], source: str = "") -> We
         for name, _ in module.layer.weights:
             key = f"{module.path}.{_torch_weight_name(module.layer, name)}"
             if key not in state:
-                raise WeightsError(f"{source}: layer {module.layer.name}: expected the key {key!r}, "
-                                   "received a state dict without it")
-            value = state[key]
-            stored = value if isinstance(value, StoredArray) else _in_memory(value, f"key {key!r}")
-            weights[name] = _from_torch(plan, module.layer, name, key, stored)
+                raise WeightsError(
+                    f"{source}: layer {module.layer.name}: expected the key {key!r}, received a state dict without it"
+                )
+            weights[name] = _from_torch(plan, module.layer, name, key, state[key])
         bundle.layers[module.layer.name] = weights
-    if all(isinstance(value, StoredArray) for value in state.values()):
-        return bundle
-    return fit_bundle(plan, bundle)[0]
+    return bundle
+
+
+def torch_to_bundle(plan: Plan, state: Mapping[str, np.ndarray], source: str = "") -> WeightBundle:
+    """A torch model's state dict (numpy arrays) -> bundle in the canonical layout, checked against the plan."""
+    described = {key: StoredArray.of(array, f"key {key!r}") for key, array in state.items()}
+    return fit_bundle(plan, torch_to_stored(plan, described, source))[0]
 
 
 def swap_input_channels(bundle: WeightBundle, plan: Plan) -> WeightBundle:
@@ -214,42 +214,39 @@ def _mismatch_hint(expected: tuple[int, ...], received: tuple[int, ...]) -> str:
 FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 
-def _dtype_name(array: Array) -> str:
-    return array.dtype if isinstance(array, StoredArray) else np.asarray(array).dtype.name
+def _stored_suffix(array: StoredArray) -> str:
+    return f" ({array.stored})" if array.stored else ""
 
 
-def _stored_suffix(array: Array) -> str:
-    return f" ({array.stored})" if isinstance(array, StoredArray) and array.stored else ""
-
-
-def _array_problem(name: str, expected: Optional[tuple[int, ...]], array: Array) -> Optional[str]:
+def _array_problem(name: str, expected: Optional[tuple[int, ...]], array: StoredArray) -> Optional[str]:
     """What is wrong with one array against the plan's (name, shape), or None: the one check of
     shape and dtype, made on a file's metadata before its data is read (``expected`` None: dtype only)."""
     received = tuple(array.shape)
     if expected is not None and received != tuple(expected):
-        hint = "" if isinstance(array, StoredArray) and array.transposed else _mismatch_hint(tuple(expected), received)
+        hint = "" if array.transposed else _mismatch_hint(tuple(expected), received)
         return f"expected {name} of shape {tuple(expected)}, received {received}{hint}{_stored_suffix(array)}"
-    dtype = _dtype_name(array)
-    if dtype not in FLOAT_DTYPES:
-        return (f"expected {name} as {', '.join(FLOAT_DTYPES[:-1])} or {FLOAT_DTYPES[-1]}, received {dtype}"
-                f"{_stored_suffix(array)}")
+    if array.dtype not in FLOAT_DTYPES:
+        return (
+            f"expected {name} as {', '.join(FLOAT_DTYPES[:-1])} or {FLOAT_DTYPES[-1]}, received {array.dtype}"
+            f"{_stored_suffix(array)}"
+        )
     return None
 
 
-def _read(array: Array) -> np.ndarray:
-    return array.read() if isinstance(array, StoredArray) else np.asarray(array)
-
-
-def fit_bundle(plan: Plan, bundle: WeightBundle, skip_mismatch: bool = False) -> tuple[WeightBundle, list[str]]:
+def fit_bundle(
+    plan: Plan, bundle: Union[StoredBundle, WeightBundle], skip_mismatch: bool = False
+) -> tuple[WeightBundle, list[str]]:
     """Check ``bundle`` against ``plan`` (every layer, weight name, shape and dtype), then read what fits.
 
     Returns (the arrays to load, float32 numpy arrays in the plan's order; a line per
-    skipped layer). A file's bundle holds StoredArrays: every check runs on their
-    metadata, and only the layers that fit are read, after all are checked. Without
+    skipped layer). A file's bundle (a StoredBundle) is checked on its arrays' metadata,
+    and only the layers that fit are read, after all are checked. Without
     ``skip_mismatch`` any missing layer, wrong shape or dtype raises :class:`WeightsError`
     naming the layer and both shapes; with it, layers that do not fit are skipped and
     named (as Keras' ``skip_mismatch``), never read.
     """
+    if isinstance(bundle, WeightBundle):
+        bundle = bundle.described()
     fitting: list[PlanLayer] = []
     skipped: list[str] = []
     for layer in plan.weighted_layers():
@@ -275,12 +272,13 @@ def fit_bundle(plan: Plan, bundle: WeightBundle, skip_mismatch: bool = False) ->
             fitting.append(layer)
     loaded = WeightBundle(source=bundle.source)
     for layer in fitting:
-        loaded.layers[layer.name] = {name: np.asarray(_read(bundle.layers[layer.name][name]), dtype=np.float32)
-                                     for name, _ in layer.weights}
+        loaded.layers[layer.name] = {
+            name: np.asarray(bundle.layers[layer.name][name].read(), dtype=np.float32) for name, _ in layer.weights
+        }
     return loaded, skipped
 
 
-def read_stored(bundle: WeightBundle) -> WeightBundle:
+def read_stored(bundle: StoredBundle) -> WeightBundle:
     """Every array of a file's bundle, read as stored, for a file read without a plan to check it against.
 
     Each dtype is checked as ``fit_bundle`` does, and the arrays together may hold at most
@@ -295,8 +293,12 @@ def read_stored(bundle: WeightBundle) -> WeightBundle:
                 raise WeightsError(f"{where}: {reason}")
             total += array.size * 4
             if total > MAX_STORED_BYTES:
-                raise WeightsError(f"{where}: expected arrays of at most {MAX_STORED_BYTES:,} bytes in all as float32 "
-                                   f"(the spec budget of {MAX_PARAMS:,} parameters), received {name} of shape "
-                                   f"{tuple(array.shape)}{_stored_suffix(array)}, past that")
-    return WeightBundle({layer: {name: _read(array) for name, array in arrays.items()}
-                         for layer, arrays in bundle.layers.items()}, source=bundle.source)
+                raise WeightsError(
+                    f"{where}: expected arrays of at most {MAX_STORED_BYTES:,} bytes in all as float32 "
+                    f"(the spec budget of {MAX_PARAMS:,} parameters), received {name} of shape "
+                    f"{tuple(array.shape)}{_stored_suffix(array)}, past that"
+                )
+    return WeightBundle(
+        {layer: {name: array.read() for name, array in arrays.items()} for layer, arrays in bundle.layers.items()},
+        source=bundle.source,
+    )

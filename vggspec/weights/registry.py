@@ -78,8 +78,17 @@ REGISTRY = WeightRegistry()
 
 def _keras_file(name: str, spec: str, include_top: bool, size: Optional[int], md5: str) -> WeightFile:
     file_name = f"{spec}_weights_tf_dim_ordering_tf_kernels{'' if include_top else '_notop'}.h5"
-    return REGISTRY.register(WeightFile(name=name, file_name=file_name, url=f"{KERAS_STORAGE}/{spec}/{file_name}",
-                                        size=size, md5=md5, spec=spec, include_top=include_top))
+    return REGISTRY.register(
+        WeightFile(
+            name=name,
+            file_name=file_name,
+            url=f"{KERAS_STORAGE}/{spec}/{file_name}",
+            size=size,
+            md5=md5,
+            spec=spec,
+            include_top=include_top,
+        )
+    )
 
 
 _keras_file("vgg16", "vgg16", True, 553_467_096, "64373286793e3c8b2b4e3219cbf3544b")
@@ -112,8 +121,13 @@ def fetch_file(weight_file: WeightFile, *, url: Optional[str] = None, progress: 
     path = cached_path(weight_file)
     if path is not None:
         return path
-    return download(url or weight_file.url, weights_dir() / weight_file.file_name, size=weight_file.size,
-                    md5=weight_file.md5, progress=progress)
+    return download(
+        url or weight_file.url,
+        weights_dir() / weight_file.file_name,
+        size=weight_file.size,
+        md5=weight_file.md5,
+        progress=progress,
+    )
 
 
 def fetch(name: str, *, url: Optional[str] = None, progress: bool = True) -> Path:

@@ -26,17 +26,31 @@ import numpy as np
 
 from vggspec.errors import WeightsError
 from vggspec.planner.lower import Plan
-from vggspec.weights.bundle import SEPARATOR, StoredArray, WeightBundle
-from vggspec.weights.layout import torch_to_bundle
+from vggspec.weights.bundle import SEPARATOR, StoredArray, StoredBundle, WeightBundle, group_flat
+from vggspec.weights.layout import torch_to_stored
 
 LAYOUT = "vggspec canonical (keras): conv kernel HWIO, dense kernel (in, out), fc1 rows in H,W,C order"
-WEIGHT_ORDER = {name: index for index, name in
-                enumerate(("kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance"))}
+WEIGHT_ORDER = {
+    name: index for index, name in enumerate(("kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance"))
+}
 TORCH_KEY = re.compile(r"^(features|classifier)\.[0-9]+\.[a-z_]+$")
 # safetensors' element types -> numpy's names (for messages and the dtype check)
-DTYPE_NAMES = {"F16": "float16", "BF16": "bfloat16", "F32": "float32", "F64": "float64", "I8": "int8",
-               "I16": "int16", "I32": "int32", "I64": "int64", "U8": "uint8", "U16": "uint16", "U32": "uint32",
-               "U64": "uint64", "BOOL": "bool", "C64": "complex64"}
+DTYPE_NAMES = {
+    "F16": "float16",
+    "BF16": "bfloat16",
+    "F32": "float32",
+    "F64": "float64",
+    "I8": "int8",
+    "I16": "int16",
+    "I32": "int32",
+    "I64": "int64",
+    "U8": "uint8",
+    "U16": "uint16",
+    "U32": "uint32",
+    "U64": "uint64",
+    "BOOL": "bool",
+    "C64": "complex64",
+}
 
 
 @contextlib.contextmanager
@@ -76,7 +90,7 @@ def _stored(file: Any, path: Path, key: str) -> StoredArray:
 
 
 @contextlib.contextmanager
-def stored_safetensors(path: Union[str, Path], plan: Optional[Plan] = None) -> Iterator[WeightBundle]:
+def stored_safetensors(path: Union[str, Path], plan: Optional[Plan] = None) -> Iterator[StoredBundle]:
     """Describe a ``.safetensors`` file (StoredArrays, readable inside the block); layers in the
     plan's order when a plan is given."""
     from safetensors import safe_open
@@ -93,12 +107,13 @@ def stored_safetensors(path: Union[str, Path], plan: Optional[Plan] = None) -> I
         yield _bundle(path, arrays, plan)
 
 
-def _bundle(path: Path, arrays: dict[str, StoredArray], plan: Optional[Plan]) -> WeightBundle:
+def _bundle(path: Path, arrays: dict[str, StoredArray], plan: Optional[Plan]) -> StoredBundle:
     if arrays and all(TORCH_KEY.match(key) for key in arrays):
         if plan is None:
-            raise WeightsError(f"{path}: expected a spec to map torchvision keys (features.N, classifier.N) "
-                               "to layers, received none")
-        return torch_to_bundle(plan, arrays, source=str(path))
+            raise WeightsError(
+                f"{path}: expected a spec to map torchvision keys (features.N, classifier.N) to layers, received none"
+            )
+        return torch_to_stored(plan, arrays, source=str(path))
     for key in arrays:
         layer, _, name = key.rpartition(SEPARATOR)
         if not layer or not name:
@@ -106,20 +121,25 @@ def _bundle(path: Path, arrays: dict[str, StoredArray], plan: Optional[Plan]) ->
     # the file keeps no order: layers in the plan's order, weights in Keras' order
     layer_order = {layer.name: index for index, layer in enumerate(plan.layers)} if plan is not None else {}
     # a canonical key says no more than "layer L: W" does: no (key ...) in messages
-    bundle = WeightBundle.from_flat({key: dataclasses.replace(array, stored="") for key, array in arrays.items()},
-                                    source=str(path))
-    bundle.layers = {layer: dict(sorted(weights.items(), key=lambda item: _position(WEIGHT_ORDER, item[0])))
-                     for layer, weights in sorted(bundle.layers.items(),
-                                                  key=lambda item: _position(layer_order, item[0]))}
-    return bundle
+    layers = group_flat({key: dataclasses.replace(array, stored="") for key, array in arrays.items()})
+    return StoredBundle(
+        {
+            layer: dict(sorted(weights.items(), key=lambda item: _position(WEIGHT_ORDER, item[0])))
+            for layer, weights in sorted(layers.items(), key=lambda item: _position(layer_order, item[0]))
+        },
+        source=str(path),
+    )
 
 
 def _position(order: dict[str, int], name: str) -> tuple[int, str]:
     return order.get(name, len(order)), name
 
 
-def write_safetensors(path: Union[str, Path], bundle: WeightBundle,
-                      progress: Callable[[Iterable[str]], Iterable[str]] = lambda items: items) -> None:
+def write_safetensors(
+    path: Union[str, Path],
+    bundle: WeightBundle,
+    progress: Callable[[Iterable[str]], Iterable[str]] = lambda items: items,
+) -> None:
     """Write ``bundle`` with keys ``<layer>/<weight>``; metadata: format, layout, source."""
     from safetensors.numpy import save_file
 

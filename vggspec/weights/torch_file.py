@@ -19,8 +19,8 @@ import numpy as np
 
 from vggspec.errors import WeightsError
 from vggspec.planner.lower import Plan
-from vggspec.weights.bundle import StoredArray, WeightBundle, archive_bytes_limit
-from vggspec.weights.layout import bundle_to_torch, torch_to_bundle
+from vggspec.weights.bundle import StoredArray, StoredBundle, WeightBundle, archive_bytes_limit
+from vggspec.weights.layout import bundle_to_torch, torch_to_stored
 from vggspec.weights.zip_archive import check_total_size, declared_sizes
 
 # Containers that training scripts wrap a state dict in.
@@ -41,8 +41,10 @@ def _state_dict(loaded: Any, path: Path) -> dict[str, Any]:
         if not isinstance(key, str):
             raise WeightsError(f"{path}: expected a state dict with string keys, received the key {key!r}")
         if tensor.layout != torch.strided or tensor.device.type != "cpu":
-            raise WeightsError(f"{path}: key {key!r}: expected a dense CPU tensor, received a "
-                               f"{str(tensor.layout).removeprefix('torch.')} tensor on {tensor.device.type}")
+            raise WeightsError(
+                f"{path}: key {key!r}: expected a dense CPU tensor, received a "
+                f"{str(tensor.layout).removeprefix('torch.')} tensor on {tensor.device.type}"
+            )
     # A model saved from nn.DataParallel has every key under "module."
     return {key.removeprefix("module."): value for key, value in loaded.items()}
 
@@ -57,8 +59,9 @@ def _stored(path: Path, key: str, tensor: Any) -> StoredArray:
             return widened.detach().numpy()
         except (RuntimeError, TypeError) as error:
             reason = " ".join(str(error).split())[:200]
-            raise WeightsError(f"{path}: key {key!r}: expected a tensor numpy can hold, received one it cannot "
-                               f"({reason})") from None
+            raise WeightsError(
+                f"{path}: key {key!r}: expected a tensor numpy can hold, received one it cannot ({reason})"
+            ) from None
 
     return StoredArray(tuple(tensor.shape), str(tensor.dtype).removeprefix("torch."), f"key {key!r}", load)
 
@@ -72,7 +75,7 @@ def _load_reason(error: Exception) -> str:
     return lines[0][:200] if lines else type(error).__name__
 
 
-def stored_torch(path: Union[str, Path], plan: Plan) -> WeightBundle:
+def stored_torch(path: Union[str, Path], plan: Plan) -> StoredBundle:
     """Describe a torchvision-style state dict, mapped to the canonical layout with ``plan`` (StoredArrays)."""
     import torch
 
@@ -86,14 +89,19 @@ def stored_torch(path: Union[str, Path], plan: Plan) -> WeightBundle:
             warnings.simplefilter("ignore", UserWarning)
             loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises RuntimeError, UnpicklingError, EOFError, ... for a bad file
-        raise WeightsError(f"{path}: expected {WHAT}, received a file torch cannot read "
-                           f"({_load_reason(error)})") from None
+        raise WeightsError(
+            f"{path}: expected {WHAT}, received a file torch cannot read ({_load_reason(error)})"
+        ) from None
     state = {key: _stored(path, key, tensor) for key, tensor in _state_dict(loaded, path).items()}
-    return torch_to_bundle(plan, state, source=str(path))
+    return torch_to_stored(plan, state, source=str(path))
 
 
-def write_torch(path: Union[str, Path], bundle: WeightBundle, plan: Plan,
-                progress: Callable[[Iterable[str]], Iterable[str]] = lambda items: items) -> None:
+def write_torch(
+    path: Union[str, Path],
+    bundle: WeightBundle,
+    plan: Plan,
+    progress: Callable[[Iterable[str]], Iterable[str]] = lambda items: items,
+) -> None:
     """Write ``bundle`` (checked against ``plan``) as a torchvision-style state dict of CPU tensors."""
     import torch
 

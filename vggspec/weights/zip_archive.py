@@ -20,8 +20,18 @@ from vggspec.errors import WeightsError
 
 # What zipfile raises for a damaged, foreign or unsupported archive (bad CRC, bad headers,
 # encryption, an unknown compression method, a truncated stream).
-ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, RuntimeError, NotImplementedError,
-              ValueError, struct.error, zlib.error, lzma.LZMAError)
+ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    OSError,
+    EOFError,
+    RuntimeError,
+    NotImplementedError,
+    ValueError,
+    struct.error,
+    zlib.error,
+    lzma.LZMAError,
+)
 _CHUNK = 1 << 20
 
 
@@ -32,8 +42,9 @@ def zip_errors(name: str, what: str) -> Iterator[None]:
         yield
     except ZIP_ERRORS as error:
         reason = " ".join(str(error).split())[:200] or type(error).__name__
-        raise WeightsError(f"{name}: expected {what}, received one that cannot be read "
-                           f"({type(error).__name__}: {reason})") from None
+        raise WeightsError(
+            f"{name}: expected {what}, received one that cannot be read ({type(error).__name__}: {reason})"
+        ) from None
 
 
 def declared_sizes(path: Path, what: str) -> dict[str, int]:
@@ -45,8 +56,10 @@ def declared_sizes(path: Path, what: str) -> dict[str, int]:
 def check_total_size(path: Path, sizes: dict[str, int], limit: int, what: str) -> None:
     total = sum(sizes.values())
     if total > limit:
-        raise WeightsError(f"{path}: expected {what} of at most {limit:,} bytes uncompressed (for the spec's "
-                           f"parameters), received members that declare {total:,} bytes")
+        raise WeightsError(
+            f"{path}: expected {what} of at most {limit:,} bytes uncompressed (for the spec's "
+            f"parameters), received members that declare {total:,} bytes"
+        )
 
 
 def copy_member(path: Path, member: str, destination: Path, limit: int, what: str) -> None:
@@ -58,8 +71,10 @@ def copy_member(path: Path, member: str, destination: Path, limit: int, what: st
             archive = stack.enter_context(zipfile.ZipFile(path))
             info = archive.getinfo(member)
         if info.file_size > limit:
-            raise WeightsError(f"{where}: expected at most {limit:,} bytes (for the spec's parameters), "
-                               f"received a member that declares {info.file_size:,}")
+            raise WeightsError(
+                f"{where}: expected at most {limit:,} bytes (for the spec's parameters), "
+                f"received a member that declares {info.file_size:,}"
+            )
         with zip_errors(where, what):
             source = stack.enter_context(archive.open(info))
         target = stack.enter_context(open(destination, "wb"))
