@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from vggspec.planner.layers import InputLayer
+
 from benchmarks.common import Case, figure, measured_module, median, ratio, run_child
 
 TARGETS = {"safetensors": ".safetensors", "pt": ".pt"}
@@ -52,7 +54,7 @@ def write_keras1_h5(path: str, plan: Any, seed: int = 0) -> int:
     import h5py
 
     rng = np.random.default_rng(seed)
-    names = ["input_1" if layer.kind == "input" else layer.name for layer in plan.layers]
+    names = ["input_1" if isinstance(layer, InputLayer) else layer.name for layer in plan.layers]
     with h5py.File(path, "w") as file:
         file.attrs["layer_names"] = np.asarray([name.encode() for name in names])
         for name, layer in zip(names, plan.layers):

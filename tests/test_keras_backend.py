@@ -18,9 +18,10 @@ import pytest
 import vggspec
 from vggspec.backends import Backend, get_backend
 from vggspec.errors import BackendError
+from vggspec.planner.layers import BatchNormalization, Conv2D
 from vggspec.spec.load import shipped_names
 from vggspec.weights.bundle import WeightBundle
-from vggspec.weights.layout import fit_bundle
+from vggspec.weights.fit import fit_bundle
 
 from conftest import REPO
 
@@ -118,12 +119,11 @@ def test_model_equals_plan(backend, name):
         assert type(keras_layer).__name__ == layer.type_name, layer.name
         assert tuple(keras_layer.output.shape) == (None, *layer.output_shape), layer.name
         assert [tuple(weight.shape) for weight in keras_layer.weights] == [shape for _, shape in layer.weights]
-        if layer.kind == "conv":
+        if isinstance(layer, Conv2D):
             assert keras_layer.padding == "same"
-            activation = layer.attrs["activation"] or "linear"
-            assert keras_layer.activation.__name__ == activation
-        if layer.kind == "batch_norm":
-            assert (keras_layer.epsilon, keras_layer.momentum) == (layer.attrs["epsilon"], layer.attrs["momentum"])
+            assert keras_layer.activation.__name__ == (layer.activation or "linear")
+        if isinstance(layer, BatchNormalization):
+            assert (keras_layer.epsilon, keras_layer.momentum) == (layer.epsilon, layer.momentum)
     keras.backend.clear_session()
 
 
@@ -352,7 +352,9 @@ def test_batch_norm_uses_moving_statistics(backend):
     backend.set_weights(model, plan, bundle)
     acts = backend.activations(model, plan, images(plan, 2))
     bn = bundle.layers["block1_conv1_bn"]
-    epsilon = plan.layer("block1_conv1_bn").attrs["epsilon"]
+    norm = plan.layer("block1_conv1_bn")
+    assert isinstance(norm, BatchNormalization)
+    epsilon = norm.epsilon
     expected = (acts["block1_conv1"] - bn["moving_mean"]) / np.sqrt(bn["moving_variance"] + epsilon) * bn["gamma"] + bn[
         "beta"
     ]

@@ -116,13 +116,13 @@ def test_table_mirrors_the_paper():
     assert defaults["input_shape"] == [224, 224, 3] and defaults["dropout"] == 0.5
     plan = vggspec.plan("A-LRN")
     assert [layer.name for layer in plan.layers[1:4]] == ["block1_conv1", "block1_lrn", "block1_pool"]
-    assert plan.layer("block1_lrn").attrs == {"size": 5, "alpha": 1e-4, "beta": 0.75, "k": 2.0}
-    assert plan.layer("fc1_dropout").attrs["rate"] == 0.5
+    assert plan.layer("block1_lrn").config() == {"size": 5, "alpha": 1e-4, "beta": 0.75, "k": 2.0}
+    assert plan.layer("fc1_dropout").config() == {"rate": 0.5, "follows": "fc1"}
 
 
 def test_configuration_c_has_one_by_one_convolutions():
     plan = vggspec.plan("C")
-    assert plan.layer("block3_conv3").attrs["kernel_size"] == 1
+    assert plan.layer("block3_conv3").config()["kernel_size"] == 1
     assert plan.layer("block3_conv3").params == 256 * 256 + 256
 
 
@@ -130,7 +130,7 @@ def test_batch_norm_layers_and_names():
     plan = vggspec.plan("vgg16_bn")
     names = [layer.name for layer in plan.layers[1:5]]
     assert names == ["block1_conv1", "block1_conv1_bn", "block1_conv1_act", "block1_conv2"]
-    assert plan.layer("block1_conv1").attrs["activation"] is None
+    assert plan.layer("block1_conv1").config()["activation"] is None
     bn = plan.layer("block1_conv1_bn")
     assert (bn.trainable_params, bn.non_trainable_params) == (128, 128)
 
@@ -146,9 +146,15 @@ def test_editable_fields(tmp_path):
     assert plan.layer("block1_conv1").params == 5 * 5 * 1 * 8 + 8
     assert plan.layer("block2_pool").output_shape == (16, 12, 16)
     assert plan.layer("fc1").params == 16 * 12 * 16 * 32 + 32
-    assert plan.layer("predictions").attrs == {"units": 2, "activation": None}
-    assert plan.layer("fc1_dropout").attrs["rate"] == 0.25
-    assert plan.layer("block1_conv1_act").attrs["activation"] == "elu"
+    assert plan.layer("predictions").config() == {
+        "units": 2,
+        "input_features": 32,
+        "activation": None,
+        "classifier": True,
+        "reads_flattened": None,
+    }
+    assert plan.layer("fc1_dropout").config()["rate"] == 0.25
+    assert plan.layer("block1_conv1_act").config() == {"activation": "elu"}
 
 
 def test_spec_round_trips_through_a_mapping():
@@ -204,6 +210,13 @@ def test_summary_json_and_markdown(cli):
         138_365_992,
         8_448,
     )
+    assert data["layers"][-1]["config"] == {
+        "units": 1000,
+        "input_features": 4096,
+        "activation": "softmax",
+        "classifier": True,
+        "reads_flattened": None,
+    }
     assert data["layers"][1] == {
         "name": "block1_conv1",
         "type": "Conv2D",
@@ -211,6 +224,14 @@ def test_summary_json_and_markdown(cli):
         "params": 1_792,
         "trainable_params": 1_792,
         "non_trainable_params": 0,
+        "config": {
+            "filters": 64,
+            "kernel_size": 3,
+            "input_channels": 3,
+            "activation": None,
+            "strides": 1,
+            "padding": "same",
+        },
     }
     markdown = cli("summary", str(SPECS / "vgg19.yaml"), "--format", "markdown").stdout
     assert "| block5_conv4 (Conv2D) | (None, 14, 14, 512) | 2,359,808 |" in markdown
@@ -255,4 +276,4 @@ def test_yaml_1_2_scalars(tmp_path):
     assert spec.name == "no"
     assert spec.input_shape == (32, 32, 3) and spec.classes == 10
     assert spec.lrn.alpha == 1e-4 and isinstance(spec.lrn.alpha, float)
-    assert vggspec.plan(spec).layer("block1_lrn").attrs == {"size": 5, "alpha": 1e-4, "beta": 0.75, "k": 2}
+    assert vggspec.plan(spec).layer("block1_lrn").config() == {"size": 5, "alpha": 1e-4, "beta": 0.75, "k": 2}

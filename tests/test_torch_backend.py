@@ -17,7 +17,7 @@ import pytest
 import vggspec
 from vggspec.backends import get_backend
 from vggspec.weights.bundle import WeightBundle
-from vggspec.weights.layout import fit_bundle
+from vggspec.weights.fit import fit_bundle
 
 torch = pytest.importorskip("torch")
 

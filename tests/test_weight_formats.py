@@ -13,6 +13,7 @@ import pytest
 import vggspec
 from vggspec.errors import WeightsError
 from vggspec.weights.bundle import WeightBundle
+from vggspec.weights.fit import fit_bundle
 from vggspec.weights.formats import (
     KERAS1,
     KERAS2,
@@ -25,7 +26,6 @@ from vggspec.weights.formats import (
     read_bundle,
     write_bundle,
 )
-from vggspec.weights.layout import fit_bundle
 
 from weight_fixtures import (
     as_bundle_layers,
@@ -242,7 +242,7 @@ def test_keras_backend_model_loads_our_keras3_file_with_batch_norm(tmp_path):
 def test_torchvision_keyed_safetensors_read_with_the_plan(tmp_path):
     from safetensors.numpy import save_file
 
-    from vggspec.weights.layout import bundle_to_torch
+    from vggspec.weights.torchvision import bundle_to_torch
 
     plan = small_plan()
     expected = as_bundle_layers(plan_layers(plan))

@@ -9,105 +9,59 @@ weight files load by name and by order. Every spatial layer is told
 
 from __future__ import annotations
 
-from typing import Callable
-
 import keras
 
 from vggspec.errors import BackendError
-from vggspec.planner.lower import Plan, PlanLayer
+from vggspec.planner import layers as plan_layers
+from vggspec.planner.lower import Plan
 from vggspec_keras.lrn import LocalResponseNormalization
 
 CHANNELS_LAST = "channels_last"
 
 
-def _conv(layer: PlanLayer) -> keras.layers.Layer:
-    size = layer.attrs["kernel_size"]
-    strides = layer.attrs["strides"]
-    return keras.layers.Conv2D(
-        layer.attrs["filters"],
-        (size, size),
-        strides=(strides, strides),
-        padding=layer.attrs["padding"],
-        activation=layer.attrs["activation"],
-        data_format=CHANNELS_LAST,
-        name=layer.name,
-    )
-
-
-def _batch_norm(layer: PlanLayer) -> keras.layers.Layer:
-    return keras.layers.BatchNormalization(
-        axis=-1, epsilon=layer.attrs["epsilon"], momentum=layer.attrs["momentum"], name=layer.name
-    )
-
-
-def _activation(layer: PlanLayer) -> keras.layers.Layer:
-    return keras.layers.Activation(layer.attrs["activation"], name=layer.name)
-
-
-def _lrn(layer: PlanLayer) -> keras.layers.Layer:
-    return LocalResponseNormalization(
-        size=layer.attrs["size"],
-        alpha=layer.attrs["alpha"],
-        beta=layer.attrs["beta"],
-        k=layer.attrs["k"],
-        name=layer.name,
-    )
-
-
-def _max_pool(layer: PlanLayer) -> keras.layers.Layer:
-    size, strides = layer.attrs["pool_size"], layer.attrs["strides"]
-    return keras.layers.MaxPooling2D(
-        (size, size), strides=(strides, strides), data_format=CHANNELS_LAST, name=layer.name
-    )
-
-
-def _flatten(layer: PlanLayer) -> keras.layers.Layer:
-    return keras.layers.Flatten(data_format=CHANNELS_LAST, name=layer.name)
-
-
-def _dense(layer: PlanLayer) -> keras.layers.Layer:
-    return keras.layers.Dense(layer.attrs["units"], activation=layer.attrs["activation"], name=layer.name)
-
-
-def _dropout(layer: PlanLayer) -> keras.layers.Layer:
-    return keras.layers.Dropout(layer.attrs["rate"], name=layer.name)
-
-
-def _global_avg_pool(layer: PlanLayer) -> keras.layers.Layer:
-    return keras.layers.GlobalAveragePooling2D(data_format=CHANNELS_LAST, name=layer.name)
-
-
-def _global_max_pool(layer: PlanLayer) -> keras.layers.Layer:
-    return keras.layers.GlobalMaxPooling2D(data_format=CHANNELS_LAST, name=layer.name)
-
-
-LAYER_MAKERS: dict[str, Callable[[PlanLayer], keras.layers.Layer]] = {
-    "conv": _conv,
-    "batch_norm": _batch_norm,
-    "activation": _activation,
-    "lrn": _lrn,
-    "max_pool": _max_pool,
-    "flatten": _flatten,
-    "dense": _dense,
-    "dropout": _dropout,
-    "global_avg_pool": _global_avg_pool,
-    "global_max_pool": _global_max_pool,
-}
+def keras_layer(layer: plan_layers.PlanLayer, plan: Plan) -> keras.layers.Layer:
+    """The Keras layer of one plan layer (named as the plan names it), freshly initialised."""
+    name = layer.name
+    if isinstance(layer, plan_layers.Conv2D):
+        size, strides = layer.kernel_size, layer.strides
+        return keras.layers.Conv2D(
+            layer.filters,
+            (size, size),
+            strides=(strides, strides),
+            padding=layer.padding,
+            activation=layer.activation,
+            data_format=CHANNELS_LAST,
+            name=name,
+        )
+    if isinstance(layer, plan_layers.BatchNormalization):
+        return keras.layers.BatchNormalization(axis=-1, epsilon=layer.epsilon, momentum=layer.momentum, name=name)
+    if isinstance(layer, plan_layers.Activation):
+        return keras.layers.Activation(layer.activation, name=name)
+    if isinstance(layer, plan_layers.LocalResponseNormalization):
+        return LocalResponseNormalization(size=layer.size, alpha=layer.alpha, beta=layer.beta, k=layer.k, name=name)
+    if isinstance(layer, plan_layers.MaxPooling2D):
+        size, strides = layer.pool_size, layer.strides
+        return keras.layers.MaxPooling2D((size, size), strides=(strides, strides), data_format=CHANNELS_LAST, name=name)
+    if isinstance(layer, plan_layers.Flatten):
+        return keras.layers.Flatten(data_format=CHANNELS_LAST, name=name)
+    if isinstance(layer, plan_layers.Dense):
+        return keras.layers.Dense(layer.units, activation=layer.activation, name=name)
+    if isinstance(layer, plan_layers.Dropout):
+        return keras.layers.Dropout(layer.rate, name=name)
+    if isinstance(layer, plan_layers.GlobalAveragePooling2D):
+        return keras.layers.GlobalAveragePooling2D(data_format=CHANNELS_LAST, name=name)
+    if isinstance(layer, plan_layers.GlobalMaxPooling2D):
+        return keras.layers.GlobalMaxPooling2D(data_format=CHANNELS_LAST, name=name)
+    raise BackendError(f"plan {plan.name}: layer {name}: no Keras layer for a {layer.type_name}")
 
 
 def build_keras_model(plan: Plan) -> keras.Model:
     """A functional model named ``plan.name`` with freshly initialised weights (Keras' defaults)."""
     first, rest = plan.layers[0], plan.layers[1:]
-    if first.kind != "input":
-        raise BackendError(f"plan {plan.name}: expected an input layer first, received {first.kind!r}")
+    if not isinstance(first, plan_layers.InputLayer):
+        raise BackendError(f"plan {plan.name}: expected an input layer first, received a {first.type_name}")
     inputs = keras.Input(shape=first.output_shape, name=first.name)
     outputs = inputs
     for layer in rest:
-        maker = LAYER_MAKERS.get(layer.kind)
-        if maker is None:
-            raise BackendError(
-                f"plan {plan.name}: layer {layer.name}: expected one of the kinds "
-                f"{', '.join(sorted(LAYER_MAKERS))}, received {layer.kind!r}"
-            )
-        outputs = maker(layer)(outputs)
+        outputs = keras_layer(layer, plan)(outputs)
     return keras.Model(inputs=inputs, outputs=outputs, name=plan.name)

@@ -1,6 +1,6 @@
 """Move arrays between a Keras model and a WeightBundle.
 
-The canonical layout of :mod:`vggspec.weights.layout` *is* Keras' layout (conv
+The canonical layout of :mod:`vggspec.weights.canonical` *is* Keras' layout (conv
 kernel HWIO, dense kernel (in, out), fc1 rows in Keras' flatten order), so no
 array is transformed here: a plan layer's ``weights`` list gives the names of the
 Keras layer's arrays in the order ``layer.get_weights()`` returns them.

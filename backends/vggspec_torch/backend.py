@@ -5,7 +5,7 @@ called. Images given to the backend are NHWC float32 numpy arrays (as Keras
 takes them); the network itself takes NCHW tensors, so the backend transposes.
 Outputs come back channels last (NHWC for maps) so that both backends agree.
 Layout transforms (OIHW, (out, in), fc1's C,H,W columns) live only in
-:mod:`vggspec.weights.layout`.
+:mod:`vggspec.weights.torchvision`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 from vggspec.fileio import atomic_path
 from vggspec.planner.lower import Plan
 from vggspec.weights.bundle import WeightBundle
-from vggspec.weights.layout import bundle_to_torch, torch_to_bundle
+from vggspec.weights.torchvision import bundle_to_torch, torch_to_bundle
 
 # running statistics Keras counts as non-trainable weights (not num_batches_tracked)
 COUNTED_BUFFERS = ("running_mean", "running_var")

@@ -1,10 +1,10 @@
-"""The torch network of a plan: torchvision's VGG module tree, built from the plan.
+"""The torch network of a plan: torchvision's VGG module tree, built from the plan's typed layers.
 
-Module order and paths come from ``vggspec.weights.layout.torch_modules`` alone,
-so the state dict keys are torchvision's (``features.0.weight`` ...
-``classifier.6.bias``) and its checkpoints load with ``strict=True``.
-The network takes NCHW float32 tensors. This module imports torch; the
-backend imports it only when a method needs it.
+Modules are appended in torchvision's order (:mod:`vggspec.weights.torchvision` writes the
+order down, and :func:`build_network` checks every layer landed where it says), so the state
+dict keys are torchvision's (``features.0.weight`` ... ``classifier.6.bias``) and its
+checkpoints load with ``strict=True``. The network takes NCHW float32 tensors. This module
+imports torch; the backend imports it only when a method needs it.
 """
 
 from __future__ import annotations
@@ -14,8 +14,23 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
-from vggspec.planner.lower import Plan, PlanLayer
-from vggspec.weights.layout import TorchModule, torch_modules
+from vggspec.errors import BackendError
+from vggspec.planner.layers import (
+    Activation,
+    BatchNormalization,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAveragePooling2D,
+    GlobalMaxPooling2D,
+    InputLayer,
+    LocalResponseNormalization,
+    MaxPooling2D,
+    PlanLayer,
+)
+from vggspec.planner.lower import Plan
+from vggspec.weights.torchvision import module_slots
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": lambda: nn.ReLU(inplace=True),  # in place, as torchvision
@@ -75,48 +90,42 @@ class VGG(nn.Module):
         return self.classifier(x)
 
 
-def _feature_module(module: TorchModule) -> nn.Module:
-    layer, kind = module.layer, module.kind
-    if kind == "conv":
-        kernel = layer.attrs["kernel_size"]
-        in_channels = layer.weights[0][1][2]  # kernel HWIO
-        return nn.Conv2d(
-            in_channels, layer.attrs["filters"], kernel_size=kernel, stride=layer.attrs["strides"], padding=kernel // 2
+def layer_modules(layer: PlanLayer, plan: Plan) -> list[nn.Module]:
+    """The torch modules of one plan layer, in torchvision's order (none for those outside the two sequences)."""
+    if isinstance(layer, Conv2D):
+        conv = nn.Conv2d(
+            layer.input_channels,
+            layer.filters,
+            kernel_size=layer.kernel_size,
+            stride=layer.strides,
+            padding=layer.kernel_size // 2,
         )
-    if kind == "batch_norm":
+        return [conv] + ([ACTIVATIONS[layer.activation]()] if layer.activation else [])
+    if isinstance(layer, BatchNormalization):
         # torch's momentum weighs the new batch, Keras' the running average (rounded: 1 - 0.9 != 0.1)
-        return nn.BatchNorm2d(
-            layer.output_shape[-1], eps=layer.attrs["epsilon"], momentum=round(1.0 - layer.attrs["momentum"], 12)
-        )
-    if kind == "activation":
-        return ACTIVATIONS[module.option]()
-    if kind == "lrn":
-        a = layer.attrs
-        return nn.LocalResponseNorm(a["size"], alpha=a["alpha"], beta=a["beta"], k=a["k"])
-    if kind == "max_pool":
-        return nn.MaxPool2d(kernel_size=layer.attrs["pool_size"], stride=layer.attrs["strides"])
-    raise ValueError(f"layer {layer.name}: no torch module for the plan kind {kind!r}")
-
-
-def _classifier_module(module: TorchModule) -> nn.Module:
-    layer, kind = module.layer, module.kind
-    if kind == "dense":
-        (_, (inputs, units)), _ = layer.weights
-        return nn.Linear(inputs, units)
-    if kind == "activation":
-        return ACTIVATIONS[module.option]()
-    if kind == "dropout":
-        return nn.Dropout(p=module.option)
-    if kind == "classifier_activation":
-        return CLASSIFIER_ACTIVATIONS[module.option]()
-    raise ValueError(f"layer {layer.name}: no torch module for the plan kind {kind!r}")
+        return [nn.BatchNorm2d(layer.channels, eps=layer.epsilon, momentum=round(1.0 - layer.momentum, 12))]
+    if isinstance(layer, Activation):
+        return [ACTIVATIONS[layer.activation]()]
+    if isinstance(layer, LocalResponseNormalization):
+        return [nn.LocalResponseNorm(layer.size, alpha=layer.alpha, beta=layer.beta, k=layer.k)]
+    if isinstance(layer, MaxPooling2D):
+        return [nn.MaxPool2d(kernel_size=layer.pool_size, stride=layer.strides)]
+    if isinstance(layer, Dense):
+        linear = nn.Linear(layer.input_features, layer.units)
+        if not layer.classifier:  # torchvision: Linear, activation, Dropout (there even at rate 0)
+            rate = next((d.rate for d in plan.layers if isinstance(d, Dropout) and d.follows == layer.name), 0.0)
+            return [linear, ACTIVATIONS[str(layer.activation)](), nn.Dropout(p=rate)]
+        return [linear] + ([CLASSIFIER_ACTIVATIONS[layer.activation]()] if layer.activation else [])
+    if isinstance(layer, (InputLayer, Flatten, Dropout, GlobalAveragePooling2D, GlobalMaxPooling2D)):
+        return []  # the input; flatten and global pooling are VGG.forward's; dropout is Dense's
+    raise BackendError(f"plan {plan.name}: layer {layer.name}: no torch module for a {layer.type_name}")
 
 
 def _global_pool(plan: Plan) -> nn.Module:
-    kinds = {layer.kind for layer in plan.layers}
-    if "global_avg_pool" in kinds:
+    last = plan.layers[-1]
+    if isinstance(last, GlobalAveragePooling2D):
         return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
-    if "global_max_pool" in kinds:
+    if isinstance(last, GlobalMaxPooling2D):
         return nn.Sequential(nn.AdaptiveMaxPool2d(1), nn.Flatten())
     return nn.Identity()
 
@@ -137,26 +146,37 @@ def initialise(model: nn.Module) -> None:
 
 
 def build_network(plan: Plan) -> VGG:
-    """The freshly initialised torch network of ``plan``."""
-    modules = torch_modules(plan)
-    features = nn.Sequential(*[_feature_module(m) for m in modules if m.path.startswith("features.")])
-    head = [_classifier_module(m) for m in modules if m.path.startswith("classifier.")]
-    if head:
-        height, width, _ = _flatten_layer(plan).attrs["from_shape"]
+    """The freshly initialised torch network of ``plan`` (torchvision's VGG initialisation)."""
+    sequences: dict[str, list[nn.Module]] = {"features": [], "classifier": []}
+    slots = module_slots(plan)
+    for layer in plan.layers:
+        modules = layer_modules(layer, plan)
+        if not modules:
+            continue
+        slot = slots.get(layer.name)
+        sequence = "classifier" if isinstance(layer, Dense) else "features"
+        placed = (sequence, len(sequences[sequence]), len(modules))
+        if slot is None or (slot.sequence, slot.first, slot.count) != placed:
+            raise BackendError(
+                f"plan {plan.name}: layer {layer.name}: its torch modules do not sit where "
+                f"torchvision's layout puts them ({slot})"
+            )
+        sequences[sequence] += modules
+    features = nn.Sequential(*sequences["features"])
+    flatten = next((layer for layer in plan.layers if isinstance(layer, Flatten)), None)
+    classifier = plan.classifier
+    if flatten is not None and classifier is not None:
+        height, width, _ = flatten.input_shape
         model = VGG(
             features,
             avgpool=nn.AdaptiveAvgPool2d((height, width)),
-            classifier=nn.Sequential(*head),
-            classifier_activation=modules[-1].kind == "classifier_activation",
+            classifier=nn.Sequential(*sequences["classifier"]),
+            classifier_activation=classifier.activation is not None,
         )
     else:
         model = VGG(features, pool=_global_pool(plan))
     initialise(model)
     return model
-
-
-def _flatten_layer(plan: Plan) -> PlanLayer:
-    return next(layer for layer in plan.layers if layer.kind == "flatten")
 
 
 def _channels_last(x: torch.Tensor) -> torch.Tensor:
@@ -166,36 +186,40 @@ def _channels_last(x: torch.Tensor) -> torch.Tensor:
 
 
 def layer_outputs(model: VGG, plan: Plan, images: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Every plan layer's output for NCHW ``images`` (channels last, on the CPU), walking the modules
-    in the order ``forward`` runs them. Call in eval mode under ``torch.no_grad()``.
+    """Every plan layer's output for NCHW ``images`` (channels last, on the CPU), running the modules
+    in the order ``forward`` does. Call in eval mode under ``torch.no_grad()``.
 
-    A conv with a fused activation gives its output after the activation; ``flatten``
-    gives the features in Keras' H,W,C order; a dropout layer gives its input.
+    A layer's output is that of its last module (a conv or dense after its fused activation);
+    ``flatten`` gives the features in
+    Keras' H,W,C order; a dropout layer gives its input (inference); global pooling, ``pool``'s.
     """
-    recorded: dict[str, torch.Tensor] = {}
-    modules = torch_modules(plan)
+    slots = module_slots(plan)
+    ends = {slot.output_path: name for name, slot in slots.items()}
+    recorded: dict[str, torch.Tensor] = {"": _channels_last(images)}
     x = images
-    for module in (m for m in modules if m.path.startswith("features.")):
-        x = model.get_submodule(module.path)(x)
-        recorded[module.layer.name] = _channels_last(x)
+    for index, module in enumerate(model.features):
+        x = module(x)
+        if f"features.{index}" in ends:
+            recorded[ends[f"features.{index}"]] = _channels_last(x)
     if model.has_top:
         x = model.avgpool(x)
-        recorded[_flatten_layer(plan).name] = _channels_last(x).reshape(x.shape[0], -1)  # H,W,C order
+        pooled = _channels_last(x).reshape(x.shape[0], -1)  # H,W,C order, as Keras flattens
         x = torch.flatten(x, 1)
-        for module in (m for m in modules if m.path.startswith("classifier.")):
-            x = model.get_submodule(module.path)(x)
-            if module.kind != "dropout":
-                recorded[module.layer.name] = _channels_last(x)
+        for index, module in enumerate(model.classifier):
+            x = module(x)
+            path = f"classifier.{index}"
+            if path in ends:  # a hidden dense layer ends with its Dropout: the identity in eval mode
+                recorded[ends[path]] = _channels_last(x)
     else:
         pooled = _channels_last(model.pool(x))
     outputs: dict[str, torch.Tensor] = {}
     previous = ""
     for layer in plan.layers:
-        if layer.kind == "input":
-            outputs[layer.name] = _channels_last(images)
-        elif layer.kind == "dropout":
+        if isinstance(layer, InputLayer):
+            outputs[layer.name] = recorded[""]
+        elif isinstance(layer, Dropout):
             outputs[layer.name] = outputs[previous]
-        elif layer.kind in ("global_avg_pool", "global_max_pool"):
+        elif isinstance(layer, (Flatten, GlobalAveragePooling2D, GlobalMaxPooling2D)):
             outputs[layer.name] = pooled
         else:
             outputs[layer.name] = recorded[layer.name]

@@ -18,8 +18,8 @@ from typing import Iterable
 
 from vggspec.planner.lower import lower_to_plan
 from vggspec.spec.load import load_spec
+from vggspec.weights.canonical import swap_input_channels
 from vggspec.weights.formats import DESCRIPTIONS, detect_format, write_bundle, written_format
-from vggspec.weights.layout import swap_input_channels
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from vggspec.planner.layers import Conv2D, Dense
 from vggspec.planner.lower import lower_to_plan
 from vggspec.spec.load import load_spec, shipped_names
 
@@ -17,13 +18,12 @@ def run(args: argparse.Namespace) -> int:
     for name in shipped_names():
         spec = load_spec(name)
         plan = lower_to_plan(spec)
-        convs = sum(1 for layer in plan.layers if layer.kind == "conv")
-        dense = sum(1 for layer in plan.layers if layer.kind == "dense")
+        depth = sum(1 for layer in plan.layers if isinstance(layer, (Conv2D, Dense)))
         origin = f"configuration {spec.configuration}" if spec.configuration else "layers written out"
         rows.append(
             (
                 name,
-                f"{convs + dense} weight layers",
+                f"{depth} weight layers",
                 f"{plan.trainable_params:,}",
                 f"{plan.non_trainable_params:,}",
                 "batch norm" if spec.batch_norm else "",

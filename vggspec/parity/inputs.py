@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from vggspec.errors import VggspecError
+from vggspec.planner.layers import Dense
 from vggspec.planner.lower import Plan
 from vggspec.weights.bundle import WeightBundle
 
@@ -39,7 +40,7 @@ def random_bundle(plan: Plan, seed: int = 0) -> WeightBundle:
         for name, shape in layer.weights:
             if name == "kernel":
                 fan_in = int(np.prod(shape[:-1]))
-                gain = 1.0 if layer is weighted[-1] and layer.kind == "dense" else 2.0
+                gain = 1.0 if isinstance(layer, Dense) and layer.classifier else 2.0
                 array = rng.normal(0.0, np.sqrt(gain / fan_in), size=shape)
                 if layer is weighted[0]:
                     array /= INPUT_STD.get(plan.preprocessing, 1.0)

@@ -10,16 +10,31 @@ Conventions:
 - layer names are those of ``keras.applications.VGG16``: ``blockB_convK``,
   ``blockB_pool``, ``flatten``, ``fc1``, ``fc2``, ``predictions``; batch norm and
   its activation add ``blockB_convK_bn`` and ``blockB_convK_act``;
-- weights are listed in the canonical layout of :mod:`vggspec.weights.layout`
+- layers are the typed dataclasses of :mod:`vggspec.planner.layers`, their weights
+  listed in the canonical layout of :mod:`vggspec.weights.canonical`
   (conv kernel HWIO, dense kernel (in, out)).
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
-from typing import Any, Optional
+from dataclasses import dataclass
+from typing import Optional
 
+from vggspec.planner.layers import (
+    Activation,
+    BatchNormalization,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAveragePooling2D,
+    GlobalMaxPooling2D,
+    InputLayer,
+    LocalResponseNormalization,
+    MaxPooling2D,
+    Origin,
+    PlanLayer,
+)
 from vggspec.spec.model import LRN, Conv, MaxPool, Spec
 
 # Batch normalization as torchvision's vggNN_bn has it: eps 1e-5, running averages
@@ -27,64 +42,22 @@ from vggspec.spec.model import LRN, Conv, MaxPool, Spec
 BATCH_NORM_EPSILON = 1e-5
 BATCH_NORM_MOMENTUM = 0.9
 
-KERAS_TYPE = {
-    "input": "InputLayer",
-    "conv": "Conv2D",
-    "batch_norm": "BatchNormalization",
-    "activation": "Activation",
-    "lrn": "LocalResponseNormalization",
-    "max_pool": "MaxPooling2D",
-    "flatten": "Flatten",
-    "dense": "Dense",
-    "dropout": "Dropout",
-    "global_avg_pool": "GlobalAveragePooling2D",
-    "global_max_pool": "GlobalMaxPooling2D",
-}
-
-
-@dataclass(frozen=True)
-class PlanLayer:
-    """One layer of the plan.
-
-    ``weights`` lists (name, shape) of its arrays in the canonical layout, in the
-    order Keras keeps them; ``origin`` is the path of the spec field the layer
-    comes from (for error messages).
-    """
-
-    name: str
-    kind: str
-    output_shape: tuple[int, ...]
-    attrs: dict[str, Any] = field(default_factory=dict)
-    weights: tuple[tuple[str, tuple[int, ...]], ...] = ()
-    trainable_params: int = 0
-    non_trainable_params: int = 0
-    macs: int = 0
-    origin: tuple = ()
-
-    @property
-    def params(self) -> int:
-        return self.trainable_params + self.non_trainable_params
-
-    @property
-    def output_size(self) -> int:
-        """Values in this layer's output for one image."""
-        return math.prod(self.output_shape)
-
-    @property
-    def type_name(self) -> str:
-        """The Keras class name, as ``model.summary()`` shows it."""
-        return KERAS_TYPE[self.kind]
-
 
 @dataclass(frozen=True)
 class Plan:
-    """The lowered network. ``input_shape`` is (height, width, channels)."""
+    """The lowered network. ``input_shape`` is (height, width, channels).
+
+    ``initialisation`` names how backends fill a freshly built model: "native" is each
+    framework's usual scheme for VGG (Keras: its layers' defaults, Glorot-uniform kernels and
+    zero biases; torch: torchvision's VGG scheme), which is what users of either know.
+    """
 
     name: str
     input_shape: tuple[int, int, int]
     layers: tuple[PlanLayer, ...]
     preprocessing: str
     classes: Optional[int]
+    initialisation: str = "native"
 
     @property
     def trainable_params(self) -> int:
@@ -104,13 +77,18 @@ class Plan:
         return sum(layer.macs for layer in self.layers)
 
     @property
+    def activations_per_image(self) -> int:
+        """Values in all the layers' outputs (the input included) for one image."""
+        return sum(layer.output_size for layer in self.layers)
+
+    @property
     def output_shape(self) -> tuple[int, ...]:
         return self.layers[-1].output_shape
 
     @property
-    def activations_per_image(self) -> int:
-        """Values in all the layers' outputs (the input included) for one image."""
-        return sum(layer.output_size for layer in self.layers)
+    def classifier(self) -> Optional[Dense]:
+        """The predictions layer (None without a top)."""
+        return next((layer for layer in self.layers if isinstance(layer, Dense) and layer.classifier), None)
 
     def layer(self, name: str) -> PlanLayer:
         for layer in self.layers:
@@ -124,133 +102,108 @@ class Plan:
 
 
 def _conv_layers(
-    spec: Spec, height: int, width: int, channels: int, block: int, index: int, conv: Conv, origin: tuple
+    spec: Spec, shape: tuple[int, int, int], block: int, index: int, conv: Conv, origin: Origin
 ) -> list[PlanLayer]:
+    height, width, channels = shape
     name = f"block{block}_conv{index}"
-    kernel = (conv.kernel, conv.kernel, channels, conv.filters)
-    params = conv.kernel * conv.kernel * channels * conv.filters + conv.filters
-    shape = (height, width, conv.filters)
-    layers = [
-        PlanLayer(
+    out = (height, width, conv.filters)
+    layers: list[PlanLayer] = [
+        Conv2D(
             name=name,
-            kind="conv",
-            output_shape=shape,
-            attrs={
-                "filters": conv.filters,
-                "kernel_size": conv.kernel,
-                "strides": 1,
-                "padding": "same",
-                "activation": None if spec.batch_norm else spec.activation,
-            },
-            weights=(("kernel", kernel), ("bias", (conv.filters,))),
-            trainable_params=params,
-            macs=height * width * conv.kernel * conv.kernel * channels * conv.filters,
+            output_shape=out,
             origin=origin,
+            filters=conv.filters,
+            kernel_size=conv.kernel,
+            input_channels=channels,
+            activation=None if spec.batch_norm else spec.activation,
         )
     ]
     if spec.batch_norm:
-        c = conv.filters
         layers.append(
-            PlanLayer(
+            BatchNormalization(
                 name=f"{name}_bn",
-                kind="batch_norm",
-                output_shape=shape,
-                attrs={"epsilon": BATCH_NORM_EPSILON, "momentum": BATCH_NORM_MOMENTUM},
-                weights=(("gamma", (c,)), ("beta", (c,)), ("moving_mean", (c,)), ("moving_variance", (c,))),
-                trainable_params=2 * c,
-                non_trainable_params=2 * c,
+                output_shape=out,
                 origin=origin,
+                channels=conv.filters,
+                epsilon=BATCH_NORM_EPSILON,
+                momentum=BATCH_NORM_MOMENTUM,
             )
         )
-        layers.append(
-            PlanLayer(
-                name=f"{name}_act",
-                kind="activation",
-                output_shape=shape,
-                attrs={"activation": spec.activation},
-                origin=origin,
-            )
-        )
+        layers.append(Activation(name=f"{name}_act", output_shape=out, origin=origin, activation=spec.activation))
     return layers
 
 
-def _dense(name: str, inputs: int, units: int, activation: Optional[str], origin: tuple) -> PlanLayer:
-    return PlanLayer(
-        name=name,
-        kind="dense",
-        output_shape=(units,),
-        attrs={"units": units, "activation": activation},
-        weights=(("kernel", (inputs, units)), ("bias", (units,))),
-        trainable_params=inputs * units + units,
-        macs=inputs * units,
-        origin=origin,
-    )
+def _head(spec: Spec, flattened: tuple[int, int, int]) -> list[PlanLayer]:
+    """flatten, fc1.. (each with its dropout), predictions."""
+    height, width, channels = flattened
+    features = height * width * channels
+    layers: list[PlanLayer] = [
+        Flatten(name="flatten", output_shape=(features,), origin=("include_top",), input_shape=flattened)
+    ]
+    widths = [(f"fc{number}", units, ("fc", number - 1)) for number, units in enumerate(spec.fc, start=1)]
+    for position, (name, units, origin) in enumerate([*widths, ("predictions", spec.classes, ("classes",))]):
+        classifier = position == len(widths)  # the last: predictions
+        layers.append(
+            Dense(
+                name=name,
+                output_shape=(units,),
+                origin=origin,
+                units=units,
+                input_features=features,
+                activation=spec.classifier_activation if classifier else spec.activation,
+                classifier=classifier,
+                reads_flattened=flattened if position == 0 else None,
+            )
+        )
+        if not classifier and spec.dropout > 0:
+            layers.append(
+                Dropout(
+                    name=f"{name}_dropout", output_shape=(units,), origin=("dropout",), rate=spec.dropout, follows=name
+                )
+            )
+        features = units
+    return layers
 
 
 def lower_to_plan(spec: Spec) -> Plan:
     """The plan of a checked spec (pure arithmetic: nothing is allocated)."""
     height, width, channels = spec.input_shape
-    layers = [PlanLayer(name="input_layer", kind="input", output_shape=spec.input_shape, origin=("input_shape",))]
+    layers: list[PlanLayer] = [InputLayer(name="input_layer", output_shape=spec.input_shape, origin=("input_shape",))]
     block, index, lrn_count = 1, 0, 0
     for position, token in enumerate(spec.layers):
-        origin = ("layers", position)
+        origin: Origin = ("layers", position)
         if isinstance(token, Conv):
             index += 1
-            layers += _conv_layers(spec, height, width, channels, block, index, token, origin)
+            layers += _conv_layers(spec, (height, width, channels), block, index, token, origin)
             channels = token.filters
         elif isinstance(token, LRN):
             lrn_count += 1
             suffix = "" if lrn_count == 1 else str(lrn_count)
+            lrn = spec.lrn
             layers.append(
-                PlanLayer(
+                LocalResponseNormalization(
                     name=f"block{block}_lrn{suffix}",
-                    kind="lrn",
                     output_shape=(height, width, channels),
-                    attrs={"size": spec.lrn.size, "alpha": spec.lrn.alpha, "beta": spec.lrn.beta, "k": spec.lrn.k},
                     origin=origin,
+                    size=lrn.size,
+                    alpha=lrn.alpha,
+                    beta=lrn.beta,
+                    k=lrn.k,
                 )
             )
         elif isinstance(token, MaxPool):
             height, width = height // 2, width // 2
             layers.append(
-                PlanLayer(
-                    name=f"block{block}_pool",
-                    kind="max_pool",
-                    output_shape=(height, width, channels),
-                    attrs={"pool_size": 2, "strides": 2},
-                    origin=origin,
-                )
+                MaxPooling2D(name=f"block{block}_pool", output_shape=(height, width, channels), origin=origin)
             )
             block, index, lrn_count = block + 1, 0, 0
 
     if spec.include_top:
-        features = height * width * channels
-        layers.append(
-            PlanLayer(
-                name="flatten",
-                kind="flatten",
-                output_shape=(features,),
-                attrs={"from_shape": (height, width, channels)},
-                origin=("include_top",),
-            )
-        )
-        for number, units in enumerate(spec.fc, start=1):
-            layers.append(_dense(f"fc{number}", features, units, spec.activation, ("fc", number - 1)))
-            if spec.dropout > 0:
-                layers.append(
-                    PlanLayer(
-                        name=f"fc{number}_dropout",
-                        kind="dropout",
-                        output_shape=(units,),
-                        attrs={"rate": spec.dropout},
-                        origin=("dropout",),
-                    )
-                )
-            features = units
-        layers.append(_dense("predictions", features, spec.classes, spec.classifier_activation, ("classes",)))
-    elif spec.pooling is not None:
-        kind = "global_avg_pool" if spec.pooling == "avg" else "global_max_pool"
-        layers.append(PlanLayer(name=f"{spec.pooling}_pool", kind=kind, output_shape=(channels,), origin=("pooling",)))
+        layers += _head(spec, (height, width, channels))
+    elif spec.pooling == "avg":
+        layers.append(GlobalAveragePooling2D(name="avg_pool", output_shape=(channels,), origin=("pooling",)))
+    elif spec.pooling == "max":
+        layers.append(GlobalMaxPooling2D(name="max_pool", output_shape=(channels,), origin=("pooling",)))
     return Plan(
         name=spec.name,
         input_shape=spec.input_shape,

@@ -24,7 +24,8 @@ def _size(params: int) -> str:
 
 
 def summary_dict(plan: Plan, framework_params: Optional[dict[str, Any]] = None) -> dict[str, Any]:
-    """One JSON-ready object: totals and every layer (output shapes with a leading null batch axis)."""
+    """One JSON-ready object: totals and every layer (output shapes with a leading null batch axis; ``type``
+    is the plan type, which is Keras' class name; ``config`` the type's fields)."""
     result = {
         "name": plan.name,
         "input_shape": list(plan.input_shape),
@@ -41,6 +42,7 @@ def summary_dict(plan: Plan, framework_params: Optional[dict[str, Any]] = None) 
                 "params": layer.params,
                 "trainable_params": layer.trainable_params,
                 "non_trainable_params": layer.non_trainable_params,
+                "config": layer.config(),
             }
             for layer in plan.layers
         ],
@@ -48,6 +50,16 @@ def summary_dict(plan: Plan, framework_params: Optional[dict[str, Any]] = None) 
     if framework_params is not None:
         result["backend"] = framework_params
     return result
+
+
+def parameter_counts(plan: Plan, trainable: int, non_trainable: int) -> dict[str, Any]:
+    """A framework's own parameter counts beside the plan's (JSON-ready)."""
+    return {
+        "total_params": trainable + non_trainable,
+        "trainable_params": trainable,
+        "non_trainable_params": non_trainable,
+        "equal_to_plan": (trainable, non_trainable) == (plan.trainable_params, plan.non_trainable_params),
+    }
 
 
 def _totals_lines(plan: Plan) -> list[str]:

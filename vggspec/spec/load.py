@@ -369,6 +369,7 @@ def _to_spec(fields: dict[str, Any], source: str) -> Spec:
 
 def _budget_problems(doc: YamlDocument, spec: Spec, locate: Locate) -> list[Problem]:
     """Refuse a spec over MAX_PARAMS (pointing at its largest layer) or MAX_ACTIVATIONS (at input_shape)."""
+    from vggspec.planner.layers import Dense
     from vggspec.planner.lower import lower_to_plan
 
     plan = lower_to_plan(spec)
@@ -379,13 +380,8 @@ def _budget_problems(doc: YamlDocument, spec: Spec, locate: Locate) -> list[Prob
             f"expected at most {MAX_PARAMS:,} parameters in all, received {plan.total_params:,}; "
             f"the largest layer, {largest.name}, has {largest.params:,}"
         )
-        names = [layer.name for layer in plan.layers]
-        flatten = plan.layers[names.index("flatten")] if "flatten" in names else None
-        reads_flatten = flatten is not None and largest is next(
-            layer for layer in plan.layers[names.index("flatten") :] if layer.kind == "dense"
-        )
-        if reads_flatten:
-            h, w, c = flatten.attrs["from_shape"]  # type: ignore[union-attr]
+        if isinstance(largest, Dense) and largest.reads_flattened is not None:
+            h, w, c = largest.reads_flattened
             message += f" as it takes the flattened {h}×{w}×{c} map (add pools or set include_top: false)"
         where = largest.origin if largest.origin and largest.origin[0] in doc.data else ("layers",)
         problems.append(doc.problem(locate(where), message))

@@ -1,12 +1,12 @@
 """WeightBundle: a network's arrays by canonical layer name, in the canonical layout.
 
 File readers produce bundles and file writers consume them; backends map a
-bundle to and from their own layout through :mod:`vggspec.weights.layout`.
+bundle to and from their own layout (:mod:`vggspec.weights.torchvision` for torch's).
 The canonical layout is the one of the Keras weight files (see that module).
 
 A reader describes each array of a file by its metadata first (a :class:`StoredArray`:
 shape, element type, where it is) and reads its data only when asked, so that
-:func:`vggspec.weights.layout.fit_bundle` checks every shape and dtype against the plan
+:func:`vggspec.weights.fit.fit_bundle` checks every shape and dtype against the plan
 before a byte is read: a small file cannot make vggspec allocate what it merely declares.
 """
 
@@ -116,7 +116,7 @@ class WeightBundle:
 @dataclass
 class StoredBundle:
     """A weight file's arrays by canonical layer name, described but not read (what readers give):
-    :func:`vggspec.weights.layout.fit_bundle` checks them against a plan and reads what fits."""
+    :func:`vggspec.weights.fit.fit_bundle` checks them against a plan and reads what fits."""
 
     layers: dict[str, dict[str, StoredArray]] = field(default_factory=dict)
     source: str = ""

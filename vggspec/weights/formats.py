@@ -25,11 +25,11 @@ from vggspec.errors import WeightsError
 from vggspec.fileio import atomic_path
 from vggspec.planner.lower import Plan
 from vggspec.weights.bundle import StoredBundle, WeightBundle
+from vggspec.weights.fit import fit_bundle, read_stored
 from vggspec.weights.hdf5 import group, has_attribute, open_h5
 from vggspec.weights.keras3_h5 import stored_keras3_h5, write_keras3_h5
 from vggspec.weights.keras_archive import stored_keras_archive
 from vggspec.weights.keras_h5 import legacy_root, stored_keras_h5, write_keras_h5
-from vggspec.weights.layout import fit_bundle, read_stored
 from vggspec.weights.safetensors_file import stored_safetensors, write_safetensors
 from vggspec.weights.torch_file import stored_torch, write_torch
 

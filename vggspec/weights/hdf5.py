@@ -66,8 +66,6 @@ def open_h5(path: Union[str, Path], name: Optional[str] = None) -> Any:
 
     path = Path(path)
     name = name or str(path)
-    if not path.is_file():
-        raise WeightsError(f"{name}: expected a weight file, received a path that does not exist")
     try:
         return h5py.File(path, "r")
     except H5_ERRORS as error:

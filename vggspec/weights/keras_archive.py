@@ -32,8 +32,6 @@ WHAT = "a Keras 3 model archive (.keras, a zip)"
 def stored_keras_archive(path: Union[str, Path], plan: Plan) -> Iterator[StoredBundle]:
     """Describe the weights of a ``.keras`` file (StoredArrays, readable inside the block), matched to the plan."""
     path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"{path}: expected a weight file, received a path that does not exist")
     if not zipfile.is_zipfile(path):
         raise WeightsError(f"{path}: expected {WHAT}, received {path.stat().st_size:,} bytes that are not a zip")
     members = declared_sizes(path, WHAT)

@@ -27,7 +27,7 @@ import numpy as np
 from vggspec.errors import WeightsError
 from vggspec.planner.lower import Plan
 from vggspec.weights.bundle import SEPARATOR, StoredArray, StoredBundle, WeightBundle, group_flat
-from vggspec.weights.layout import torch_to_stored
+from vggspec.weights.torchvision import torch_to_stored
 
 LAYOUT = "vggspec canonical (keras): conv kernel HWIO, dense kernel (in, out), fc1 rows in H,W,C order"
 WEIGHT_ORDER = {
@@ -96,8 +96,6 @@ def stored_safetensors(path: Union[str, Path], plan: Optional[Plan] = None) -> I
     from safetensors import safe_open
 
     path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"{path}: expected a weight file, received a path that does not exist")
     with _reading(path):
         opened = safe_open(str(path), framework="np")
     with opened as file:

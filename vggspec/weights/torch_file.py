@@ -1,7 +1,7 @@
 """PyTorch ``.pt`` / ``.pth`` files: a torchvision-style state dict saved with ``torch.save``.
 
 Keys and layout are torchvision's VGG (``features.0.weight`` OIHW, ``classifier.0.weight``
-(out, in) with fc1's columns in C,H,W order); :mod:`vggspec.weights.layout` maps them to
+(out, in) with fc1's columns in C,H,W order); :mod:`vggspec.weights.torchvision` maps them to
 and from the canonical layout with the plan, after ``fit_bundle`` has checked each shape
 and dtype. torch is imported only here, inside the functions, and files are read with
 ``weights_only=True`` (no code runs from a file). A zip-format file's members are first
@@ -20,7 +20,7 @@ import numpy as np
 from vggspec.errors import WeightsError
 from vggspec.planner.lower import Plan
 from vggspec.weights.bundle import StoredArray, StoredBundle, WeightBundle, archive_bytes_limit
-from vggspec.weights.layout import bundle_to_torch, torch_to_stored
+from vggspec.weights.torchvision import bundle_to_torch, torch_to_stored
 from vggspec.weights.zip_archive import check_total_size, declared_sizes
 
 # Containers that training scripts wrap a state dict in.
@@ -80,8 +80,6 @@ def stored_torch(path: Union[str, Path], plan: Plan) -> StoredBundle:
     import torch
 
     path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"{path}: expected a weight file, received a path that does not exist")
     if zipfile.is_zipfile(path):  # torch.save's format since torch 1.6
         check_total_size(path, declared_sizes(path, WHAT), archive_bytes_limit(plan.total_params), WHAT)
     try:
