@@ -1,21 +1,24 @@
-"""Find backends through the ``vggspec.backends`` entry-point group.
+"""The backend contract, and finding backends through the ``vggspec.backends`` entry-point group.
 
-A backend is a package that registers, in its own ``pyproject.toml``::
+A backend is a package that registers, in its distribution's ``pyproject.toml``::
 
     [project.entry-points."vggspec.backends"]
     jax = "vggspec_jax:JaxBackend"
 
-The object named there must be importable without its framework (import the
-framework inside the methods) and provide the :class:`Backend` protocol. The
-built-in ``keras`` and ``torch`` backends (``backends/`` in the repository)
-register exactly this way.
+The object named there (a class, instantiated once, or an instance) must be importable
+without its framework (import the framework inside the methods) and provide the
+:class:`Backend` protocol. It may also provide the optional capabilities below; vggspec
+uses each where it is there. The built-in ``keras`` and ``torch`` backends (``backends/``
+in the repository) are registered by vggspec's own ``pyproject.toml`` the same way. The
+README's "Writing a backend" says what the smallest backend implements.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import warnings
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any, Optional, Protocol, Sequence, runtime_checkable
 
 import numpy as np
@@ -31,14 +34,15 @@ BUILTIN_EXTRAS = {"keras": "keras", "torch": "torch"}
 
 @runtime_checkable
 class Backend(Protocol):
-    """What a backend provides. Images are NHWC float32, already preprocessed."""
+    """What every backend provides. Images are NHWC float32, already preprocessed; weights are
+    :class:`~vggspec.weights.bundle.WeightBundle` s in the canonical layout (:mod:`vggspec.weights.canonical`)."""
 
     name: str
     requires: Sequence[str]  # top-level modules the framework needs, checked without importing them
     extra: str  # the pip extra that installs them: pip install "vggspec[<extra>]"
 
     def build(self, plan: Plan) -> Any:
-        """A native model for the plan, with freshly initialised weights."""
+        """A native model for the plan (one compiled layer per plan layer type), freshly initialised."""
 
     def count_params(self, model: Any) -> tuple[int, int]:
         """(trainable, non-trainable) as the framework counts them."""
@@ -47,34 +51,58 @@ class Backend(Protocol):
         """The model's arrays in the canonical layout."""
 
     def set_weights(self, model: Any, plan: Plan, bundle: WeightBundle) -> None:
-        """Load a bundle already checked by ``vggspec.weights.layout.fit_bundle`` (may be partial)."""
+        """Load a bundle already checked by ``vggspec.weights.fit.fit_bundle`` (it may hold only some layers)."""
 
     def predict(self, model: Any, images: np.ndarray) -> np.ndarray:
         """Model outputs for a batch (inference mode)."""
 
     def activations(self, model: Any, plan: Plan, images: np.ndarray) -> dict[str, np.ndarray]:
-        """Every plan layer's output, channels last (inference mode)."""
+        """Every plan layer's output by layer name, channels last, batch first (inference mode)."""
 
-    def save(self, model: Any, path: str) -> None:
-        """Write the model in the framework's own format."""
-
-    # Optional: ``framework_problem() -> str | None`` says in one line why the framework cannot run although
-    # its modules are installed (e.g. Keras set to run on a framework that is missing), without importing it;
-    # ``accelerate(model) -> model`` moves a model to the fastest device and settings for
-    # inference (``vggspec predict`` calls it when present); ``seed(n)`` and ``trainer(model, plan,
-    # config)`` serve ``vggspec finetune`` (see vggspec.training.protocol).
+    def save(self, model: Any, path: str) -> Optional[str]:
+        """Write the model in the framework's own format; return a line for the user, or None."""
 
 
-def _entry_points() -> dict[str, Any]:
-    return {ep.name: ep for ep in entry_points(group=GROUP)}
+@runtime_checkable
+class ChecksFramework(Protocol):
+    """Optional: why the framework cannot run although its modules are installed (e.g. Keras set to
+    run on a framework that is missing), told in one line without importing it; None when it can."""
+
+    def framework_problem(self) -> Optional[str]: ...
 
 
-def available_backends() -> list[str]:
-    """Names of the installed backends (whether or not their framework is installed)."""
-    return sorted(_entry_points())
+@runtime_checkable
+class Accelerates(Protocol):
+    """Optional: the model moved to the fastest device and settings for inference (``vggspec predict``)."""
+
+    def accelerate(self, model: Any) -> Any: ...
 
 
-def _load(name: str, entry: Any) -> Optional[Backend]:
+# Training is the optional capability of vggspec.training.protocol.TrainingBackend (seed, trainer).
+
+
+@functools.cache
+def _entry_points() -> dict[str, EntryPoint]:
+    """The registered backends by name, scanned once (:func:`refresh_backends` scans again).
+
+    Two plugins that register one name warn, and the first found is used.
+    """
+    found: dict[str, EntryPoint] = {}
+    for entry in entry_points(group=GROUP):
+        first = found.setdefault(entry.name, entry)
+        if first is not entry and first.value != entry.value:
+            warnings.warn(
+                f"two plugins register the vggspec backend {entry.name!r}: {first.value} and {entry.value}; "
+                f"using {first.value}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+    return found
+
+
+@functools.cache
+def _load(name: str) -> Optional[Backend]:
+    entry = _entry_points()[name]
     try:
         loaded = entry.load()
         backend = loaded() if isinstance(loaded, type) else loaded
@@ -84,9 +112,25 @@ def _load(name: str, entry: Any) -> Optional[Backend]:
     return backend
 
 
+def refresh_backends() -> None:
+    """Forget the backends found so far (after installing a plugin in a running process)."""
+    _entry_points.cache_clear()
+    _load.cache_clear()
+
+
+def available_backends() -> list[str]:
+    """Names of the installed backends (whether or not their framework is installed)."""
+    return sorted(_entry_points())
+
+
 def framework_missing(backend: Backend) -> list[str]:
     """The modules of the backend's framework that are not installed (checked without importing)."""
     return [module for module in backend.requires if importlib.util.find_spec(module) is None]
+
+
+def framework_problem(backend: Backend) -> Optional[str]:
+    """The backend's own word on why its framework cannot run (:class:`ChecksFramework`), or None."""
+    return backend.framework_problem() if isinstance(backend, ChecksFramework) else None
 
 
 def get_backend(name: str) -> Backend:
@@ -98,7 +142,7 @@ def get_backend(name: str) -> Backend:
         raise BackendError(
             f"backend {name!r}: expected one of the installed backends ({installed}), received {name!r}{hint}"
         )
-    backend = _load(name, entries[name])
+    backend = _load(name)
     if backend is None:
         raise BackendError(f"backend {name!r}: its plugin {entries[name].value} failed to import (see the warning)")
     missing = framework_missing(backend)
@@ -113,23 +157,18 @@ def get_backend(name: str) -> Backend:
     return backend
 
 
-def framework_problem(backend: Backend) -> Optional[str]:
-    """The backend's own word on why its framework cannot run (optional method), or None."""
-    check = getattr(backend, "framework_problem", None)
-    return check() if callable(check) else None
-
-
 def backend_status() -> list[tuple[str, str, str]]:
-    """(name, "ok" | "missing framework" | "broken", detail) for every installed backend; broken ones warn."""
+    """(name, "ok" | "missing framework" | "cannot run" | "broken", detail) for every installed backend."""
     rows = []
     for name, entry in sorted(_entry_points().items()):
-        backend = _load(name, entry)
+        backend = _load(name)
+        problem = None if backend is None or framework_missing(backend) else framework_problem(backend)
         if backend is None:
             rows.append((name, "broken", f"{entry.value} failed to import"))
         elif framework_missing(backend):
             rows.append((name, "missing framework", f'pip install "vggspec[{backend.extra}]"'))
-        elif framework_problem(backend):
-            rows.append((name, "cannot run", str(framework_problem(backend))))
+        elif problem:
+            rows.append((name, "cannot run", problem))
         else:
             rows.append((name, "ok", entry.value))
     return rows

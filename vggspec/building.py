@@ -6,7 +6,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from vggspec.backends import get_backend
+from vggspec.backends import Backend, get_backend
+from vggspec.errors import VggspecError
 from vggspec.planner.lower import Plan, lower_to_plan
 from vggspec.spec.model import Spec
 from vggspec.weights.bundle import WeightBundle
@@ -21,19 +22,20 @@ def read_checked_bundle(
     read. Returns (the arrays that fit, a line per layer left out). Without ``skip_mismatch``
     a missing layer or wrong shape raises WeightsError; with it, it is left out (never read) and named.
     """
+    from vggspec.weights.fit import fit_bundle
     from vggspec.weights.formats import open_bundle
-    from vggspec.weights.layout import fit_bundle
 
     with open_bundle(weights, plan) as stored:
         return fit_bundle(plan, stored, skip_mismatch)
 
 
 def build_model(
-    spec: Spec, backend_name: str, weights: Optional[Union[str, Path]] = None, skip_mismatch: bool = False
+    spec: Spec, backend: Union[str, Backend], weights: Optional[Union[str, Path]] = None, skip_mismatch: bool = False
 ) -> Any:
-    """The native model of ``spec``, with ``weights`` loaded when given (see ``vggspec.build``)."""
+    """The native model of ``spec`` with a backend (or its name), ``weights`` loaded when given (see
+    ``vggspec.build``). Every array is checked before the model is built: a refused file builds nothing."""
     plan = lower_to_plan(spec)
-    backend = get_backend(backend_name)
+    backend = get_backend(backend) if isinstance(backend, str) else backend
     if weights is None:
         return backend.build(plan)
     bundle, skipped = read_checked_bundle(plan, weights, skip_mismatch)
@@ -42,3 +44,24 @@ def build_model(
     model = backend.build(plan)
     backend.set_weights(model, plan, bundle)
     return model
+
+
+def save_model(backend: Backend, model: Any, out: Union[str, Path]) -> Optional[str]:
+    """``backend.save`` (returns its line for the user, or None), with a destination that cannot be
+    written refused in one line naming the setting ``out``; nothing is left there."""
+    path = Path(out)
+    if path.is_dir():
+        raise VggspecError(f"out {out}: expected a file to write, received an existing folder", setting="out")
+    blocking = next((parent for parent in path.absolute().parents if parent.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        raise VggspecError(
+            f"out {out}: expected a writable destination, received a path under the file {blocking}", setting="out"
+        )
+    try:
+        return backend.save(model, str(out))
+    except OSError as error:
+        raise VggspecError(
+            f"out {out}: expected a writable destination, received one where the file cannot be "
+            f"written ({error.strerror or error})",
+            setting="out",
+        ) from None

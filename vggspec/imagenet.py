@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -48,11 +49,32 @@ def decode_predictions(preds: np.ndarray, top: int = 5) -> list[list[tuple[str, 
     if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or not 1 <= top <= NUM_CLASSES:
         raise DataError(f"decode_predictions: expected top an integer 1..{NUM_CLASSES}, received {top!r}")
     classes = _class_index()
+    return [[classes[i] + (row[i],) for i in best] for row, best in zip(preds, top_indices(preds, top))]
+
+
+def top_indices(scores: np.ndarray, top: int) -> list[list[int]]:
+    """For each row of ``scores`` (N, classes), the indices of its ``top`` highest scores, best first,
+    ties in the order Keras' ``decode_predictions`` gives them."""
     results = []
-    for row in preds:
+    for row in np.asarray(scores):
         # Keras' order exactly: argsort, the last `top` reversed, then a stable sort by score.
-        best = row.argsort()[-top:][::-1]
-        decoded = [classes[i] + (row[i],) for i in best]
-        decoded.sort(key=lambda entry: entry[2], reverse=True)
-        results.append(decoded)
+        best = [int(i) for i in row.argsort()[-top:][::-1]]
+        best.sort(key=lambda i: row[i], reverse=True)
+        results.append(best)
     return results
+
+
+def top_classes(
+    scores: np.ndarray, top: int, labels: Optional[Sequence[str]] = None
+) -> list[list[tuple[int, str, float]]]:
+    """Per row of ``scores`` (N, classes), the ``top`` (index, name, score), best first: names from
+    ``labels``, else ImageNet's ("n01440764 tench") for 1000 classes, else "class i"."""
+    names = (
+        list(labels)
+        if labels
+        else ([f"{wnid} {name}" for wnid, name in _class_index()] if np.shape(scores)[1] == NUM_CLASSES else None)
+    )
+    return [
+        [(i, names[i] if names else f"class {i}", float(row[i])) for i in best]
+        for row, best in zip(np.asarray(scores), top_indices(scores, top))
+    ]

@@ -72,7 +72,8 @@ class KerasBackend:
         return activations(model, plan, images)
 
     def save(self, model: Any, path: str) -> Optional[str]:
-        """Write a ``.keras`` archive that ``keras.models.load_model`` reads; returns :meth:`saved_note`."""
+        """Write a ``.keras`` archive that ``keras.models.load_model`` reads; returns how to load it when
+        that takes more (an LRN layer), else None."""
         if not str(path).endswith(KERAS_SUFFIX):
             raise BackendError(
                 f"{path}: expected a file name ending in {KERAS_SUFFIX} (the Keras 3 model "
@@ -80,22 +81,7 @@ class KerasBackend:
             )
         with atomic_path(path, suffix=KERAS_SUFFIX) as temporary:
             model.save(str(temporary))
-        return self.saved_note(model, path)
-
-    def saved_note(self, model: Any, path: str) -> Optional[str]:
-        """One line for the user when a saved model needs more than ``keras.models.load_model`` (else None).
-
-        The LRN layer of configuration A-LRN is vggspec's own class, registered with Keras
-        as ``vggspec>LocalResponseNormalization`` only once :mod:`vggspec_keras.lrn` is imported.
-        """
-        from vggspec_keras.lrn import LocalResponseNormalization
-
-        if not any(isinstance(layer, LocalResponseNormalization) for layer in model.layers):
-            return None
-        return (
-            f"{path} has a vggspec LocalResponseNormalization layer: load it with "
-            "vggspec_keras.load_model(path), or import vggspec_keras.lrn before keras.models.load_model"
-        )
+        return _loading_note(model, path)
 
     def seed(self, seed: int) -> None:
         """Seed Python's, numpy's and the Keras backend's random generators (initialisers, dropout)."""
@@ -108,6 +94,22 @@ class KerasBackend:
         from vggspec_keras.training import make_trainer
 
         return make_trainer(model, plan, config)
+
+
+def _loading_note(model: Any, path: str) -> Optional[str]:
+    """One line for the user when a saved model needs more than ``keras.models.load_model`` (else None).
+
+    The LRN layer of configuration A-LRN is vggspec's own class, registered with Keras
+    as ``vggspec>LocalResponseNormalization`` only once :mod:`vggspec_keras.lrn` is imported.
+    """
+    from vggspec_keras.lrn import LocalResponseNormalization
+
+    if not any(isinstance(layer, LocalResponseNormalization) for layer in model.layers):
+        return None
+    return (
+        f"{path} has a vggspec LocalResponseNormalization layer: load it with "
+        "vggspec_keras.load_model(path), or import vggspec_keras.lrn before keras.models.load_model"
+    )
 
 
 def load_model(path: Union[str, Path], **kwargs: Any) -> Any:

@@ -7,10 +7,7 @@ first; --skip-mismatch loads what fits (e.g. all but a replaced head).
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-from typing import Any
 
-from vggspec.errors import VggspecError
 from vggspec.planner.lower import lower_to_plan
 from vggspec.spec.load import load_spec
 
@@ -25,38 +22,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skip-mismatch", action="store_true", help="load only the layers that fit")
 
 
-def save(backend: Any, model: Any, out: str) -> None:
-    """``backend.save``, with a destination that cannot be written as one line (nothing is left there)."""
-    path = Path(out)
-    if path.is_dir():
-        raise VggspecError(f"--out {out}: expected a file to write, received an existing folder")
-    blocking = next((parent for parent in path.absolute().parents if parent.exists()), None)
-    if blocking is not None and not blocking.is_dir():
-        raise VggspecError(f"--out {out}: expected a writable destination, received a path under the file {blocking}")
-    try:
-        backend.save(model, out)
-    except OSError as error:
-        raise VggspecError(
-            f"--out {out}: expected a writable destination, received one where the file cannot be "
-            f"written ({error.strerror or error})"
-        ) from None
-
-
 def run(args: argparse.Namespace) -> int:
     from vggspec.backends import get_backend
-    from vggspec.building import build_model
+    from vggspec.building import build_model, save_model
 
     spec = load_spec(args.spec)
     plan = lower_to_plan(spec)
     backend = get_backend(args.backend)
-    model = build_model(spec, args.backend, args.weights, args.skip_mismatch)
+    model = build_model(spec, backend, args.weights, args.skip_mismatch)
     trainable, non_trainable = backend.count_params(model)
-    save(backend, model, args.out)
+    note = save_model(backend, model, args.out)
     print(
         f"{args.out}: {spec.name} ({args.backend}), {trainable + non_trainable:,} parameters "
         f"({trainable:,} trainable; the plan: {plan.total_params:,})"
     )
-    note = backend.saved_note(model, args.out) if hasattr(backend, "saved_note") else None
     if note:  # e.g. how to load a Keras model with vggspec's LRN layer
         print(f"note: {note}")
     return 0

@@ -9,14 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import TYPE_CHECKING
 
 from vggspec.errors import VggspecError
 from vggspec.planner.lower import lower_to_plan
 from vggspec.spec.load import load_spec
-
-if TYPE_CHECKING:  # numpy is imported when the command runs (start-up stays fast)
-    import numpy as np
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,24 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def top_classes(scores: np.ndarray, top: int, labels: list[str] | None) -> list[list[tuple[int, str, float]]]:
-    """Per image (rows of ``scores``, shape (N, classes)), the ``top`` (index, name, score) best first;
-    ImageNet names for 1000 classes."""
-    import numpy as np
-
-    from vggspec.imagenet import class_index
-
-    names = labels or ([f"{wnid} {name}" for wnid, name in class_index()] if scores.shape[1] == 1000 else None)
-    result = []
-    for row in scores:
-        best = np.argsort(-row, kind="stable")[:top]
-        result.append([(int(i), names[i] if names else f"class {i}", float(row[i])) for i in best])
-    return result
-
-
 def run(args: argparse.Namespace) -> int:
-    from vggspec.backends import get_backend
+    from vggspec.backends import Accelerates, get_backend
     from vggspec.building import build_model
+    from vggspec.imagenet import top_classes
     from vggspec.images import image_mode, load_images
     from vggspec.preprocessing import preprocess
 
@@ -72,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
     image_mode(channels, f"{args.spec}: input_shape {list(plan.input_shape)}")
     pixels = load_images(args.images, (height, width), channels)
     backend = get_backend(args.backend)
-    model = build_model(spec, args.backend, args.weights)
-    if hasattr(backend, "accelerate") and not args.fp32:  # e.g. torch: CUDA, channels last, bf16
+    model = build_model(spec, backend, args.weights)
+    if isinstance(backend, Accelerates) and not args.fp32:  # e.g. torch: CUDA, channels last, bf16
         model = backend.accelerate(model)
     scores = backend.predict(model, preprocess(pixels, spec.preprocessing))
     results = top_classes(scores, top, labels)

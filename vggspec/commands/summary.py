@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 from vggspec.planner.lower import lower_to_plan
-from vggspec.planner.summary import summary_json, summary_markdown, summary_table
+from vggspec.planner.summary import parameter_counts, summary_json, summary_markdown, summary_table
 from vggspec.spec.load import load_spec
 
 
@@ -30,14 +30,7 @@ def run(args: argparse.Namespace) -> int:
         from vggspec.backends import get_backend
 
         backend = get_backend(args.backend)
-        trainable, non_trainable = backend.count_params(backend.build(plan))
-        counts = {
-            "name": args.backend,
-            "total_params": trainable + non_trainable,
-            "trainable_params": trainable,
-            "non_trainable_params": non_trainable,
-            "equal_to_plan": (trainable, non_trainable) == (plan.trainable_params, plan.non_trainable_params),
-        }
+        counts = {"name": args.backend, **parameter_counts(plan, *backend.count_params(backend.build(plan)))}
     if args.format == "json":
         print(summary_json(plan, counts))
         return 0 if counts is None or counts["equal_to_plan"] else 1

@@ -15,6 +15,7 @@ import numpy as np
 
 from vggspec.backends import get_backend
 from vggspec.planner.lower import Plan
+from vggspec.planner.summary import parameter_counts
 from vggspec.weights.bundle import WeightBundle
 
 TOLERANCE = 1e-4
@@ -137,12 +138,7 @@ def compare_backends(
         model = backend.build(plan)
         backend.set_weights(model, plan, bundle)
         trainable, non_trainable = backend.count_params(model)
-        report.params[name] = {
-            "total_params": trainable + non_trainable,
-            "trainable_params": trainable,
-            "non_trainable_params": non_trainable,
-            "equal_to_plan": (trainable, non_trainable) == (plan.trainable_params, plan.non_trainable_params),
-        }
+        report.params[name] = parameter_counts(plan, trainable, non_trainable)
         activations[name] = backend.activations(model, plan, images)
         report.seconds[name] = round(time.perf_counter() - start, 3)
         del model
