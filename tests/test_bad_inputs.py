@@ -411,7 +411,7 @@ def test_evaluate_a_file_says_it_is_a_file(cli, tmp_path):
 @pytest.mark.parametrize(
     "change, message",
     [
-        (lambda record: {"spec": 3}, 'expected "spec" to be a mapping, received an integer (3)'),
+        (lambda record: {**record, "spec": 3}, 'expected "spec" to be a mapping, received an integer (3)'),
         (lambda record: [1, 2], "expected a JSON object, received a list ([1, 2])"),
         (
             lambda record: {k: v for k, v in record.items() if k != "checkpoints"},

@@ -2,7 +2,9 @@
 
 Each sub-command lives in ``vggspec/commands/<name>.py`` with ``add_arguments(parser)``
 and ``run(args) -> int``. Any :class:`VggspecError` (bad input) is printed as
-one line per problem on stderr with exit status 2, never as a traceback.
+one line per problem on stderr with exit status 2, never as a traceback. An error
+about a library setting that is one of the command's options names the option
+(``batch_size: ...`` is printed ``--batch-size: ...``).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import importlib
 import os
 import sys
 import warnings
-from typing import Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 from vggspec.errors import VggspecError
 
@@ -51,8 +53,22 @@ def make_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
             name, help=help_text, description=module.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
         )
         module.add_arguments(sub)
-        sub.set_defaults(run=module.run)
+        sub.set_defaults(run=module.run, setting_flags=_setting_flags(sub))
     return parser
+
+
+def _setting_flags(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """Each option's destination (the library setting it sets, e.g. ``learning_rate``) -> its flag (``--lr``)."""
+    return {action.dest: action.option_strings[0] for action in parser._actions if action.option_strings}
+
+
+def error_text(error: VggspecError, flags: Mapping[str, str]) -> str:
+    """What the command line prints for ``error``: ``error: <message>`` (a message of several lines as it is),
+    a message that starts with a setting of ``flags`` starting with the setting's flag instead."""
+    text, setting = str(error), getattr(error, "setting", None) or ""
+    if setting in flags and text.startswith((f"{setting}:", f"{setting} ")):
+        text = flags[setting] + text[len(setting) :]
+    return text if "\n" in text else f"error: {text}"
 
 
 def _command_name(argv: Sequence[str]) -> Optional[str]:
@@ -74,7 +90,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         return int(args.run(args) or 0)
     except VggspecError as error:
-        print(f"error: {error}" if "\n" not in str(error) else str(error), file=sys.stderr)
+        print(error_text(error, getattr(args, "setting_flags", {})), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -8,10 +8,21 @@ command line prints it on one line per problem and exits with status 2.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 
 class VggspecError(Exception):
-    """Base class of every error vggspec reports to a user (exit status 2)."""
+    """Base class of every error vggspec reports to a user (exit status 2).
+
+    ``setting`` names the setting the message is about when there is one: a parameter of
+    the library such as ``epochs``, ``batch_size`` or ``run_dir``. Such a message starts
+    with the setting's name (``"epochs: expected ..."``), which the command line shows as
+    the option that sets it (``--epochs``).
+    """
+
+    def __init__(self, *args: object, setting: Optional[str] = None):
+        super().__init__(*args)
+        self.setting = setting
 
 
 @dataclass(frozen=True)
@@ -57,3 +68,8 @@ class DownloadError(VggspecError):
 
 class DataError(VggspecError):
     """A data set source is missing or malformed."""
+
+
+class ResumeError(VggspecError):
+    """A run cannot be continued as asked: no run in the folder, a setting the run fixed was
+    changed, another spec, other class folders, or fewer epochs than it has finished."""

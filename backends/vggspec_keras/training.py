@@ -62,7 +62,7 @@ def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
         return keras.optimizers.Adam(learning_rate=config.learning_rate)
     if config.optimizer == "sgd":
         return keras.optimizers.SGD(learning_rate=config.learning_rate, momentum=config.momentum)
-    raise BackendError(f"--optimizer: expected adam or sgd, received {config.optimizer!r}")
+    raise BackendError(f"optimizer: expected adam or sgd, received {config.optimizer!r}", setting="optimizer")
 
 
 class KerasTrainer:
@@ -72,15 +72,19 @@ class KerasTrainer:
         _, world_size = process_rank()
         if world_size > 1:
             raise BackendError(
-                f"distributed training (WORLD_SIZE={world_size}): expected --backend torch, "
-                "received keras (the keras backend trains in one process)"
+                f"backend: expected torch for distributed training (WORLD_SIZE={world_size}), "
+                "received keras (the keras backend trains in one process)",
+                setting="backend",
             )
         self.model = model
         self.config = config
         for layer in model.layers:
             if layer.name in config.freeze:
                 layer.trainable = False
-        from_logits = plan.layer("predictions").attrs["activation"] is None
+        classifier = plan.classifier
+        if classifier is None:
+            raise BackendError(f"plan {plan.name}: expected a classifier (include_top: true) to train, received none")
+        from_logits = classifier.activation is None
         model.compile(
             optimizer=make_optimizer(config),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits),

@@ -39,7 +39,7 @@ from vggspec.fileio import atomic_path
 from vggspec.planner.lower import Plan
 from vggspec.training.distributed import process_rank
 from vggspec.training.protocol import BatchSource, Progress, TrainConfig
-from vggspec.weights.layout import torch_modules
+from vggspec.weights.torchvision import module_slots
 
 SUFFIX = ".pt"
 
@@ -79,10 +79,14 @@ def pick_device(config: TrainConfig) -> torch.device:
     try:
         device = torch.device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     except RuntimeError:
-        raise BackendError(f"--device: expected cpu, cuda or cuda:N, received {config.device!r}") from None
+        raise BackendError(
+            f"device: expected cpu, cuda or cuda:N, received {config.device!r}", setting="device"
+        ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise BackendError(
-            f"--device {config.device}: expected a CUDA device, received none (torch.cuda.is_available() is False)"
+            f"device: expected a device this machine has, received {config.device!r} "
+            "(torch.cuda.is_available() is False: no CUDA device)",
+            setting="device",
         )
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
@@ -91,13 +95,14 @@ def pick_device(config: TrainConfig) -> torch.device:
 
 def freeze(net: nn.Module, plan: Plan, names: tuple[str, ...]) -> list[nn.Module]:
     """Turn off ``requires_grad`` of the frozen layers' parameters; return their batch-norm modules."""
-    frozen_norms = []
-    for module in torch_modules(plan):
-        if module.layer.name in names and module.kind in ("conv", "batch_norm", "dense"):
-            submodule = net.get_submodule(module.path)
-            submodule.requires_grad_(False)
-            if module.kind == "batch_norm":
-                frozen_norms.append(submodule)
+    frozen_norms: list[nn.Module] = []
+    slots = module_slots(plan)
+    for layer in plan.weighted_layers():
+        if layer.name in names:
+            module = net.get_submodule(slots[layer.name].path)
+            module.requires_grad_(False)
+            if isinstance(module, nn.BatchNorm2d):
+                frozen_norms.append(module)
     return frozen_norms
 
 
@@ -129,7 +134,7 @@ class TorchTrainer:
         elif config.optimizer == "sgd":
             self.optimizer = torch.optim.SGD(parameters, lr=config.learning_rate, momentum=config.momentum)
         else:
-            raise BackendError(f"--optimizer: expected adam or sgd, received {config.optimizer!r}")
+            raise BackendError(f"optimizer: expected adam or sgd, received {config.optimizer!r}", setting="optimizer")
         # called with logits=True (the loss takes logits): the network, DDP around it, or torch.compile's wrapper
         self.step_model: Any = self.net
         if self.world_size > 1:

@@ -10,30 +10,41 @@ equals the best epoch's val_accuracy in metrics.csv.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 
-from vggspec.errors import VggspecError
 from vggspec.training.metrics import format_confusion
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from vggspec.training.evaluate import evaluate_run
+    from vggspec.training.run_folder import CHECKPOINTS
+
+    # the library's defaults, shown here; every option left out is None, which leaves the library's value
+    defaults = {name: parameter.default for name, parameter in inspect.signature(evaluate_run).parameters.items()}
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a run folder written by vggspec finetune")
-    parser.add_argument("--data", metavar="DIR", help="class folders DIR/<split>/<class>/ (default: the run's data)")
-    parser.add_argument("--split", default="val", help="the split to score (default val)")
     parser.add_argument(
-        "--checkpoint", choices=("best", "last"), default="best", help="which weights of the run (default best)"
+        "--data", dest="data_dir", metavar="DIR", help="class folders DIR/<split>/<class>/ (default: the run's data)"
     )
-    parser.add_argument("--backend", help="the backend to run (default: the run's)")
-    parser.add_argument("--batch-size", type=int, default=32, help="images per batch (default 32)")
+    parser.add_argument("--split", help=f"the split to score (default {defaults['split']})")
+    parser.add_argument(
+        "--checkpoint",
+        choices=CHECKPOINTS,
+        help=f"which weights of the run (default {defaults['checkpoint']})",
+    )
+    parser.add_argument(
+        "--backend", dest="backend_name", metavar="BACKEND", help="the backend to run (default: the run's)"
+    )
+    parser.add_argument("--batch-size", type=int, help=f"images per batch (default {defaults['batch_size']})")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def run(args: argparse.Namespace) -> int:
     from vggspec.training.evaluate import evaluate_run
 
-    if args.batch_size < 1:
-        raise VggspecError(f"--batch-size: expected a positive integer, received {args.batch_size}")
-    result = evaluate_run(args.run_dir, args.data, args.split, args.backend, args.batch_size, args.checkpoint)
+    names = ("data_dir", "split", "backend_name", "batch_size", "checkpoint")
+    given = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    result = evaluate_run(args.run_dir, **given)
     if args.json:
         print(
             json.dumps(

@@ -14,12 +14,12 @@ from typing import Optional, Union
 
 import numpy as np
 
-from vggspec.errors import DataError
+from vggspec.errors import DataError, VggspecError
 from vggspec.spec.load import spec_from_mapping
 from vggspec.training.batches import ImageBatches
 from vggspec.training.folders import read_split
 from vggspec.training.metrics import confusion_matrix, loss_and_correct
-from vggspec.training.run_folder import RunFolder
+from vggspec.training.run_folder import CHECKPOINTS, RunFolder
 
 
 @dataclass(frozen=True)
@@ -57,22 +57,29 @@ def evaluate_run(
     checkpoint: str = "best",
 ) -> Evaluation:
     """Score ``checkpoint`` (best or last) of the run in ``run_dir`` on ``data_dir/split``
-    (default: the data the run was trained on) with ``backend_name`` (default: the run's)."""
+    (default: the data the run was trained on) with ``backend_name`` (default: the run's),
+    ``batch_size`` images at a time."""
     from vggspec.backends import get_backend
     from vggspec.building import build_model
 
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise VggspecError(f"batch_size: expected a positive integer, received {batch_size!r}", setting="batch_size")
+    if checkpoint not in CHECKPOINTS:
+        raise VggspecError(
+            f"checkpoint: expected {' or '.join(CHECKPOINTS)}, received {checkpoint!r}", setting="checkpoint"
+        )
     run = RunFolder(run_dir)
     record = run.read_record()
-    spec = spec_from_mapping(record["spec"], source=str(run.run_json))
-    images = read_split(data_dir if data_dir is not None else record["data"], split, record["classes"])
-    weights = run.path / record["checkpoints"][checkpoint]
+    spec = spec_from_mapping(dict(record.spec), source=str(run.run_json))
+    images = read_split(data_dir if data_dir is not None else record.data, split, record.classes)
+    weights = run.path / getattr(record.checkpoints, checkpoint)
     if not weights.is_file():
         raise DataError(
             f"{weights}: expected the run's {checkpoint} checkpoint, received a path that does not "
             "exist (has an epoch finished?)"
         )
-    backend = get_backend(backend_name or record["backend"])
-    model = build_model(spec, backend.name, weights)
+    backend = get_backend(backend_name or record.backend)
+    model = build_model(spec, backend, weights)
     data = ImageBatches(
         images,
         size=spec.input_shape[:2],
@@ -84,10 +91,9 @@ def evaluate_run(
     scores = np.concatenate([np.asarray(backend.predict(model, data.batch(i)[0])) for i in range(len(data))])
     loss_sum, _ = loss_and_correct(scores, data.labels, spec.classifier_activation)
     predictions = np.argmax(scores, axis=1)
-    best = record.get("best") or {}
     return Evaluation(
         checkpoint=weights,
-        best_epoch=best.get("epoch") if checkpoint == "best" else None,
+        best_epoch=record.best.epoch if checkpoint == "best" and record.best is not None else None,
         split_dir=images.root,
         class_names=images.class_names,
         labels=data.labels,

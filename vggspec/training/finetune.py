@@ -4,7 +4,7 @@ The flow: read the train/val class folders (two classes at least); give the
 spec a head for their classes; decode every image once, so that a broken file
 is named before anything is written rather than half-way through an epoch
 (:func:`vggspec.training.folders.check_images`); build the model; load the weights that fit (every layer but a head of
-another size); freeze the layers up to ``--freeze``; then, epoch after epoch,
+another size); freeze the layers up to the ``freeze`` setting; then, epoch after epoch,
 train, validate on the whole val split and commit the epoch to the run folder
 (:mod:`vggspec.training.run_folder`).
 
@@ -16,14 +16,14 @@ from __future__ import annotations
 import dataclasses
 import random
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Mapping, Optional, Union
 
 import numpy as np
 
 from vggspec.backends import Backend, get_backend
 from vggspec.errors import BackendError, DataError, VggspecError, WeightsError
 from vggspec.images import image_mode
-from vggspec.parity.inputs import checked_seed
+from vggspec.planner.layers import Dense, Dropout, Flatten, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D
 from vggspec.planner.lower import Plan, lower_to_plan
 from vggspec.spec.load import spec_from_mapping, spec_to_mapping
 from vggspec.spec.model import Spec
@@ -33,10 +33,12 @@ from vggspec.training.folders import ImageSet, check_images, read_split
 from vggspec.training.interrupt import StopOnInterrupt
 from vggspec.training.loop import Session, ranks_agree, run_epochs
 from vggspec.training.plot import plot_available
-from vggspec.training.protocol import TrainConfig, TrainingBackend, freeze_names
-from vggspec.training.run_folder import RunFolder
+from vggspec.training.protocol import TrainingBackend, freeze_names
+from vggspec.training.run_folder import Checkpoints, RunFolder, RunRecord
+from vggspec.training.settings import RunSettings, check_class_folders, recorded_run, resumed_settings
 
-HEAD_KINDS = ("flatten", "dense", "dropout", "global_avg_pool", "global_max_pool")
+# the layers after the convolutional part: what fine-tuning may replace
+HEAD_TYPES = (Flatten, Dense, Dropout, GlobalAveragePooling2D, GlobalMaxPooling2D)
 
 
 def head_spec(spec: Spec, classes: int) -> Spec:
@@ -58,7 +60,7 @@ def head_spec(spec: Spec, classes: int) -> Spec:
 def default_freeze(plan: Plan, pretrained: bool) -> str:
     """The classic recipe with pretrained weights: freeze the convolutional base (up to the last
     pool). From scratch nothing is frozen (random features are not worth keeping)."""
-    pools = [layer.name for layer in plan.layers if layer.kind == "max_pool"]
+    pools = [layer.name for layer in plan.layers if isinstance(layer, MaxPooling2D)]
     return pools[-1] if pretrained and pools else "none"
 
 
@@ -71,7 +73,7 @@ def load_pretrained(backend: Backend, model: Any, plan: Plan, weights: Union[str
     from vggspec.building import read_checked_bundle
 
     bundle, skipped = read_checked_bundle(plan, weights, skip_mismatch=True)
-    head = {layer.name for layer in plan.layers if layer.kind in HEAD_KINDS}
+    head = {layer.name for layer in plan.layers if isinstance(layer, HEAD_TYPES)}
     for layer in plan.weighted_layers():
         if layer.name not in bundle.layers and layer.name not in head:
             line = next((s for s in skipped if f"layer {layer.name}:" in s), f"layer {layer.name}")
@@ -91,38 +93,38 @@ def training_backend(backend: Backend) -> TrainingBackend:
     )
 
 
-def _check_run_folder(run: RunFolder, resume: bool, rank: int) -> None:
-    """A resumed run must be there; a new one needs a new or empty folder (checked by rank 0, which writes it)."""
-    if resume and not run.exists():
-        raise DataError(
-            f"--resume: expected a run folder with run.json, received {run.path} "
-            + ("without it" if run.path.exists() else "(does not exist)")
-        )
-    if resume or rank != 0:
-        return
+def _check_new_run_folder(run: RunFolder) -> None:
+    """A new run needs a new or empty folder (checked by rank 0, which writes it)."""
     if run.path.exists() and not run.path.is_dir():
-        raise DataError(f"--out {run.path}: expected a new or empty folder, received a file")
+        raise DataError(f"run_dir {run.path}: expected a new or empty folder, received a file", setting="run_dir")
     if run.path.is_dir() and any(run.path.iterdir()):
         raise DataError(
-            f"--out {run.path}: expected a new or empty folder, received one with files "
-            "(pass --resume to continue that run, or choose another --out)"
+            f"run_dir {run.path}: expected a new or empty folder, received one with files "
+            "(resume that run to continue it, or choose another folder)",
+            setting="run_dir",
         )
     run.check_creatable()
 
 
-def prepare_data(data_dir: Union[str, Path], classes: Optional[int]) -> tuple[ImageSet, ImageSet]:
-    """The train and val splits (the same class folders, at least two), checked against ``classes``."""
+def prepare_data(
+    data_dir: Union[str, Path], classes: Optional[int], resumed: Optional[RunRecord] = None
+) -> tuple[ImageSet, ImageSet]:
+    """The train and val splits (the same class folders, at least two, those of the ``resumed`` run),
+    checked against ``classes``."""
     train = read_split(data_dir, "train")
     if len(train.class_names) < 2:
         raise DataError(
             f"{train.root}: expected at least 2 class folders (a classifier tells classes apart), "
             f"received 1: {train.class_names[0]}"
         )
+    if resumed is not None:
+        check_class_folders(resumed, train.root, train.class_names)
     val = read_split(data_dir, "val", train.class_names)
     if classes is not None and classes != len(train.class_names):
         raise DataError(
-            f"--classes: expected the number of class folders in {train.root} "
-            f"({len(train.class_names)}: {', '.join(train.class_names)}), received {classes}"
+            f"classes: expected the number of class folders in {train.root} "
+            f"({len(train.class_names)}: {', '.join(train.class_names)}), received {classes}",
+            setting="classes",
         )
     return train, val
 
@@ -130,35 +132,58 @@ def prepare_data(data_dir: Union[str, Path], classes: Optional[int]) -> tuple[Im
 def finetune(
     spec: Spec,
     data_dir: Union[str, Path],
-    backend_name: str,
-    config: TrainConfig,
     run_dir: Union[str, Path],
-    *,
-    weights: Optional[Union[str, Path]] = None,
-    freeze: Optional[str] = None,
-    classes: Optional[int] = None,
-    resume: bool = False,
-) -> dict[str, Any]:
-    """Train ``spec`` on ``data_dir``/{train,val} and write the run folder; returns the final run record.
+    settings: Optional[RunSettings] = None,
+) -> RunRecord:
+    """Train ``spec`` on ``data_dir``/{train,val} in a new run folder ``run_dir`` (new or empty);
+    returns the final run record. ``settings``: None takes every default (:class:`RunSettings`)."""
+    run = RunFolder(run_dir)
+    if process_rank()[0] == 0:
+        _check_new_run_folder(run)
+    return _train(spec, data_dir, run, settings or RunSettings(), None)
 
-    ``freeze`` is a layer name (frozen with every layer before it) or ``"none"``;
+
+def resume_finetune(
+    run_dir: Union[str, Path],
+    data_dir: Union[str, Path],
+    spec: Optional[Spec] = None,
+    settings: Optional[Mapping[str, Any]] = None,
+) -> RunRecord:
+    """Continue the run in ``run_dir`` after its last finished epoch, on ``data_dir`` (the same class folders).
+
+    The run keeps its recorded settings; ``settings`` (names of :data:`~vggspec.training.settings.SETTINGS`,
+    a value of None is not given) may change those of ``CHANGEABLE_ON_RESUME`` (e.g. ``{"epochs": 20}`` goes
+    on to epoch 20), and any other must equal the recorded one. ``spec`` (None: the recorded one) must be the
+    run's spec; the number of classes aside. Refusals are :class:`~vggspec.errors.ResumeError`.
+    """
+    run = RunFolder(run_dir)
+    record = recorded_run(run)
+    spec, resumed = resumed_settings(record, run.run_json, settings or {}, spec)
+    return _train(spec, data_dir, run, resumed, record)
+
+
+def _train(
+    spec: Spec, data_dir: Union[str, Path], run: RunFolder, settings: RunSettings, resumed: Optional[RunRecord]
+) -> RunRecord:
+    """A new run (``resumed`` None) or the rest of the ``resumed`` one.
+
+    ``settings.freeze`` is a layer name (frozen with every layer before it) or ``"none"``;
     None picks :func:`default_freeze`. ``config.freeze`` is filled in from it.
     """
     rank, world_size = process_rank()
-    checked_seed(config.seed)
-    run = RunFolder(run_dir)
-    _check_run_folder(run, resume, rank)
-    train_set, val_set = prepare_data(data_dir, classes)
+    train_set, val_set = prepare_data(data_dir, settings.classes, resumed)
     spec = head_spec(spec, len(train_set.class_names))
     plan = lower_to_plan(spec)
-    freeze = freeze or default_freeze(plan, weights is not None)
-    config = dataclasses.replace(config, freeze=freeze_names([layer.name for layer in plan.layers], freeze))
+    weights = settings.weights
+    freeze = settings.freeze or default_freeze(plan, weights is not None)
+    config = dataclasses.replace(settings.config, freeze=freeze_names([layer.name for layer in plan.layers], freeze))
     if all(layer.name in config.freeze for layer in plan.weighted_layers()):
         raise VggspecError(
-            f"--freeze {freeze}: expected at least one trainable layer after it, received "
-            f"every layer frozen (the last is {plan.weighted_layers()[-1].name})"
+            f"freeze: expected at least one trainable layer after {freeze!r}, received every layer frozen "
+            f"(the last is {plan.weighted_layers()[-1].name})",
+            setting="freeze",
         )
-    backend = get_backend(backend_name)
+    backend = get_backend(settings.backend)
     trains = training_backend(backend)
     for images in (train_set, val_set):  # before anything is written: not half-way through an epoch
         check_images(images, plan.input_shape[2])
@@ -169,7 +194,8 @@ def finetune(
     model = backend.build(plan)
     trainer = trains.trainer(model, plan, config)
     try:
-        resuming = resume and run.checkpoint("last", trainer.weights_file_suffix()).is_file()
+        suffix = trainer.weights_file_suffix()
+        resuming = resumed is not None and run.checkpoint("last", suffix).is_file()
         # a resumed run starts from its checkpoint, not from the weights it started with
         skipped = load_pretrained(backend, model, plan, weights) if weights is not None and not resuming else []
         height, width, channels = plan.input_shape
@@ -187,9 +213,27 @@ def finetune(
                 world_size=world_size,
             )
 
+        if resumed is not None:
+            record = dataclasses.replace(resumed, config=dataclasses.replace(resumed.config, epochs=config.epochs))
+        else:
+            record = RunRecord(
+                spec=spec_to_mapping(spec),
+                backend=backend.name,
+                classes=train_set.class_names,
+                data=str(Path(data_dir).resolve()),
+                weights=weights,
+                freeze=freeze,
+                config=config,
+                train_images=len(train_set),
+                val_images=len(val_set),
+                world_size=world_size,
+                checkpoints=Checkpoints(
+                    best=run.checkpoint("best", suffix).name, last=run.checkpoint("last", suffix).name
+                ),
+            )
         session = Session(
             run=run,
-            record={},
+            record=record,
             backend=backend,
             model=model,
             plan=plan,
@@ -204,43 +248,21 @@ def finetune(
             session.warn(line)
         if not plot_available():
             session.warn('matplotlib is not installed: no curves.png (pip install "vggspec[plot]")')
-        if resume:
-            session.record = run.read_record()
-            if session.record["classes"] != list(train_set.class_names):
-                raise DataError(
-                    f"{train_set.root}: expected the run's class folders "
-                    f"{', '.join(session.record['classes'])}, received {', '.join(train_set.class_names)}"
-                )
-            session.record["config"]["epochs"] = config.epochs
-        else:
-            session.record = {
-                "spec": spec_to_mapping(spec),
-                "backend": backend.name,
-                "classes": list(train_set.class_names),
-                "data": str(Path(data_dir).resolve()),
-                "weights": str(weights) if weights is not None else None,
-                "freeze": freeze,
-                "config": {**dataclasses.asdict(config), "freeze": list(config.freeze)},
-                "train_images": len(train_set),
-                "val_images": len(val_set),
-                "world_size": world_size,
-                "checkpoints": {"best": session.checkpoint("best").name, "last": session.checkpoint("last").name},
-            }
-            if session.writer:
-                run.create()
-                run.write_record(session.record)
+        if resumed is None and session.writer:
+            run.create()
+            run.write_record(session.record)
         session.say(
             f"{run.path}: {plan.name} on {len(train_set)} training and {len(val_set)} validation images "
             f"({', '.join(train_set.class_names)}), {backend.name}, frozen up to {freeze}"
             + (f", {world_size} processes" if world_size > 1 else "")
         )
         with StopOnInterrupt() as stop:
-            rows, best = run_epochs(session, resume, stop)
+            rows, best = run_epochs(session, resumed is not None, stop)
         agree = ranks_agree(session) if world_size > 1 else None
+        session.record = dataclasses.replace(
+            session.record, best=best, epochs_done=len(rows), world_size=world_size, ranks_agree=agree
+        )
         if session.writer:
-            session.record.update(
-                best=dataclasses.asdict(best), epochs_done=len(rows), world_size=world_size, ranks_agree=agree
-            )
             run.write_record(session.record)
         return session.record
     finally:

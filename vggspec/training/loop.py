@@ -21,7 +21,7 @@ from typing import Any, Optional
 import numpy as np
 
 from vggspec.backends import Backend
-from vggspec.errors import DataError, VggspecError
+from vggspec.errors import DataError
 from vggspec.planner.lower import Plan
 from vggspec.training.batches import ImageBatches
 from vggspec.training.distributed import parameters_checksum
@@ -30,7 +30,8 @@ from vggspec.training.metrics import loss_and_correct
 from vggspec.training.plot import plot_available
 from vggspec.training.progress import EpochBar
 from vggspec.training.protocol import TrainConfig, Trainer
-from vggspec.training.run_folder import RunFolder
+from vggspec.training.run_folder import Best, RunFolder, RunRecord
+from vggspec.training.settings import check_finished_epochs
 
 
 def _gathered_sum(trainer: Trainer, values: list[float]) -> np.ndarray:
@@ -46,25 +47,11 @@ def validate(trainer: Trainer, data: ImageBatches, activation: Optional[str]) ->
 
 
 @dataclass
-class Best:
-    """The epoch with the highest validation accuracy (ties: the lower validation loss)."""
-
-    epoch: int = 0
-    val_accuracy: float = -1.0
-    val_loss: float = float("inf")
-
-    def improved_by(self, row: dict[str, float]) -> bool:
-        return row["val_accuracy"] > self.val_accuracy or (
-            row["val_accuracy"] == self.val_accuracy and row["val_loss"] < self.val_loss
-        )
-
-
-@dataclass
 class Session:
     """Everything one process needs to run the epochs."""
 
     run: RunFolder
-    record: dict[str, Any]
+    record: RunRecord  # what run.json holds (rank 0 writes it)
     backend: Backend
     model: Any
     plan: Plan
@@ -103,8 +90,7 @@ class Session:
         self.run.write_metrics(rows)
         if plot_available():
             write_curves(self.run.curves_png, rows, title=f"{self.plan.name} ({self.backend.name})")
-        self.record["best"] = dataclasses.asdict(best)
-        self.record["epochs_done"] = len(rows)
+        self.record = dataclasses.replace(self.record, best=best, epochs_done=len(rows))
         self.run.write_record(self.record)
 
 
@@ -121,11 +107,7 @@ def _restore(session: Session) -> tuple[list[dict[str, float]], Best]:
             f"{session.run.metrics_csv}: expected one row per epoch 1..{epoch - 1} before the "
             f"checkpoint's epoch {epoch}, received epochs {[row['epoch'] for row in rows[:-1]]}"
         )
-    if epoch > session.config.epochs:
-        raise VggspecError(
-            f"--epochs {session.config.epochs}: expected at least the {epoch} epochs "
-            f"{session.run.path} has finished, received fewer"
-        )
+    check_finished_epochs(session.config.epochs, epoch, session.run.path)
     best = Best(**state["best"])
     if session.writer:
         if best.epoch == epoch:  # the process may have stopped before it wrote best
@@ -138,7 +120,8 @@ def _restore(session: Session) -> tuple[list[dict[str, float]], Best]:
 def run_epochs(session: Session, resume: bool, stop: StopOnInterrupt) -> tuple[list[dict[str, float]], Best]:
     """Train from the first unfinished epoch to ``config.epochs``, committing each one."""
     rows, best = _restore(session) if resume else ([], Best())
-    activation = session.plan.layer("predictions").attrs["activation"]
+    classifier = session.plan.classifier
+    activation = classifier.activation if classifier is not None else None
     epochs = session.config.epochs
     for epoch in range(len(rows) + 1, epochs + 1):
         stop.check()

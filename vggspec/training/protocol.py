@@ -9,29 +9,70 @@ outputs (:mod:`vggspec.training.metrics`), so every backend is scored alike.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass
 from typing import Any, Optional, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
+from vggspec.errors import VggspecError
+
+OPTIMIZERS = ("adam", "sgd")
+# each data worker is a process (torch) or a thread (keras) holding batches ahead; more than this only costs memory
+MAX_WORKERS = 64
+
+
+def _finite(value: object) -> bool:
+    """A real number (bool excluded) that is neither infinite nor NaN."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Hyper-parameters of one run. ``freeze`` lists plan layer names kept frozen."""
+    """Hyper-parameters of one run. These defaults are the library's and the command line's.
 
-    epochs: int = 2
-    batch_size: int = 16
-    optimizer: str = "adam"  # "adam" or "sgd" (momentum 0.9)
+    ``freeze`` lists the plan layer names kept frozen (filled in by the run from its
+    ``freeze`` setting). Every value is checked on construction; a bad one raises a
+    :class:`VggspecError` whose ``setting`` is the field's name.
+    """
+
+    epochs: int = 10  # in all, counting those a resumed run has finished
+    batch_size: int = 32  # images per batch and process
+    optimizer: str = "adam"  # "adam" or "sgd" (with ``momentum``)
     learning_rate: float = 1e-3
-    momentum: float = 0.9
+    momentum: float = 0.9  # sgd only
     freeze: tuple[str, ...] = ()
-    workers: int = 2
-    seed: int = 0
-    device: Optional[str] = None  # torch: "cpu", "cuda"; None picks CUDA when available
+    workers: int = 2  # data loading workers, 0 to MAX_WORKERS
+    seed: int = 0  # shuffling, augmentation and dropout, 0 to 2**32 - 1
+    device: Optional[str] = None  # torch: "cpu", "cuda", "cuda:N"; None picks CUDA when available
     compile: bool = False  # torch.compile where the backend supports it
     channels_last: bool = True  # torch on CUDA: NHWC memory format
     autocast: bool = True  # torch on CUDA: bfloat16 autocast
-    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from vggspec.parity.inputs import checked_seed
+
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise VggspecError(f"{name}: expected a positive integer, received {value!r}", setting=name)
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or not 0 <= self.workers <= MAX_WORKERS:
+            raise VggspecError(f"workers: expected 0 to {MAX_WORKERS}, received {self.workers!r}", setting="workers")
+        if self.optimizer not in OPTIMIZERS:
+            raise VggspecError(
+                f"optimizer: expected {' or '.join(OPTIMIZERS)}, received {self.optimizer!r}", setting="optimizer"
+            )
+        if not _finite(self.learning_rate) or self.learning_rate <= 0:
+            raise VggspecError(
+                f"learning_rate: expected a positive learning rate, received {self.learning_rate!r}",
+                setting="learning_rate",
+            )
+        if not _finite(self.momentum) or not 0 <= self.momentum <= 1:
+            raise VggspecError(f"momentum: expected 0 to 1, received {self.momentum!r}", setting="momentum")
+        try:
+            checked_seed(self.seed)
+        except VggspecError as error:
+            raise VggspecError(str(error), setting="seed") from None
 
 
 class BatchSource(Protocol):
@@ -93,12 +134,13 @@ class TrainingBackend(Protocol):
 
 
 def freeze_names(layer_names: Sequence[str], up_to: str) -> tuple[str, ...]:
-    """The layer names from the first up to and including ``up_to`` (``--freeze``); ``"none"`` freezes nothing."""
+    """The layer names from the first up to and including ``up_to`` (the ``freeze`` setting); ``"none"``
+    freezes nothing."""
     names = list(layer_names)
     if up_to == "none":
         return ()
     if up_to not in names:
-        from vggspec.errors import VggspecError
-
-        raise VggspecError(f"--freeze: expected none or a layer name ({names[0]} ... {names[-1]}), received {up_to!r}")
+        raise VggspecError(
+            f"freeze: expected none or a layer name ({names[0]} ... {names[-1]}), received {up_to!r}", setting="freeze"
+        )
     return tuple(names[: names.index(up_to) + 1])

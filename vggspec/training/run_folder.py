@@ -1,8 +1,9 @@
 """A run folder: what ``vggspec finetune`` writes and ``vggspec evaluate`` / ``--resume`` read.
 
 RUN_DIR/
-    run.json          the spec mapping (head for the data's classes), backend, config, class names, data,
-                      weights, the best epoch and, after a distributed run, ``ranks_agree``
+    run.json          a :class:`RunRecord`: the spec mapping (head for the data's classes), backend, config,
+                      class names, data, weights, the best epoch and, after a distributed run,
+                      ``ranks_agree``; headed by "format": "vggspec-run" and its "version"
     metrics.csv       one row per finished epoch: epoch, train_loss, train_accuracy, val_loss,
                       val_accuracy, seconds (losses: mean cross-entropy in nats; accuracies: fractions)
     curves.png        loss and accuracy per epoch, training and validation
@@ -16,56 +17,176 @@ Every file is written atomically (:func:`vggspec.fileio.atomic_path`).
 
 from __future__ import annotations
 
+import collections.abc
 import contextlib
 import csv
+import dataclasses
 import hashlib
 import io
 import json
 import time
+import typing
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Union
+from typing import Any, ClassVar, Iterator, Mapping, Optional, Union
 
-from vggspec.errors import DataError
+from vggspec.errors import DataError, VggspecError
 from vggspec.fileio import atomic_path
+from vggspec.training.protocol import TrainConfig
 
 RUN_JSON = "run.json"
 METRICS_CSV = "metrics.csv"
 CURVES_PNG = "curves.png"
 METRIC_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds")
 NAME_LENGTH = 64  # at most this much of a spec's name in a default run folder's name (file systems allow 255 bytes)
+RECORD_FORMAT = "vggspec-run"  # run.json's "format"
 
-_NUMBER = (int, float)
-# run.json: key (nested keys joined by ".") -> (what it must be, its types); bool is never taken for a number
-RECORD_KEYS: dict[str, tuple[str, tuple[type, ...]]] = {
-    "spec": ("a mapping", (dict,)),
-    "backend": ("a string", (str,)),
-    "classes": ("a list of class names", (list,)),
-    "data": ("a string", (str,)),
-    "weights": ("a string or null", (str, type(None))),
-    "freeze": ("a string", (str,)),
-    "config": ("a mapping", (dict,)),
-    "config.epochs": ("an integer", (int,)),
-    "config.batch_size": ("an integer", (int,)),
-    "config.learning_rate": ("a number", _NUMBER),
-    "config.optimizer": ("a string", (str,)),
-    "config.workers": ("an integer", (int,)),
-    "config.seed": ("an integer", (int,)),
-    "config.device": ("a string or null", (str, type(None))),
-    "config.compile": ("true or false", (bool,)),
-    "config.channels_last": ("true or false", (bool,)),
-    "config.autocast": ("true or false", (bool,)),
-    "checkpoints": ("a mapping", (dict,)),
-    "checkpoints.best": ("a file name", (str,)),
-    "checkpoints.last": ("a file name", (str,)),
-}
-# written once the first epoch is committed (or at the end of a run)
-OPTIONAL_RECORD_KEYS: dict[str, tuple[str, tuple[type, ...]]] = {
-    "best": ("a mapping", (dict,)),
-    "best.epoch": ("an integer", (int,)),
-    "best.val_accuracy": ("a number", _NUMBER),
-    "best.val_loss": ("a number", _NUMBER),
-    "epochs_done": ("an integer", (int,)),
-}
+
+@dataclass(frozen=True)
+class Best:
+    """The epoch with the highest validation accuracy (ties: the lower validation loss); epoch 0: none yet."""
+
+    epoch: int = 0
+    val_accuracy: float = -1.0  # fraction
+    val_loss: float = float("inf")  # mean cross-entropy, nats
+
+    def improved_by(self, row: Mapping[str, float]) -> bool:
+        return row["val_accuracy"] > self.val_accuracy or (
+            row["val_accuracy"] == self.val_accuracy and row["val_loss"] < self.val_loss
+        )
+
+
+@dataclass(frozen=True)
+class Checkpoints:
+    """The file names, in the run folder, of the checkpoints (with the backend's suffix)."""
+
+    best: str = field(metadata={"json": "a file name"})
+    last: str = field(metadata={"json": "a file name"})
+
+
+CHECKPOINTS = tuple(item.name for item in dataclasses.fields(Checkpoints))  # ("best", "last")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """run.json: what a run was asked for and how far it got; read by ``--resume`` and ``vggspec evaluate``.
+
+    Written as a JSON object headed by ``"format": "vggspec-run"`` and ``"version":
+    format_version``, then these fields (nested dataclasses as objects, tuples as lists).
+    A reader takes its own version only: a change of the fields is a new version.
+    """
+
+    format_version: ClassVar[int] = 1
+
+    spec: Mapping[str, Any]  # the trained spec as spec_to_mapping writes it (its head for the data's classes)
+    backend: str
+    classes: tuple[str, ...] = field(metadata={"json": "a list of class names"})  # label order
+    data: str  # the data folder the run started with, absolute
+    weights: Optional[str]  # the weight file it started from; None: from scratch
+    freeze: str  # the layer frozen with every layer before it, or "none"
+    config: TrainConfig
+    train_images: int
+    val_images: int
+    world_size: int  # processes of the latest session
+    checkpoints: Checkpoints
+    best: Optional[Best] = None  # None until an epoch is finished
+    epochs_done: int = 0
+    ranks_agree: Optional[bool] = None  # after a distributed run: all ranks ended with equal parameters
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object of run.json."""
+        return {"format": RECORD_FORMAT, "version": self.format_version, **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_json(cls, value: Any, where: Union[str, Path]) -> RunRecord:
+        """The record in ``value`` (run.json's JSON); DataError naming ``where`` and the key when it is not one
+        of this version, or was written by an older or newer vggspec."""
+        what = f"{where}: not a vggspec run record (written by vggspec finetune)"
+        if not isinstance(value, dict):
+            raise DataError(f"{what}: expected a JSON object, received {_kind(value)}")
+        if "format" not in value and "version" not in value:
+            raise DataError(
+                f"{where}: written by an older vggspec (no version); this vggspec reads version "
+                f"{cls.format_version}: the run must be started again (in a new run folder)"
+            )
+        for key in ("format", "version"):
+            if key not in value:
+                raise DataError(f'{what}: expected the key "{key}", received a record without it')
+        if value["format"] != RECORD_FORMAT:
+            raise DataError(f'{what}: expected "format" to be "{RECORD_FORMAT}", received {_kind(value["format"])}')
+        if type(value["version"]) is not int:
+            raise DataError(f'{what}: expected "version" to be an integer, received {_kind(value["version"])}')
+        version = value["version"]
+        if version > cls.format_version:
+            raise DataError(
+                f"{where}: written by a newer vggspec (version {version}); this vggspec reads version "
+                f"{cls.format_version}"
+            )
+        if version < cls.format_version:
+            raise DataError(
+                f"{where}: written by an older vggspec (version {version}); this vggspec reads version "
+                f"{cls.format_version}: the run must be started again (in a new run folder)"
+            )
+        record = _from_json(cls, value, "", what)
+        assert isinstance(record, cls)
+        return record
+
+
+def _described(hint: Any, meta: Mapping[str, Any]) -> str:
+    """How a message says what a value of type ``hint`` is: 'an integer', 'a string or null'."""
+    if "json" in meta:
+        return str(meta["json"])
+    args = typing.get_args(hint)
+    if type(None) in args:
+        (inner,) = (arg for arg in args if arg is not type(None))
+        return _described(inner, {}).replace(" or ", ", ") + " or null"
+    if dataclasses.is_dataclass(hint) or typing.get_origin(hint) in (dict, collections.abc.Mapping):
+        return "a mapping"
+    if typing.get_origin(hint) is tuple:
+        return "a list of strings"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}[hint]
+
+
+def _fits(hint: Any, value: Any) -> bool:
+    """``value`` (from JSON) is of type ``hint``: bool is never taken for a number, int is a float."""
+    args = typing.get_args(hint)
+    if type(None) in args:
+        return value is None or _fits(next(arg for arg in args if arg is not type(None)), value)
+    if dataclasses.is_dataclass(hint) or typing.get_origin(hint) in (dict, collections.abc.Mapping):
+        return isinstance(value, dict)
+    if typing.get_origin(hint) is tuple:  # tuple[str, ...]
+        return isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return type(value) is hint
+
+
+def _from_json(cls: type, mapping: Mapping[str, Any], prefix: str, what: str) -> Any:
+    """A ``cls`` (a dataclass) from ``mapping``: every field present and of its type (keys named with
+    ``prefix``, nested keys joined by "."); other keys are ignored."""
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for item in dataclasses.fields(cls):
+        key, hint = prefix + item.name, hints[item.name]
+        if item.name not in mapping:
+            raise DataError(f'{what}: expected the key "{key}", received a record without it')
+        value = mapping[item.name]
+        if not _fits(hint, value):
+            raise DataError(
+                f'{what}: expected "{key}" to be {_described(hint, item.metadata)}, received {_kind(value)}'
+            )
+        inner = next((arg for arg in typing.get_args(hint) if arg is not type(None)), hint)
+        if value is not None and dataclasses.is_dataclass(inner):
+            value = _from_json(inner, value, key + ".", what)  # type: ignore[arg-type]
+        elif typing.get_origin(hint) is tuple:
+            value = tuple(value)
+        elif hint is float:
+            value = float(value)
+        values[item.name] = value
+    try:
+        return cls(**values)
+    except VggspecError as error:  # a value out of range, e.g. "config.epochs": 0
+        raise DataError(f"{what}: {prefix}{error}") from None
 
 
 def default_run_dir(spec_name: str, backend: str) -> Path:
@@ -97,28 +218,6 @@ def _kind(value: Any) -> str:
     return kinds.get(type(value), type(value).__name__) + ("" if value is None else f" ({shown})")
 
 
-def check_record(record: Any, where: Union[str, Path]) -> dict[str, Any]:
-    """``record`` when it has every key of RECORD_KEYS (and OPTIONAL_RECORD_KEYS present) of its type;
-    DataError naming the key otherwise."""
-    what = f"{where}: not a vggspec run record (written by vggspec finetune)"
-    if not isinstance(record, dict):
-        raise DataError(f"{what}: expected a JSON object, received {_kind(record)}")
-    for keys, required in ((RECORD_KEYS, True), (OPTIONAL_RECORD_KEYS, False)):
-        for key, (expected, types) in keys.items():
-            parent, _, name = key.rpartition(".")
-            holder = record.get(parent) if parent else record
-            if not isinstance(holder, dict) or name not in holder:
-                if required:
-                    raise DataError(f'{what}: expected the key "{key}", received a record without it')
-                continue
-            value = holder[name]
-            if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
-                raise DataError(f'{what}: expected "{key}" to be {expected}, received {_kind(value)}')
-    if not all(isinstance(name, str) for name in record["classes"]):
-        raise DataError(f'{what}: expected "classes" to be a list of class names, received {_kind(record["classes"])}')
-    return record
-
-
 class RunFolder:
     """The files of one run under ``path``."""
 
@@ -144,8 +243,8 @@ class RunFolder:
     def exists(self) -> bool:
         return self.run_json.is_file()
 
-    def read_record(self) -> dict[str, Any]:
-        """run.json as a dict, checked (:func:`check_record`); DataError when the folder holds no run."""
+    def read_record(self) -> RunRecord:
+        """run.json's :class:`RunRecord`; DataError when the folder holds no run, or one this vggspec cannot read."""
         if not self.run_json.is_file():
             received = (
                 "a folder without it"
@@ -163,7 +262,7 @@ class RunFolder:
             raise DataError(
                 f"{self.run_json}: expected a JSON run record, received an unreadable file ({error})"
             ) from None
-        return check_record(record, self.run_json)
+        return RunRecord.from_json(record, self.run_json)
 
     def check_creatable(self) -> None:
         """DataError when the folder cannot be made because a file stands where a folder must be (creates nothing)."""
@@ -190,9 +289,9 @@ class RunFolder:
         with self.writing():
             self.path.mkdir(parents=True, exist_ok=True)
 
-    def write_record(self, record: dict[str, Any]) -> None:
+    def write_record(self, record: RunRecord) -> None:
         with self.writing(), atomic_path(self.run_json) as temporary:
-            temporary.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+            temporary.write_text(json.dumps(record.to_json(), indent=2) + "\n", encoding="utf-8")
 
     def read_metrics(self) -> list[dict[str, float]]:
         """The rows of metrics.csv (epoch as int, the rest as float); [] when there is none yet."""
