@@ -197,6 +197,8 @@ def lower_to_plan(spec: Spec) -> Plan:
                 MaxPooling2D(name=f"block{block}_pool", output_shape=(height, width, channels), origin=origin)
             )
             block, index, lrn_count = block + 1, 0, 0
+        else:  # a token the spec reader knows and this lowering does not: never leave it out silently
+            raise TypeError(f"lower_to_plan: no plan layer for the token {token!r}")
 
     if spec.include_top:
         layers += _head(spec, (height, width, channels))

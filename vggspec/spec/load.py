@@ -29,7 +29,7 @@ from typing import Any, Callable, Optional, Union
 
 from vggspec.errors import Problem, SpecError
 from vggspec.resources import specs_dir
-from vggspec.spec.model import Conv, LRNParams, MaxPool, Spec, parse_token
+from vggspec.spec.model import Conv, LRNParams, Spec, halves_the_map, parse_token
 from vggspec.spec.schema import SPEC_SCHEMA, TABLE_SCHEMA, schema_problems
 from vggspec.spec.yaml_source import Path as DocPath
 from vggspec.spec.yaml_source import YamlDocument, json_path, parse_yaml
@@ -298,9 +298,9 @@ def _semantic_problems(doc: YamlDocument, fields: dict[str, Any], locate: Locate
         problems.append(problem(("layers",), "expected at least one convolution (convK-N), received none"))
     if "input_shape" not in invalid:
         height, width = fields["input_shape"][0], fields["input_shape"][1]
-        pools = sum(1 for layer in tokens if isinstance(layer, MaxPool))
+        pools = sum(1 for layer in tokens if halves_the_map(layer))
         for i, layer in enumerate(tokens):
-            if not isinstance(layer, MaxPool):
+            if not halves_the_map(layer):
                 continue
             if height // 2 < 1 or width // 2 < 1:
                 problems.append(
