@@ -78,6 +78,21 @@ class Accelerates(Protocol):
     def accelerate(self, model: Any) -> Any: ...
 
 
+@runtime_checkable
+class ExtractsFeatures(Protocol):
+    """Optional: named intermediate outputs (``vggspec.build(..., outputs=[...])``, perceptual losses).
+
+    ``model`` was built from ``plan``, which the core has already cut after the deepest layer
+    asked for (:meth:`Plan.up_to`), so nothing past it is computed or held. The result is a
+    native model whose call gives ``{name: output}`` for ``outputs`` in the framework's own
+    layout (NHWC in Keras, NCHW in torch), post-activation as the plan's layers are; with
+    ``trainable=False`` its parameters are frozen and it runs in inference mode, gradients
+    still flowing to the input.
+    """
+
+    def extractor(self, model: Any, plan: Plan, outputs: Sequence[str], trainable: bool) -> Any: ...
+
+
 # Training is the optional capability of vggspec.training.protocol.TrainingBackend (seed, trainer).
 
 

@@ -17,6 +17,7 @@ Conventions:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Optional
 
@@ -95,6 +96,13 @@ class Plan:
             if layer.name == name:
                 return layer
         raise KeyError(name)
+
+    def up_to(self, name: str) -> Plan:
+        """This plan cut after the layer ``name`` (for feature extraction: nothing past it is built)."""
+        names = [layer.name for layer in self.layers]
+        return dataclasses.replace(
+            self, layers=self.layers[: names.index(name) + 1], classes=self.classes if name == names[-1] else None
+        )
 
     def weighted_layers(self) -> list[PlanLayer]:
         """Layers that own arrays, in order."""
