@@ -26,6 +26,7 @@ MEASURES = {
     "conversion": "benchmarks.conversion",
     "startup": "benchmarks.startup",
     "finetune": "benchmarks.finetune",
+    "features": "benchmarks.features",
 }
 REPOSITORY = Path(__file__).resolve().parents[1]
 CHILD_TIMEOUT_S = 1800

@@ -11,7 +11,7 @@ This package never imports a deep-learning framework; backends do, when asked.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Optional, Sequence, Union
 
 from vggspec.errors import BackendError, SpecError, VggspecError, WeightsError
 from vggspec.planner.lower import Plan, PlanLayer, lower_to_plan
@@ -46,6 +46,8 @@ def build(
     backend: str = "keras",
     weights: Optional[Union[str, Path]] = None,
     skip_mismatch: bool = False,
+    outputs: Optional[Sequence[str]] = None,
+    trainable: bool = True,
 ) -> Any:
     """Build the spec with a backend ("keras", "torch" or any installed plugin) and return the native model.
 
@@ -53,7 +55,24 @@ def build(
     ``.safetensors``, ``.pt``/``.pth``). A file that does not fit is refused with
     the layer's name and both shapes; ``skip_mismatch=True`` loads what fits
     (e.g. everything but a 1000-class head) and warns about the rest.
+
+    ``outputs`` (plan layer names, e.g. ``["block1_conv1", "block4_conv2"]``) gives a feature
+    extractor instead: a model whose call returns ``{name: output}``, NHWC in Keras and NCHW
+    in torch, each convolution's output after its activation, built only up to the deepest
+    name (see :mod:`vggspec.features`). ``trainable=False`` freezes its parameters and puts it
+    in inference mode, as a loss network wants; gradients still flow to the input.
     """
+    checked = spec if isinstance(spec, Spec) else load_spec(spec)
+    if outputs is not None:
+        from vggspec.features import build_extractor
+
+        return build_extractor(checked, backend, outputs, weights, trainable, skip_mismatch)
     from vggspec.building import build_model
 
-    return build_model(spec if isinstance(spec, Spec) else load_spec(spec), backend, weights, skip_mismatch)
+    if not trainable:
+        raise VggspecError(
+            "trainable: expected trainable=False together with outputs (a frozen feature "
+            "extractor), received it without outputs",
+            setting="trainable",
+        )
+    return build_model(checked, backend, weights, skip_mismatch)

@@ -19,7 +19,7 @@ import functools
 import importlib.util
 import warnings
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any, Optional, Protocol, Sequence, runtime_checkable
+from typing import Any, Mapping, Optional, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -83,14 +83,14 @@ class ExtractsFeatures(Protocol):
     """Optional: named intermediate outputs (``vggspec.build(..., outputs=[...])``, perceptual losses).
 
     ``model`` was built from ``plan``, which the core has already cut after the deepest layer
-    asked for (:meth:`Plan.up_to`), so nothing past it is computed or held. The result is a
-    native model whose call gives ``{name: output}`` for ``outputs`` in the framework's own
-    layout (NHWC in Keras, NCHW in torch), post-activation as the plan's layers are; with
-    ``trainable=False`` its parameters are frozen and it runs in inference mode, gradients
-    still flowing to the input.
+    asked for (:meth:`Plan.up_to`), so nothing past it is computed or held. ``outputs`` maps
+    each key of the result to the plan layer whose output it is (:mod:`vggspec.features`
+    resolves names). The result is a native model whose call gives ``{key: output}`` in the
+    framework's own layout (NHWC in Keras, NCHW in torch); with ``trainable=False`` its
+    parameters are frozen and it runs in inference mode, gradients still flowing to the input.
     """
 
-    def extractor(self, model: Any, plan: Plan, outputs: Sequence[str], trainable: bool) -> Any: ...
+    def extractor(self, model: Any, plan: Plan, outputs: Mapping[str, str], trainable: bool) -> Any: ...
 
 
 # Training is the optional capability of vggspec.training.protocol.TrainingBackend (seed, trainer).

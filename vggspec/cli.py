@@ -32,6 +32,7 @@ COMMANDS = {
     "data": ("vggspec.commands.data", "prepare a data set as train/val folders (cats-vs-dogs)"),
     "finetune": ("vggspec.commands.finetune", "fine-tune a spec on train/val class folders (keras, torch, DDP)"),
     "evaluate": ("vggspec.commands.evaluate", "accuracy and confusion matrix of a finetune run's best checkpoint"),
+    "features": ("vggspec.commands.features", "named intermediate outputs of a spec for images (shapes, statistics)"),
 }
 
 

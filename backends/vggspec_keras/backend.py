@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Mapping, Optional, Union
 
 import numpy as np
 
@@ -70,6 +70,13 @@ class KerasBackend:
         from vggspec_keras.inference import activations
 
         return activations(model, plan, images)
+
+    def extractor(self, model: Any, plan: Plan, outputs: Mapping[str, str], trainable: bool) -> Any:
+        """A ``keras.Model`` on the same layers whose call gives ``{key: output}`` (NHWC maps); frozen
+        (``trainable = False``: batch norm then runs in inference mode) unless ``trainable``."""
+        from vggspec_keras.inference import feature_model
+
+        return feature_model(model, outputs, trainable)
 
     def save(self, model: Any, path: str) -> Optional[str]:
         """Write a ``.keras`` archive that ``keras.models.load_model`` reads; returns how to load it when

@@ -7,7 +7,7 @@ fixed number of images at a time, and come back as numpy arrays.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import keras
 import numpy as np
@@ -58,3 +58,17 @@ def activations(model: Any, plan: Plan, images: np.ndarray) -> dict[str, np.ndar
     if len(images) == 0:
         return {layer.name: np.zeros((0, *layer.output_shape), dtype=np.float32) for layer in plan.layers}
     return _run_in_batches(features, images)
+
+
+def feature_model(model: Any, outputs: Mapping[str, str], trainable: bool) -> keras.Model:
+    """``model``'s layers with ``{key: output of the plan layer}`` as outputs (see ``KerasBackend.extractor``)."""
+    try:
+        tensors = {key: model.get_layer(layer).output for key, layer in outputs.items()}
+    except ValueError as error:
+        raise BackendError(
+            f"keras model {model.name}: expected the layers {sorted(set(outputs.values()))}, received {error}"
+        ) from None
+    extractor = keras.Model(inputs=model.inputs[0], outputs=tensors, name=f"{model.name}_features")
+    if not trainable:
+        extractor.trainable = False
+    return extractor

@@ -11,7 +11,7 @@ Layout transforms (OIHW, (out, in), fc1's C,H,W columns) live only in
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
@@ -111,6 +111,13 @@ class TorchBackend:
         with _inference(model):
             outputs = layer_outputs(model, plan, _nchw_tensor(model, images))
         return {name: tensor.numpy() for name, tensor in outputs.items()}
+
+    def extractor(self, model: Any, plan: Plan, outputs: Mapping[str, str], trainable: bool) -> Any:
+        """An ``nn.Module`` around ``model`` whose call on NCHW images gives ``{key: output}`` (NCHW maps);
+        frozen and in eval mode unless ``trainable`` (:class:`vggspec_torch.network.FeatureExtractor`)."""
+        from vggspec_torch.network import FeatureExtractor
+
+        return FeatureExtractor(model, plan, outputs, trainable)
 
     def save(self, model: Any, path: str) -> None:
         """Write the state dict (torchvision keys) with ``torch.save``; nothing half-written on failure."""

@@ -9,7 +9,7 @@ imports torch; the backend imports it only when a method needs it.
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable, Mapping, Optional
 
 import torch
 from torch import nn
@@ -164,14 +164,14 @@ def build_network(plan: Plan) -> VGG:
         sequences[sequence] += modules
     features = nn.Sequential(*sequences["features"])
     flatten = next((layer for layer in plan.layers if isinstance(layer, Flatten)), None)
-    classifier = plan.classifier
-    if flatten is not None and classifier is not None:
+    classifier = plan.classifier  # None in a plan cut inside its head (feature extraction)
+    if flatten is not None:
         height, width, _ = flatten.input_shape
         model = VGG(
             features,
             avgpool=nn.AdaptiveAvgPool2d((height, width)),
             classifier=nn.Sequential(*sequences["classifier"]),
-            classifier_activation=classifier.activation is not None,
+            classifier_activation=classifier is not None and classifier.activation is not None,
         )
     else:
         model = VGG(features, pool=_global_pool(plan))
@@ -225,3 +225,69 @@ def layer_outputs(model: VGG, plan: Plan, images: torch.Tensor) -> dict[str, tor
             outputs[layer.name] = recorded[layer.name]
         previous = layer.name
     return outputs
+
+
+class FeatureExtractor(nn.Module):
+    """``{key: output}`` of the plan layers in ``outputs`` (``{key: plan layer name}``), NCHW for maps
+    and (N, features) after flatten (in torch's C,H,W order); ``net`` was built from a plan cut after
+    the deepest of them, so nothing past it runs. A layer's output is that of its last module (after
+    a fused activation); a dropout's is its input (the identity in eval mode).
+
+    In-place activations are turned off: a tapped tensor must not change under a later module,
+    and autograd must be able to differentiate through every tap.
+    """
+
+    def __init__(self, net: VGG, plan: Plan, outputs: Mapping[str, str], trainable: bool = True):
+        super().__init__()
+        self.net = net
+        self.frozen = not trainable
+        self.keys = list(outputs)
+        for module in net.modules():
+            if isinstance(module, (nn.ReLU, nn.ReLU6)):
+                module.inplace = False
+        slots = module_slots(plan)
+        self.taps: dict[str, list[str]] = {}  # module path ("features.3", "input", "flatten", "pool") -> keys
+        previous = "input"
+        for layer in plan.layers:
+            if isinstance(layer, InputLayer):
+                where = "input"
+            elif isinstance(layer, Dropout):
+                where = previous
+            elif isinstance(layer, Flatten):
+                where = "flatten"
+            elif isinstance(layer, (GlobalAveragePooling2D, GlobalMaxPooling2D)):
+                where = "pool"
+            else:
+                where = slots[layer.name].output_path
+            for key, name in outputs.items():
+                if name == layer.name:
+                    self.taps.setdefault(where, []).append(key)
+            previous = where
+        if self.frozen:
+            self.requires_grad_(False)
+            self.eval()
+
+    def train(self, mode: bool = True) -> FeatureExtractor:
+        """A frozen extractor stays in eval mode (batch norm on its running statistics)."""
+        return super().train(mode and not self.frozen)
+
+    def _tap(self, where: str, x: torch.Tensor, found: dict[str, torch.Tensor]) -> None:
+        for key in self.taps.get(where, ()):
+            found[key] = x
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """NCHW images -> ``{key: output}`` in the order of ``outputs``."""
+        found: dict[str, torch.Tensor] = {}
+        self._tap("input", x, found)
+        for index, module in enumerate(self.net.features):
+            x = module(x)
+            self._tap(f"features.{index}", x, found)
+        if self.net.has_top:
+            x = torch.flatten(self.net.avgpool(x), 1)
+            self._tap("flatten", x, found)
+            for index, module in enumerate(self.net.classifier):
+                x = module(x)
+                self._tap(f"classifier.{index}", x, found)
+        elif "pool" in self.taps:
+            self._tap("pool", self.net.pool(x), found)
+        return {key: found[key] for key in self.keys}
