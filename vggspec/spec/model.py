@@ -49,6 +49,7 @@ def halves_the_map(token: object) -> bool:
     """True for a token that halves the feature map's height and width and ends a block (a pool)."""
     return isinstance(token, MaxPool)
 
+
 _CONV = re.compile(r"^conv([0-9]+)-([0-9]+)$")
 _FC = re.compile(r"^FC-([0-9]+)$")
 
