@@ -72,6 +72,7 @@ def test_the_wheel_holds_the_backends_and_data_and_no_tests(wheel):
         "vggspec/__init__.py",
         "vggspec_keras/__init__.py",
         "vggspec_torch/__init__.py",
+        "vggspec_onnx/__init__.py",
         "vggspec/specs/vgg.yaml",
         "vggspec/specs/vgg16.yaml",
         "vggspec/specs/examples/small64.yaml",
@@ -83,7 +84,12 @@ def test_the_wheel_holds_the_backends_and_data_and_no_tests(wheel):
     assert not [name for name in names if name.startswith(("tests/", "benchmarks/")) or "/tests/" in name]
     entry_points = next(name for name in names if name.endswith(".dist-info/entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
-    assert "[vggspec.backends]\nkeras = vggspec_keras:KerasBackend\ntorch = vggspec_torch:TorchBackend" in text
+    registered = [line for line in text.splitlines()[text.splitlines().index("[vggspec.backends]") + 1 :] if line]
+    assert registered == [
+        "keras = vggspec_keras:KerasBackend",
+        "onnx = vggspec_onnx:OnnxBackend",
+        "torch = vggspec_torch:TorchBackend",
+    ]
     metadata = zipfile.ZipFile(wheel).read(entry_points.replace("entry_points.txt", "METADATA")).decode()
     assert "vggspec-torch" not in metadata and "vggspec-keras" not in metadata
 

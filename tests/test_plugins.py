@@ -94,12 +94,36 @@ def test_third_party_backend_agrees_when_correct(tmp_path, plugins):
     assert all(layer["ok"] for layer in report["layers"][: [x["name"] for x in report["layers"]].index("fc1")])
 
 
+def test_three_way_verify_names_the_odd_one_out(tmp_path, plugins):
+    """With a third backend, verify tells which of two disagreeing backends is wrong: the naive plugin,
+    at fc1, where keras and onnx agree."""
+    pytest.importorskip("keras")
+    pytest.importorskip("onnxruntime")
+    arguments = ("verify", small_spec(tmp_path), "--backends", "keras,naive_torch,onnx")
+    result = run_vggspec(*arguments, "--json", env=plugins)
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    assert (report["first_divergent_layer"], report["odd_one_out"]) == ("fc1", "naive_torch")
+    layers = {layer["name"]: layer for layer in report["layers"]}
+    assert layers["flatten"]["ok"] and layers["flatten"]["disagreeing_pairs"] == []
+    assert layers["fc1"]["disagreeing_pairs"] == [["keras", "naive_torch"], ["naive_torch", "onnx"]]
+    assert layers["fc1"]["odd_one_out"] == "naive_torch" and "naive_torch" in layers["fc1"]["pair"]
+    assert layers["fc1"]["rel_diff"] > 1e-2
+    assert all(report["params"][name]["equal_to_plan"] for name in ("keras", "naive_torch", "onnx"))
+    text = run_vggspec(*arguments, env=plugins)
+    assert text.returncode == 1
+    lines = text.stdout.splitlines()
+    assert lines[-1] == "FAILED: first diverging layer: fc1 (naive_torch is the odd one out: keras and onnx agree)"
+    (fc1,) = [line for line in lines if line.startswith("fc1 ")]
+    assert fc1.endswith("DIVERGES (naive_torch)")
+
+
 def test_broken_plugin_warns_and_others_work(tmp_path, plugins):
     listing = run_vggspec("backends", env=plugins)
     assert listing.returncode == 0, listing.stderr
     assert "backend 'broken' (broken_plugin:Backend) failed to load: this plugin is broken on purpose" in listing.stderr
     rows = {line.split()[0]: line for line in listing.stdout.splitlines()[1:]}
-    assert set(rows) == {"broken", "jaxlike", "keras", "naive_torch", "torch"}
+    assert set(rows) == {"broken", "jaxlike", "keras", "naive_torch", "onnx", "torch"}
     assert "ok" in rows["torch"] and "ok" in rows["keras"] and "ok" in rows["naive_torch"]
     assert 'pip install "vggspec[jax]"' in rows["jaxlike"]
     result = run_vggspec("summary", small_spec(tmp_path), "--backend", "torch", env=plugins)
@@ -116,7 +140,7 @@ def test_unknown_backend_lists_installed(tmp_path, plugins):
     assert result.returncode == 2
     assert result.stderr.strip() == (
         "error: backend 'jax': expected one of the installed backends "
-        "(broken, jaxlike, keras, naive_torch, torch), received 'jax'"
+        "(broken, jaxlike, keras, naive_torch, onnx, torch), received 'jax'"
     )
 
 
@@ -205,5 +229,5 @@ def test_a_plugin_distribution_installed_with_pip_is_listed(tmp_path):
     listing = run_vggspec("backends", env={"PYTHONPATH": str(target)})
     assert listing.returncode == 0, listing.stderr
     rows = {line.split()[0]: line.split(None, 1)[1] for line in listing.stdout.splitlines()[1:]}
-    assert set(rows) == {"echo", "keras", "torch"}
+    assert set(rows) == {"echo", "keras", "onnx", "torch"}
     assert rows["echo"].split() == ["missing", "framework", "pip", "install", '"vggspec[jax]"']

@@ -29,7 +29,7 @@ from vggspec.weights.bundle import WeightBundle
 
 GROUP = "vggspec.backends"
 # The backends vggspec ships as extras: named here so that a missing one gets an install hint.
-BUILTIN_EXTRAS = {"keras": "keras", "torch": "torch"}
+BUILTIN_EXTRAS = {"keras": "keras", "torch": "torch", "onnx": "onnx"}
 
 
 @runtime_checkable

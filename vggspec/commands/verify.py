@@ -2,8 +2,9 @@
 
 Reports the parameter counts against the plan, the largest absolute and
 relative difference of the outputs, top-5 agreement and each layer's
-difference, naming the first layer that diverges. Exit status 0 when every
-layer is within tolerance, 1 when not, 2 on bad input.
+difference, naming the first layer that diverges (and, with three backends or
+more, the odd one out there). Exit status 0 when every layer is within
+tolerance, 1 when not, 2 on bad input.
 """
 
 from __future__ import annotations
@@ -26,7 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--weights", metavar="FILE", help="weights in any supported format (default: deterministic random weights)"
     )
     parser.add_argument(
-        "--backends", default="keras,torch", help="comma-separated; the first is the reference (default: keras,torch)"
+        "--backends",
+        default="keras,torch",
+        help="comma-separated, two or more (default: keras,torch); every pair is compared, and with three "
+        "or more a diverging layer names the odd one out (e.g. keras,torch,onnx)",
     )
     parser.add_argument(
         "--image",
@@ -67,6 +71,9 @@ def run(args: argparse.Namespace) -> int:
     backends = [name.strip() for name in args.backends.split(",") if name.strip()]
     if len(backends) < 2:
         raise BackendError(f"--backends: expected at least two backends to compare, received {args.backends!r}")
+    repeated = next((name for name in backends if backends.count(name) > 1), None)
+    if repeated is not None:
+        raise BackendError(f"--backends: expected each backend once, received {repeated!r} twice in {args.backends!r}")
     bundle = read_checked_bundle(plan, args.weights)[0] if args.weights else random_bundle(plan, args.seed)
     height, width, channels = plan.input_shape
     if args.image_files:

@@ -4,12 +4,19 @@ A layer agrees when  max|a − b| ≤ TOLERANCE · max(1, max|reference|): fp32 
 differs between frameworks by about 1e-6 of the activations' scale, so 1e-4
 leaves room for summation order and still catches any layout mistake (a
 transposed kernel or a wrong flatten order gives differences of order 1).
+
+Every pair of backends is compared, the one listed first being the pair's reference; a
+layer reports its worst pair. With three or more backends a layer that diverges names the
+odd one out when there is one: the backend that disagrees with every other while those
+all agree with each other (two backends alone cannot tell which one is wrong).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from itertools import combinations
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -23,12 +30,16 @@ TOLERANCE = 1e-4
 
 @dataclass
 class LayerDiff:
-    """How far one layer's output in a backend is from the reference backend's."""
+    """How far apart one layer's outputs are: those of its worst pair of backends (``pair``, the
+    reference first), and with three or more backends the odd one out when the layer diverges."""
 
     name: str
     shape: tuple[int, ...]
     max_abs_diff: float
     rel_diff: float  # max_abs_diff / max(1, max|reference|)
+    pair: tuple[str, str] = ("", "")
+    odd_one_out: Optional[str] = None
+    disagreeing: list[tuple[str, str]] = field(default_factory=list)  # every pair beyond tolerance
 
     @property
     def ok(self) -> bool:
@@ -60,6 +71,11 @@ class ParityReport:
         return next((layer.name for layer in self.layers if not layer.ok), None)
 
     @property
+    def odd_one_out(self) -> Optional[str]:
+        """The backend that alone disagrees at the first diverging layer (three or more backends), or None."""
+        return next((layer.odd_one_out for layer in self.layers if not layer.ok), None)
+
+    @property
     def ok(self) -> bool:
         return self.params_ok and self.first_divergent_layer is None and self.max_rel_diff <= TOLERANCE
 
@@ -77,6 +93,7 @@ class ParityReport:
             "max_rel_diff": self.max_rel_diff,
             "top5_agreement": self.top5_agreement,
             "first_divergent_layer": self.first_divergent_layer,
+            "odd_one_out": self.odd_one_out,
             "seconds": self.seconds,
             "layers": [
                 {
@@ -85,6 +102,9 @@ class ParityReport:
                     "max_abs_diff": d.max_abs_diff,
                     "rel_diff": d.rel_diff,
                     "ok": d.ok,
+                    "pair": list(d.pair),
+                    "disagreeing_pairs": [list(pair) for pair in d.disagreeing],
+                    "odd_one_out": d.odd_one_out,
                 }
                 for d in self.layers
             ],
@@ -106,12 +126,43 @@ def _top5_agreement(reference: np.ndarray, other: np.ndarray) -> Optional[float]
     return float(np.mean([set(a) == set(b) for a, b in zip(top_reference, top_other)]))
 
 
+def _badness(diff: LayerDiff) -> float:
+    """``rel_diff``, NaN counted as the worst there is."""
+    return diff.rel_diff if diff.rel_diff == diff.rel_diff else math.inf
+
+
+def odd_one_out(backends: Sequence[str], disagreeing: Sequence[tuple[str, str]]) -> Optional[str]:
+    """The backend in every disagreeing pair while all the other pairs agree; None when there is no
+    such single backend (all agree, no two agree, or fewer than three backends)."""
+    if len(backends) < 3 or not disagreeing:
+        return None
+    wrong = set(disagreeing)
+    for name in backends:
+        with_it = {pair for pair in combinations(backends, 2) if name in pair}
+        if wrong == with_it:
+            return name
+    return None
+
+
+def disagreement(layer: LayerDiff, backends: Sequence[str]) -> str:
+    """Who disagrees at a diverging layer, in words: "naive_torch is the odd one out: keras and onnx agree"."""
+    if layer.odd_one_out is not None:
+        return f"{layer.odd_one_out} is the odd one out: {_and([b for b in backends if b != layer.odd_one_out])} agree"
+    if len(layer.disagreeing) == len(list(combinations(backends, 2))):
+        return "no two backends agree"
+    return "; ".join(f"{a} and {b} differ" for a, b in layer.disagreeing)
+
+
+def _and(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
 def compare_backends(
     plan: Plan, bundle: WeightBundle, images: np.ndarray, backend_names: list[str], progress: bool = True
 ) -> ParityReport:
     """Build ``plan`` in every backend, load ``bundle`` (checked), run ``images`` (NHWC, preprocessed).
 
-    The first backend is the reference for every difference.
+    Every pair is compared; in a pair, the backend listed first is the reference of the relative difference.
     """
     import time
 
@@ -143,20 +194,25 @@ def compare_backends(
         report.seconds[name] = round(time.perf_counter() - start, 3)
         del model
 
-    reference = activations[backend_names[0]]
+    pairs = list(combinations(backend_names, 2))
     for layer in plan.layers:
-        worst = LayerDiff(layer.name, layer.output_shape, 0.0, 0.0)
-        for name in backend_names[1:]:
-            absolute, relative = _diff(reference[layer.name], activations[name][layer.name])
-            if relative >= worst.rel_diff:
-                worst = LayerDiff(layer.name, layer.output_shape, absolute, relative)
+        diffs = [
+            LayerDiff(
+                layer.name, layer.output_shape, *_diff(activations[a][layer.name], activations[b][layer.name]), (a, b)
+            )
+            for a, b in pairs
+        ]
+        worst = max(diffs, key=_badness)  # the first of equals
+        worst.disagreeing = [diff.pair for diff in diffs if not diff.ok]
+        worst.odd_one_out = odd_one_out(backend_names, worst.disagreeing)
         report.layers.append(worst)
     output = plan.layers[-1].name
-    for name in backend_names[1:]:
-        absolute, relative = _diff(reference[output], activations[name][output])
+    for first, second in pairs:
+        reference, other = activations[first][output], activations[second][output]
+        absolute, relative = _diff(reference, other)
         report.max_abs_diff = max(report.max_abs_diff, absolute)
         report.max_rel_diff = max(report.max_rel_diff, relative)
-        agreement = _top5_agreement(reference[output], activations[name][output])
+        agreement = _top5_agreement(reference, other)
         if agreement is not None:
             report.top5_agreement = (
                 agreement if report.top5_agreement is None else min(report.top5_agreement, agreement)
@@ -167,8 +223,14 @@ def compare_backends(
 def format_report(report: ParityReport) -> str:
     """A readable report: parameter counts, every layer's difference, the verdict."""
     h, w, c = report.input_shape
+    several = len(report.backends) > 2  # then every pair, its worst named per layer
+    reference = (
+        "every pair compared, the first of a pair its reference"
+        if several
+        else f"{report.backends[0]} is the reference"
+    )
     lines = [
-        f"vggspec verify {report.spec_name}: {' vs '.join(report.backends)} ({report.backends[0]} is the reference)",
+        f"vggspec verify {report.spec_name}: {' vs '.join(report.backends)} ({reference})",
         f"  weights: {report.weights}; {report.images} image(s) {h}×{w}×{c}",
         "",
         "parameters (trainable + non-trainable):",
@@ -180,12 +242,17 @@ def format_report(report: ParityReport) -> str:
             f"{entry['non_trainable_params']:,}{mark}"
         )
     width = max(len(layer.name) for layer in report.layers)
-    lines += ["", f"{'layer':<{width}}  {'output shape':<18} {'max |Δ|':>10} {'relative':>10}"]
+    pair_width = max(len("worst pair"), *(len(" / ".join(layer.pair)) for layer in report.layers))
+    pair_header = "  worst pair" if several else ""
+    lines += ["", f"{'layer':<{width}}  {'output shape':<18} {'max |Δ|':>10} {'relative':>10}{pair_header}"]
     for layer in report.layers:
         shape = "(" + ", ".join(map(str, layer.shape)) + ")"
+        pair = f"  {' / '.join(layer.pair):<{pair_width}}" if several else ""
+        verdict = "ok" if layer.ok else "DIVERGES"
+        if several and layer.odd_one_out is not None:
+            verdict += f" ({layer.odd_one_out})"
         lines.append(
-            f"{layer.name:<{width}}  {shape:<18} {layer.max_abs_diff:>10.2e} {layer.rel_diff:>10.2e}"
-            f"  {'ok' if layer.ok else 'DIVERGES'}"
+            f"{layer.name:<{width}}  {shape:<18} {layer.max_abs_diff:>10.2e} {layer.rel_diff:>10.2e}{pair}  {verdict}"
         )
     lines.append("")
     top5 = "" if report.top5_agreement is None else f"; top-5 agreement {report.top5_agreement:.0%}"
@@ -195,6 +262,9 @@ def format_report(report: ParityReport) -> str:
         lines.append("OK: the backends agree on every layer and on the parameter counts")
     elif not report.params_ok:
         lines.append("FAILED: parameter counts differ from the plan")
+    elif several and report.first_divergent_layer is not None:
+        first = next(layer for layer in report.layers if not layer.ok)
+        lines.append(f"FAILED: first diverging layer: {first.name} ({disagreement(first, report.backends)})")
     else:
         lines.append(f"FAILED: first diverging layer: {report.first_divergent_layer}")
     return "\n".join(lines)
