@@ -69,7 +69,12 @@ def keras_vgg16(include_top: bool = True):
     import keras
 
     model = keras.applications.VGG16(weights=None, include_top=include_top)
-    return model, model_arrays(model)
+    # Keras numbers an unnamed input by the models built before it (input_layer_3): name it as a fresh
+    # process would, whichever test builds this first
+    layers = [
+        ("input_layer" if index == 0 else name, weights) for index, (name, weights) in enumerate(model_arrays(model))
+    ]
+    return model, layers
 
 
 def keras_vgg16_layers(include_top: bool = True) -> Layers:
@@ -166,3 +171,65 @@ def write_keras_archive(path: Path, weights_h5: Path) -> Path:
         archive.writestr("config.json", json.dumps({"class_name": "Functional", "config": {}}))
         archive.write(weights_h5, "model.weights.h5")
     return path
+
+
+def random_weights(plan: Plan, seed: int = 0, scale: float = 0.3) -> dict[str, dict[str, np.ndarray]]:
+    """Random float32 arrays for every weighted layer of ``plan``, canonical layout, as ``WeightBundle.layers``:
+    normal(0, ``scale``), batch norm variances uniform in 0.5..2 (a model with them runs without NaNs)."""
+    rng = np.random.default_rng(seed)
+    return {
+        layer.name: {
+            name: (rng.uniform(0.5, 2.0, shape) if name == "moving_variance" else rng.normal(0, scale, shape)).astype(
+                np.float32
+            )
+            for name, shape in layer.weights
+        }
+        for layer in plan.weighted_layers()
+    }
+
+
+# The names Keras gave layers a model's author did not name: per class, numbered from 1 in each model.
+# Keras 2 (conv2d_1 ... dense_3) and Keras 1 (convolution2d_1, zeropadding2d_1), whose classes were
+# Convolution2D and ZeroPadding2D.
+AUTO_NAMES = {
+    2: {
+        "Conv2D": "conv2d",
+        "ZeroPadding2D": "zero_padding2d",
+        "MaxPooling2D": "max_pooling2d",
+        "Flatten": "flatten",
+        "Dense": "dense",
+        "Dropout": "dropout",
+        "BatchNormalization": "batch_normalization",
+        "Activation": "activation",
+    },
+    1: {
+        "Conv2D": "convolution2d",
+        "ZeroPadding2D": "zeropadding2d",
+        "MaxPooling2D": "maxpooling2d",
+        "Flatten": "flatten",
+        "Dense": "dense",
+        "Dropout": "dropout",
+        "BatchNormalization": "batchnormalization",
+        "Activation": "activation",
+    },
+}
+
+
+def auto_named_layers(model, keras_version: int) -> Layers:
+    """A hand-written Keras model's arrays (copies) under the names Keras ``keras_version`` would have given
+    its layers (``conv2d_1``, ``zero_padding2d_1``, ...), weightless layers included, in the model's order."""
+    counts: dict[str, int] = {}
+    layers = []
+    for name, weights in model_arrays(model):
+        base = AUTO_NAMES[keras_version][type(model.get_layer(name)).__name__]
+        counts[base] = counts.get(base, 0) + 1
+        layers.append((f"{base}_{counts[base]}", weights))
+    return layers
+
+
+def write_handwritten_h5(path: Path, model, keras_version: int = 2) -> Path:
+    """What a hand-written ``Sequential()`` model's ``save_weights`` wrote in the legacy layout (Keras 1 or 2):
+    its auto-generated layer names, every layer (``ZeroPadding2D``, pools, ``Flatten``) in ``layer_names``.
+    Keras 3 writes only ``.weights.h5``; this states the legacy layout with h5py instead."""
+    layers = auto_named_layers(model, keras_version)
+    return write_keras1_h5(path, layers) if keras_version == 1 else write_keras2_h5(path, layers)

@@ -2,31 +2,52 @@
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Iterator, Optional, Union
 
 from vggspec.backends import Backend, get_backend
 from vggspec.errors import VggspecError
 from vggspec.planner.lower import Plan, lower_to_plan
 from vggspec.spec.model import Spec
-from vggspec.weights.bundle import WeightBundle
+from vggspec.weights.bundle import StoredBundle
+from vggspec.weights.fit import FittedBundle
 
 
 def read_checked_bundle(
     plan: Plan, weights: Union[str, Path], skip_mismatch: bool = False
-) -> tuple[WeightBundle, list[str]]:
+) -> tuple[FittedBundle, list[str]]:
     """Read a weight file (any supported format) and check it against the plan before anything is set.
 
     Every array's shape and dtype is checked on the file's metadata before its data is
     read. Returns (the arrays that fit, a line per layer left out). Without ``skip_mismatch``
     a missing layer or wrong shape raises WeightsError; with it, it is left out (never read) and named.
+    A file whose layer names are none of the plan's (saved from a hand-written Keras model) is
+    read by order, as Keras' ``load_weights`` does: the pairs are the bundle's ``by_order``, and
+    its ``matching_note()``, issued as a UserWarning (one line from the command line), says so.
     """
     from vggspec.weights.fit import fit_bundle
     from vggspec.weights.formats import open_bundle
 
     with open_bundle(weights, plan) as stored:
-        return fit_bundle(plan, stored, skip_mismatch)
+        fitted, skipped = fit_bundle(plan, stored, skip_mismatch)
+    note = fitted.matching_note()
+    if note:
+        warnings.warn(note, UserWarning, stacklevel=2)
+    return fitted, skipped
+
+
+@contextlib.contextmanager
+def open_checked_bundle(plan: Plan, weights: Union[str, Path]) -> Iterator[tuple[StoredBundle, Optional[str]]]:
+    """A weight file's arrays for the plan's weighted layers, every shape and dtype checked on the file's
+    metadata (WeightsError naming the layer), none read: each is read, as float32, when asked while the
+    block runs. For writers that stream (``vggspec convert``): one array in memory at a time. The second
+    item is ``FittedBundle.matching_note()``: how a file read by order was paired (None: by name)."""
+    from vggspec.weights.formats import checked_stored, open_bundle
+
+    with open_bundle(weights, plan) as stored:
+        yield checked_stored(plan, stored)
 
 
 def build_model(

@@ -29,6 +29,7 @@ COMMANDS = {
     "predict": ("vggspec.commands.predict", "classify images with a spec and its weights"),
     "weights": ("vggspec.commands.weights", "list the known weight files, or download one into the cache"),
     "convert": ("vggspec.commands.convert", "convert a weight file between .h5, .weights.h5, .safetensors and .pt"),
+    "codegen": ("vggspec.commands.codegen", "write a spec as a standalone Keras or PyTorch Python file"),
     "data": ("vggspec.commands.data", "prepare a data set as train/val folders (cats-vs-dogs)"),
     "finetune": ("vggspec.commands.finetune", "fine-tune a spec on train/val class folders (keras, torch, DDP)"),
     "evaluate": ("vggspec.commands.evaluate", "accuracy and confusion matrix of a finetune run's best checkpoint"),

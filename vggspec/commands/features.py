@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,11 +63,11 @@ def run(args: argparse.Namespace) -> int:
     model = backend.build(plan)
     backend.set_weights(model, plan, bundle)
     everything = backend.activations(model, plan, images)
-    arrays = {name: np.asarray(everything[layer], dtype=np.float32) for name, layer in chosen.items()}
+    arrays: dict[str, Any] = {name: np.asarray(everything[layer], dtype=np.float32) for name, layer in chosen.items()}
     if args.out is not None:
         with atomic_path(args.out, suffix=".npz") as temporary, open(temporary, "wb") as file:
             np.savez(file, **arrays)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "layer": name,
             "from": chosen[name],

@@ -6,11 +6,16 @@ weights is there, with the plan's shape (in the canonical layout of
 their metadata (:class:`~vggspec.weights.bundle.StoredArray`; a torch array's shape already
 mapped to the canonical one), so a file cannot make vggspec read, reshape or allocate what it
 merely declares: data is read only for the layers that fit, after all are checked.
+
+Layers are matched by name, or by order when none of the file's layer names is one of the
+plan's (:func:`match_layers`): a model written by hand (``Sequential()`` of auto-named
+``conv2d_1`` ... ``dense_3``) saves files that Keras' own ``load_weights`` reads by order too.
 """
 
 from __future__ import annotations
 
-from typing import Optional, Union
+from dataclasses import dataclass
+from typing import Mapping, Optional, Union
 
 import numpy as np
 
@@ -54,9 +59,96 @@ def _array_problem(name: str, expected: Optional[tuple[int, ...]], array: Stored
     return None
 
 
+def _layer_problem(layer: PlanLayer, arrays: Mapping[str, StoredArray]) -> Optional[str]:
+    """What keeps a file's arrays for one layer from fitting the plan's ``layer`` (a weight missing,
+    a shape, a dtype), or None; the file's other arrays are not looked at."""
+    for name, shape in layer.weights:
+        if name not in arrays:
+            return f"expected the weight {name!r} {shape}, received none"
+        reason = _array_problem(name, shape, arrays[name])
+        if reason:
+            return reason
+    return None
+
+
+# (the file's layer name, the plan's layer name) for each weighted layer, in order
+LayerPairs = tuple[tuple[str, str], ...]
+
+
+@dataclass
+class FittedBundle(WeightBundle):
+    """What :func:`fit_bundle` gives: the arrays that fit, under the plan's layer names, and how the
+    file's layers were matched. ``by_order`` pairs (file layer, plan layer) when the file was read by
+    order (its names are not the plan's); it is empty when the layers were matched by name."""
+
+    by_order: LayerPairs = ()
+
+    def matching_note(self) -> Optional[str]:
+        """One line saying the file was read by order and how its layers were paired; None when by name."""
+        if not self.by_order:
+            return None
+        pairs = ", ".join(_pair(pair) for pair in self.by_order)
+        return (
+            f"{self.source}: its layer names are not the plan's, so its {_weighted(len(self.by_order))} "
+            f"were matched by order (as Keras' load_weights does): {pairs}"
+        )
+
+
+def _by_name(plan: Plan, bundle: StoredBundle) -> bool:
+    """Whether the file's layers are matched by name: it has no layers, or one named as a plan layer."""
+    names = {layer.name for layer in plan.weighted_layers()}
+    return not bundle.layers or any(layer in names for layer in bundle.layers)
+
+
+def match_layers(plan: Plan, bundle: StoredBundle, skip_mismatch: bool = False) -> tuple[StoredBundle, LayerPairs]:
+    """The file's layers under the plan's names, and the pairs (file layer, plan layer) when matched by order.
+
+    When none of the file's layer names is a plan layer's (a hand-written Keras model's
+    ``conv2d_1`` ... ``dense_3``; ``ZeroPadding2D`` and other weightless layers are already left
+    out by the reader), the file's weighted layers are paired in order with the plan's, as
+    Keras' ``load_weights`` does. Refused in one line when the counts differ or, without
+    ``skip_mismatch``, when a pair's weights do not fit (checked on metadata, nothing read),
+    naming where the order stops fitting; with ``skip_mismatch`` a pair that does not fit is
+    left to :func:`fit_bundle` to skip. Otherwise (by name) the bundle is returned as it is.
+    """
+    if _by_name(plan, bundle):
+        return bundle, ()
+    theirs, ours = list(bundle.layers.items()), plan.weighted_layers()
+    pairs = [(name, layer.name) for (name, _), layer in zip(theirs, ours)]
+    start = f"{bundle.source}: " if bundle.source else ""
+    if len(theirs) != len(ours):
+        start += f"the file has {_weighted(len(theirs))}, the plan {len(ours)}; "
+    start += "read by order (its layer names are not the plan's)"
+    for index, ((name, arrays), layer) in enumerate(zip(theirs, ours)):
+        problem = _layer_problem(layer, arrays)
+        if problem is None or (skip_mismatch and len(theirs) == len(ours)):
+            continue
+        after = f", after {_pair(pairs[index - 1])}" if index else ""
+        raise WeightsError(
+            f"{start}, the order stops fitting at file layer {index + 1} of {len(theirs)} ({name}) "
+            f"→ plan layer {layer.name}{after}: {problem}"
+        )
+    if len(theirs) != len(ours):
+        names = [layer.name for layer in ours[len(theirs) :]] or [name for name, _ in theirs[len(ours) :]]
+        has = "has" if len(names) == 1 else "have"
+        whose, other = ("the plan's", "file") if len(ours) > len(theirs) else ("the file's", "plan")
+        left = f"{whose} {', '.join(names)} {has} no {other} layer"
+        raise WeightsError(f"{start}, all {len(pairs)} pairs fit up to {_pair(pairs[-1])}, and {left}")
+    renamed = StoredBundle({layer.name: arrays for (_, arrays), layer in zip(theirs, ours)}, bundle.source)
+    return renamed, tuple(pairs)
+
+
+def _pair(pair: tuple[str, str]) -> str:
+    return f"{pair[0]} → {pair[1]}"
+
+
+def _weighted(count: int) -> str:
+    return f"{count} weighted layer{'' if count == 1 else 's'}"
+
+
 def fit_bundle(
     plan: Plan, bundle: Union[StoredBundle, WeightBundle], skip_mismatch: bool = False
-) -> tuple[WeightBundle, list[str]]:
+) -> tuple[FittedBundle, list[str]]:
     """Check ``bundle`` against ``plan`` (every layer, weight name, shape and dtype), then read what fits.
 
     Returns (the arrays to load, float32 numpy arrays in the plan's order; a line per
@@ -64,10 +156,13 @@ def fit_bundle(
     and only the layers that fit are read, after all are checked. Without
     ``skip_mismatch`` any missing layer, wrong shape or dtype raises :class:`WeightsError`
     naming the layer and both shapes; with it, layers that do not fit are skipped and
-    named (as Keras' ``skip_mismatch``), never read.
+    named (as Keras' ``skip_mismatch``), never read. A file whose layer names are none of
+    the plan's is matched by order first (:func:`match_layers`; the pairs are the result's
+    ``by_order``).
     """
     if isinstance(bundle, WeightBundle):
         bundle = bundle.described()
+    bundle, by_order = match_layers(plan, bundle, skip_mismatch)
     fitting: list[PlanLayer] = []
     skipped: list[str] = []
     for layer in plan.weighted_layers():
@@ -77,21 +172,15 @@ def fit_bundle(
         if arrays is None:
             problem = f"{where}: expected weights for this layer, received a file without it"
         else:
-            for name, shape in layer.weights:
-                if name not in arrays:
-                    problem = f"{where}: expected the weight {name!r} {shape}, received none"
-                    break
-                reason = _array_problem(name, shape, arrays[name])
-                if reason:
-                    problem = f"{where}: {reason}"
-                    break
+            reason = _layer_problem(layer, arrays)
+            problem = f"{where}: {reason}" if reason else None
         if problem:
             if not skip_mismatch:
                 raise WeightsError(problem)
             skipped.append(problem)
         else:
             fitting.append(layer)
-    loaded = WeightBundle(source=bundle.source)
+    loaded = FittedBundle(source=bundle.source, by_order=by_order)
     for layer in fitting:
         loaded.layers[layer.name] = {
             name: np.asarray(bundle.layers[layer.name][name].read(), dtype=np.float32) for name, _ in layer.weights

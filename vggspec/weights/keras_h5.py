@@ -10,6 +10,11 @@ The layout, as Keras' legacy ``save_weights`` writes it and its ``load_weights``
   Keras 1 ``block1_conv1_W_1:0`` (directly in the group), Keras 2 ``block1_conv1/kernel:0``
   (a nested group), Keras 3's legacy writer ``block1_conv1/kernel``.
 
+A hand-written model's file names its layers as Keras named them (``conv2d_1`` ... ``dense_3``;
+Keras 1: ``convolution2d_1``, with weightless ``zeropadding2d_1`` layers listed between): they are
+read under those names, weightless ones left out, and ``fit_bundle`` pairs them with the plan's
+layers by order (:func:`vggspec.weights.fit.match_layers`).
+
 Arrays are in the canonical layout (conv kernel HWIO, dense kernel (in, out)), so
 reading needs no transform. The reader follows those attributes and never guesses paths;
 it walks the file through :mod:`.hdf5` (hard links only, metadata before data).
