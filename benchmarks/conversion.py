@@ -1,4 +1,4 @@
-"""``vggspec convert`` of a full-size VGG16 ``.h5`` against a plain copy of the same file.
+"""``vggspec convert`` of a full-size VGG16 ``.h5`` against a plain copy and a hand-written conversion.
 
 The source is written here with h5py in the Keras 1 layout of the published
 ``vgg16_weights_tf_dim_ordering_tf_kernels.h5`` (root attribute ``layer_names`` with
@@ -7,10 +7,15 @@ the datasets directly in the group; conv kernels HWIO, dense (in, out)), with ra
 values: 138,357,544 numbers, about 553 MB, like the real file.
 
 For each target (``.safetensors``, ``.pt``), ``python -m vggspec convert SRC DST`` runs as a
-child process, interleaved with ``shutil.copyfile(SRC, COPY)``:
-- time: the conversion's wall time (process start to exit) / the copy's (goal <= 2);
+child process, interleaved with ``shutil.copyfile(SRC, COPY)`` and with the same conversion
+written by hand the way a user would (``HAND_WRITTEN``: h5py reads every array, numpy
+transposes them, then ``torch.save`` of the state dict or ``safetensors.numpy.save_file``), also
+a child process reporting its own peak memory:
+- time: the conversion's wall time (process start to exit) / the copy's (goal <= 2), and / the
+  hand-written one's (goal <= 1.0);
 - memory: the converting process's peak resident set (its VmHWM, which it prints at exit,
-  see ``benchmarks.common.measured_module``) / the source file's size (goal <= 1.3);
+  see ``benchmarks.common.measured_module``) / the source file's size (goal <= 1.3); the
+  hand-written one's in the details;
 - TensorFlow: a run with ``python -X importtime`` lists every module imported; tensorflow
   must not be among them (those runs also warm the interpreter's files and are not timed).
 
@@ -32,20 +37,73 @@ import numpy as np
 
 from vggspec.planner.layers import InputLayer
 
-from benchmarks.common import Case, figure, measured_module, median, ratio, run_child
+from benchmarks.common import PEAK_RSS_PRELUDE, Case, figure, measured_module, median, ratio, run_child
 
 TARGETS = {"safetensors": ".safetensors", "pt": ".pt"}
 TIME_GOAL = ("<=", 2.0)
+HAND_WRITTEN_GOAL = ("<=", 1.0)
 MEMORY_GOAL = ("<=", 1.3)
 KERAS1_WORDS = {"kernel": "W", "bias": "b"}
 REPORTED_SECONDS = re.compile(r"([0-9]+(?:\.[0-9]+)?) s\s*$")
+
+# The conversions as a user writes them for the Keras 1 file (python -c CODE SRC DST): every array read with
+# h5py, transposed with numpy where torch's layout differs, then one call that writes the file.
+HAND_WRITTEN = {
+    "safetensors": """
+import sys
+import h5py
+from safetensors.numpy import save_file
+
+source, destination = sys.argv[1], sys.argv[2]
+arrays = {}
+with h5py.File(source, "r") as file:
+    for layer in file.attrs["layer_names"]:
+        group = file[layer.decode()]
+        for stored in group.attrs["weight_names"]:
+            name = "kernel" if "_W_" in stored.decode() else "bias"
+            arrays[f"{layer.decode()}/{name}"] = group[stored.decode()][()]
+save_file(arrays, destination)
+""",
+    "pt": """
+import sys
+import h5py
+import numpy as np
+import torch
+
+source, destination = sys.argv[1], sys.argv[2]
+state = {}
+with h5py.File(source, "r") as file:
+    index, dense, channels = 0, 0, 0
+    for layer in (name.decode() for name in file.attrs["layer_names"]):
+        group = file[layer]
+        if "conv" in layer:  # torchvision's features: conv, ReLU (and a pool after each block)
+            kernel = group[f"{layer}_W_1:0"][()]
+            channels = kernel.shape[3]
+            state[f"features.{index}.weight"] = torch.from_numpy(np.ascontiguousarray(kernel.transpose(3, 2, 0, 1)))
+            state[f"features.{index}.bias"] = torch.from_numpy(group[f"{layer}_b_1:0"][()])
+            index += 2
+        elif "pool" in layer:
+            index += 1
+        elif layer in ("fc1", "fc2", "predictions"):  # classifier.0, .3, .6 (Linear, ReLU, Dropout)
+            kernel = group[f"{layer}_W_1:0"][()]
+            if layer == "fc1":  # rows in Keras' H,W,C flatten order -> torch's C,H,W columns
+                side = int(round((kernel.shape[0] // channels) ** 0.5))
+                weight = kernel.reshape(side, side, channels, -1).transpose(3, 2, 0, 1).reshape(kernel.shape[1], -1)
+            else:
+                weight = kernel.T
+            state[f"classifier.{dense}.weight"] = torch.from_numpy(np.ascontiguousarray(weight))
+            state[f"classifier.{dense}.bias"] = torch.from_numpy(group[f"{layer}_b_1:0"][()])
+            dense += 3
+torch.save(state, destination)
+""",
+}
 
 
 def ratio_names() -> list[str]:
     return [
         f"conversion/{target}/{what}"
         for target in TARGETS
-        for what in ("time_vs_copy", "peak_rss_vs_file_size", "tensorflow_imported")
+        for what in ("time_vs_copy", "time_vs_hand_written", "peak_rss_vs_file_size", "tensorflow_imported")
     ]
 
 
@@ -87,6 +145,10 @@ def _convert_command(source: str, destination: str, spec: str, importtime: bool 
     return measured_module("vggspec", "convert", source, destination, "--spec", spec, python_flags=flags)
 
 
+def _hand_written_command(target: str, source: str, destination: str) -> list[str]:
+    return [sys.executable, "-c", PEAK_RSS_PRELUDE + HAND_WRITTEN[target], source, destination]
+
+
 def measure(case: Case) -> dict[str, Any]:
     import vggspec
 
@@ -111,8 +173,15 @@ def measure(case: Case) -> dict[str, Any]:
             imports[target] = {name: name in modules for name in ("tensorflow", "keras", "torch")}
             os.remove(destination)
 
-        times: dict[str, list[float]] = {"copy": [], **{target: [] for target in TARGETS}}
-        peaks: dict[str, list[int]] = {target: [] for target in TARGETS}
+        hand = {f"hand_written_{target}": target for target in TARGETS}
+        for target in hand.values():  # untimed: checks the reference runs, warms its files
+            run = run_child(_hand_written_command(target, source, outputs[target]))
+            if run.returncode != 0:
+                raise RuntimeError(f"the hand-written conversion to {target} failed: {_last_line(run.stderr)}")
+            os.remove(outputs[target])
+
+        times: dict[str, list[float]] = {"copy": [], **{name: [] for name in (*TARGETS, *hand)}}
+        peaks: dict[str, list[int]] = {name: [] for name in (*TARGETS, *hand)}
         reported: dict[str, list[float]] = {target: [] for target in TARGETS}
         written: dict[str, int] = {}
         order = list(times)
@@ -125,6 +194,14 @@ def measure(case: Case) -> dict[str, Any]:
                     shutil.copyfile(source, copy)
                     times["copy"].append(time.perf_counter() - started)
                     os.remove(copy)
+                    continue
+                if what in hand:
+                    run = run_child(_hand_written_command(hand[what], source, outputs[hand[what]]))
+                    if run.returncode != 0:
+                        raise RuntimeError(f"{what} failed ({run.returncode}): {_last_line(run.stderr)}")
+                    times[what].append(run.wall_s)
+                    peaks[what].append(run.max_rss_bytes)
+                    os.remove(outputs[hand[what]])
                     continue
                 run = run_child(_convert_command(source, outputs[what], spec))
                 if run.returncode != 0:
@@ -144,10 +221,19 @@ def measure(case: Case) -> dict[str, Any]:
     per_target: dict[str, Any] = {}
     for target in TARGETS:
         convert_s, peak = median(times[target]), max(peaks[target])
+        hand_s, hand_peak = median(times[f"hand_written_{target}"]), max(peaks[f"hand_written_{target}"])
         ratios[f"conversion/{target}/time_vs_copy"] = figure(
             ratio(convert_s, copy_s),
             goal=TIME_GOAL,
             note=f"{convert_s:.2f} s (process start to exit) vs copy {copy_s:.2f} s, warm page cache",
+        )
+        paired = [a / b for a, b in zip(times[target], times[f"hand_written_{target}"])]
+        ratios[f"conversion/{target}/time_vs_hand_written"] = figure(
+            ratio(convert_s, hand_s),
+            goal=HAND_WRITTEN_GOAL,
+            note=f"{convert_s:.2f} s vs {hand_s:.2f} s (h5py + numpy + "
+            f"{'torch.save' if target == 'pt' else 'safetensors save_file'}, {hand_peak / 1e6:,.0f} MB peak), "
+            f"per round {min(paired):.2f}-{max(paired):.2f}",
         )
         ratios[f"conversion/{target}/peak_rss_vs_file_size"] = figure(
             peak / size, goal=MEMORY_GOAL, note=f"{peak / 1e6:,.0f} MB peak resident vs {size / 1e6:,.0f} MB file"
@@ -167,6 +253,11 @@ def measure(case: Case) -> dict[str, Any]:
             "peak_rss_bytes": peak,
             "output_bytes": written[target],
             "imported": imports[target],
+            "hand_written": {
+                "wall_s_median": round(hand_s, 3),
+                "wall_s": [round(t, 3) for t in times[f"hand_written_{target}"]],
+                "peak_rss_bytes": hand_peak,
+            },
         }
     return {
         "details": {

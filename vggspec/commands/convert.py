@@ -6,6 +6,11 @@ DST's name picks its format. Layouts (conv HWIO <-> OIHW, dense (in, out) <-> (o
 fc1's flatten order) are mapped with the spec's plan, so the spec must be the network the
 file belongs to (default vgg16; give a spec with include_top: false for a notop file).
 A file that does not fit is refused with the layer and both shapes, and nothing is written.
+A file whose layer names are none of the spec's (saved from a hand-written Keras model:
+conv2d_1 ... dense_3) is read by order, as Keras' load_weights does; a note on stderr pairs
+its layers with the spec's. Every array is checked before any is read; .safetensors and .pt
+are then written array by array (each read, written and dropped), so memory holds about one
+array, not the file.
 """
 
 from __future__ import annotations
@@ -16,8 +21,10 @@ import time
 from pathlib import Path
 from typing import Iterable
 
-from vggspec.planner.lower import lower_to_plan
+from vggspec.planner.layers import Conv2D
+from vggspec.planner.lower import Plan, lower_to_plan
 from vggspec.spec.load import load_spec
+from vggspec.weights.bundle import StoredArray, StoredBundle, WeightBundle
 from vggspec.weights.canonical import swap_input_channels
 from vggspec.weights.formats import DESCRIPTIONS, detect_format, write_bundle, written_format
 
@@ -43,28 +50,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _swapped(stored: StoredBundle, plan: Plan) -> StoredBundle:
+    """``stored`` with the first convolution's input channels reversed (that layer read now: a few KB)."""
+    first = next((layer.name for layer in plan.layers if isinstance(layer, Conv2D)), "")
+    read = WeightBundle(
+        {first: {name: array.read() for name, array in stored.layers[first].items()}} if first in stored.layers else {},
+        stored.source,
+    )
+    swapped = swap_input_channels(read, plan)  # refuses a plan without a convolution
+    layers = dict(stored.layers)
+    layers[first] = {name: StoredArray.of(array) for name, array in swapped.layers[first].items()}
+    return StoredBundle(layers, stored.source)
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from vggspec.building import read_checked_bundle
+    from vggspec.building import open_checked_bundle
 
     started = time.perf_counter()
     source, destination = Path(args.source), Path(args.destination)
     output_format = written_format(destination, args.keras_version)  # refuses an unknown name before any work
     plan = lower_to_plan(load_spec(args.spec))
     input_format = detect_format(source)
-    bundle, _ = read_checked_bundle(plan, source)
-    if args.swap_rgb_bgr:
-        bundle = swap_input_channels(bundle, plan)
 
     def progress(items: Iterable) -> Iterable:
         return tqdm(items, desc=f"writing {destination.name}", unit="layer", file=sys.stderr, leave=False)
 
-    write_bundle(destination, bundle, plan, keras_version=args.keras_version, progress=progress)
+    with open_checked_bundle(plan, source) as (stored, note):  # every array checked, none read yet
+        if note:  # a hand-written model's file, read by order: how its layers were paired
+            print(f"note: {note}", file=sys.stderr)
+        if args.swap_rgb_bgr:
+            stored = _swapped(stored, plan)
+        write_bundle(destination, stored, plan, keras_version=args.keras_version, progress=progress)
+    parameters = sum(array.size for weights in stored.layers.values() for array in weights.values())
     swapped = ", input channels reversed (RGB <-> BGR)" if args.swap_rgb_bgr else ""
     print(
         f"{destination}: {DESCRIPTIONS[output_format]} from {source} ({DESCRIPTIONS[input_format]}), "
-        f"{len(bundle.layers)} layers, {bundle.total_params:,} parameters{swapped}, "
+        f"{len(stored.layers)} layers, {parameters:,} parameters{swapped}, "
         f"{time.perf_counter() - started:.1f} s"
     )
     return 0

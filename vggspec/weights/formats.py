@@ -12,20 +12,27 @@ with or without ``keras_version``, ``model_weights/``, ``layers/``), whatever it
 name. Reading goes through :func:`open_bundle`: the file's arrays are described by
 their metadata and checked against the plan (``fit_bundle``) before any data is read.
 Every write goes through :func:`vggspec.fileio.atomic_path`: a failed write
-leaves nothing behind and an existing destination untouched.
+leaves nothing behind and an existing destination untouched. A file's arrays can be
+written without reading them all first (:func:`checked_stored`, then :func:`write_bundle`
+with the StoredBundle): ``.safetensors`` and ``.pt`` are then written array by array, each
+read when it is written and dropped after it (``vggspec convert``: about one array in
+memory rather than the whole file twice).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional, Union
+
+import numpy as np
 
 from vggspec.errors import WeightsError
 from vggspec.fileio import atomic_path
 from vggspec.planner.lower import Plan
-from vggspec.weights.bundle import StoredBundle, WeightBundle
-from vggspec.weights.fit import fit_bundle, read_stored
+from vggspec.weights.bundle import StoredArray, StoredBundle, WeightBundle
+from vggspec.weights.fit import fit_bundle, match_layers, read_stored
 from vggspec.weights.hdf5 import group, has_attribute, open_h5
 from vggspec.weights.keras3_h5 import stored_keras3_h5, write_keras3_h5
 from vggspec.weights.keras_archive import stored_keras_archive
@@ -56,6 +63,7 @@ SUPPORTED_NAMES = (
 )
 LEGACY_H5 = "keras-h5"  # a legacy .h5 name, before its content says Keras 1, 2 or a model file
 NEEDS_PLAN = (KERAS3, KERAS_ARCHIVE, TORCH)  # arrays are matched to layers by the plan
+STREAMED = (SAFETENSORS, TORCH)  # written array by array from a StoredBundle
 
 Progress = Callable[[Iterable], Iterable]
 
@@ -148,6 +156,37 @@ def read_bundle(path: Union[str, Path], plan: Optional[Plan] = None) -> WeightBu
         return fit_bundle(plan, stored)[0] if plan is not None else read_stored(stored)
 
 
+def _unread(array: StoredArray) -> StoredArray:
+    """``array`` described alone: its read gives nothing (for the check of metadata)."""
+    return dataclasses.replace(array, read=lambda: np.empty((0,), dtype=np.float32))
+
+
+def _float32(array: StoredArray) -> StoredArray:
+    """``array`` as ``fit_bundle`` reads it: float32 (a float16, bfloat16 or float64 file widened or narrowed)."""
+    return dataclasses.replace(array, dtype="float32", read=lambda: np.asarray(array.read(), dtype=np.float32))
+
+
+def checked_stored(plan: Plan, stored: StoredBundle) -> tuple[StoredBundle, Optional[str]]:
+    """The plan's weighted layers of ``stored``, checked by ``fit_bundle`` on their metadata alone (WeightsError
+    naming the layer and both shapes), nothing read: each array is read as float32 when asked, so that a writer
+    can hold one array at a time. Layers under the plan's names and in its order (a file read by order is
+    matched as ``fit_bundle`` matches it); the second item is its ``matching_note()`` (None: by name)."""
+    unread = StoredBundle(
+        {layer: {name: _unread(array) for name, array in weights.items()} for layer, weights in stored.layers.items()},
+        stored.source,
+    )
+    fitted, _ = fit_bundle(plan, unread)
+    matched, _ = match_layers(plan, stored)
+    checked = StoredBundle(
+        {
+            layer.name: {name: _float32(matched.layers[layer.name][name]) for name, _ in layer.weights}
+            for layer in plan.weighted_layers()
+        },
+        stored.source,
+    )
+    return checked, fitted.matching_note()
+
+
 def written_format(path: Union[str, Path], keras_version: int = 2) -> str:
     """The format :func:`write_bundle` writes for this name: one of the keys of DESCRIPTIONS."""
     kind = format_for_name(path)
@@ -164,7 +203,7 @@ def written_format(path: Union[str, Path], keras_version: int = 2) -> str:
 
 def write_bundle(
     path: Union[str, Path],
-    bundle: WeightBundle,
+    bundle: Union[WeightBundle, StoredBundle],
     plan: Optional[Plan] = None,
     keras_version: int = 2,
     progress: Optional[Progress] = None,
@@ -175,12 +214,21 @@ def write_bundle(
     and legacy ``.h5`` files list the plan's weightless layers too, as Keras does.
     Keras 3 and PyTorch files need the plan. ``keras_version`` (1 or 2) picks the
     legacy ``.h5`` layout. ``progress`` wraps the iteration over layers (e.g. tqdm).
+    A StoredBundle (a file's arrays, still open; it needs the plan) is checked on its
+    metadata, then streamed to ``.safetensors`` and ``.pt`` (one array read at a time),
+    read whole for the other formats.
     """
     path = Path(path)
     kind = written_format(path, keras_version)
     if kind in (KERAS3, TORCH) and plan is None:
         raise WeightsError(f"{path}: expected a spec to write a {DESCRIPTIONS[kind]} file, received none")
-    if plan is not None:
+    if isinstance(bundle, StoredBundle):
+        if plan is None:
+            raise WeightsError(f"{path}: expected a spec to check a weight file's arrays against, received none")
+        bundle, _ = checked_stored(plan, bundle)
+        if kind not in STREAMED:
+            bundle, _ = fit_bundle(plan, bundle)
+    elif plan is not None:
         bundle, _ = fit_bundle(plan, bundle)
     progress = progress or (lambda items: items)
     suffix = ".weights.h5" if kind == KERAS3 else path.suffix
@@ -188,6 +236,9 @@ def write_bundle(
         with atomic_path(path, suffix=suffix) as temporary:
             if kind == SAFETENSORS:
                 write_safetensors(temporary, bundle, progress)
+            elif isinstance(bundle, StoredBundle):  # streamed: only .pt is left
+                assert plan is not None
+                write_torch(temporary, bundle, plan, progress)
             elif plan is None:
                 write_keras_h5(temporary, bundle, list(bundle.layers), keras_version, progress)
             elif kind == KERAS3:

@@ -11,6 +11,12 @@ PyTorch hubs publish) is read too: it is a torch state dict, mapped with the pla
 The safetensors library checks the header (every array's byte range within the file)
 when the file is opened; arrays are then described by that header and read only when
 asked. numpy has no bfloat16: a ``BF16`` array is widened to float32 from its raw bytes.
+
+Files are written here, array by array, following the format's specification (8 bytes:
+the header's length, little-endian; the JSON header, padded with spaces to a multiple of
+8 bytes, giving each array's dtype, shape and byte range in the data that follows; the
+arrays' bytes, little-endian, C order): a bundle whose arrays are read from a file is read
+one array at a time, each dropped once written, so that writing holds one array, not all.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional, Union
@@ -133,16 +140,55 @@ def _position(order: dict[str, int], name: str) -> tuple[int, str]:
     return order.get(name, len(order)), name
 
 
+# numpy's names -> safetensors' element types, for writing (numpy has no bfloat16)
+WRITTEN_DTYPES = {name: code for code, name in DTYPE_NAMES.items() if name != "bfloat16"}
+HEADER_ALIGNMENT = 8  # the data starts on a multiple of 8 bytes, as the safetensors library writes it
+
+
+def _header(arrays: dict[str, StoredArray], metadata: dict[str, str], path: Path) -> bytes:
+    """The length-prefixed, space-padded JSON header of ``arrays`` (in order, back to back)."""
+    header: dict[str, Any] = {"__metadata__": metadata}
+    offset = 0
+    for key, array in arrays.items():
+        if array.dtype not in WRITTEN_DTYPES:
+            raise WeightsError(f"{path}: key {key!r}: expected a numeric array to write, received {array.dtype}")
+        size = math.prod(array.shape) * np.dtype(array.dtype).itemsize
+        header[key] = {
+            "dtype": WRITTEN_DTYPES[array.dtype],
+            "shape": list(array.shape),
+            "data_offsets": [offset, offset + size],
+        }
+        offset += size
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-(8 + len(text)) % HEADER_ALIGNMENT)
+    return len(text).to_bytes(8, "little") + text
+
+
 def write_safetensors(
     path: Union[str, Path],
-    bundle: WeightBundle,
+    bundle: Union[WeightBundle, StoredBundle],
     progress: Callable[[Iterable[str]], Iterable[str]] = lambda items: items,
 ) -> None:
-    """Write ``bundle`` with keys ``<layer>/<weight>``; metadata: format, layout, source."""
-    from safetensors.numpy import save_file
+    """Write ``bundle`` with keys ``<layer>/<weight>``; metadata: format, layout, source.
 
-    arrays: dict[str, np.ndarray] = {}
-    for layer in progress(list(bundle.layers)):
-        for name, array in bundle.layers[layer].items():
-            arrays[f"{layer}{SEPARATOR}{name}"] = np.ascontiguousarray(array)
-    save_file(arrays, path, metadata={"format": "np", "layout": LAYOUT, "source": Path(bundle.source).name})
+    Each array is written as its StoredArray's shape and dtype declare (read, converted to that dtype if
+    it is not, written, dropped): a StoredBundle of a file is never held whole."""
+    stored = bundle.described() if isinstance(bundle, WeightBundle) else bundle
+    arrays = {
+        f"{layer}{SEPARATOR}{name}": array
+        for layer, weights in stored.layers.items()
+        for name, array in weights.items()
+    }
+    metadata = {"format": "np", "layout": LAYOUT, "source": Path(stored.source).name}
+    with open(path, "wb") as file:
+        file.write(_header(arrays, metadata, Path(path)))
+        for layer in progress(list(stored.layers)):
+            for name, array in stored.layers[layer].items():
+                data = np.ascontiguousarray(array.read(), dtype=np.dtype(array.dtype).newbyteorder("<"))
+                if data.shape != tuple(array.shape):
+                    raise WeightsError(
+                        f"{path}: layer {layer}: expected {name} of shape {tuple(array.shape)} to write, "
+                        f"received {data.shape}"
+                    )
+                file.write(data.data)
+                del data
