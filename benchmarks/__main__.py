@@ -23,6 +23,7 @@ from benchmarks.common import FULL, QUICK, Case, figure, machine
 MEASURES = {
     "forward_torch": "benchmarks.forward_torch",
     "forward_keras": "benchmarks.forward_keras",
+    "forward_onnx": "benchmarks.forward_onnx",
     "conversion": "benchmarks.conversion",
     "startup": "benchmarks.startup",
     "finetune": "benchmarks.finetune",

@@ -30,7 +30,8 @@ class Case:
     """What is measured and how often. The network is always VGG16's layers; ``--quick`` shrinks
     the input (and so the work per image) and the repetitions, not the architecture. The
     exception is the training measure, which trains the small spec (specs/examples/small64.yaml)
-    from scratch; ``--quick`` shrinks its image set and epochs."""
+    from scratch; ``--quick`` shrinks its image set and epochs (and fine-tunes VGG16's layers on
+    the case's input size, on fewer images)."""
 
     name: str
     input_size: int  # height = width, pixels
@@ -42,6 +43,8 @@ class Case:
     finetune_epochs: int  # at least 2: the first epoch also pays for tracing and is not counted
     finetune_train_per_class: int  # images of the drawn two-class set, 64x64
     finetune_val_per_class: int
+    vgg16_train_per_class: int  # images of the drawn set at the case's input size, VGG16 on a frozen base
+    vgg16_val_per_class: int
     warmup: int = 1
 
     @property
@@ -84,6 +87,8 @@ FULL = Case(
     finetune_epochs=4,
     finetune_train_per_class=200,
     finetune_val_per_class=60,
+    vgg16_train_per_class=64,
+    vgg16_val_per_class=32,
 )
 QUICK = Case(
     "vgg16_32x32",
@@ -96,6 +101,8 @@ QUICK = Case(
     finetune_epochs=2,
     finetune_train_per_class=16,
     finetune_val_per_class=8,
+    vgg16_train_per_class=16,
+    vgg16_val_per_class=8,
 )
 
 GOAL_OPERATORS = {">=": operator.ge, "<=": operator.le, "<": operator.lt, "==": operator.eq}

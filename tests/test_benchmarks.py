@@ -32,16 +32,29 @@ EXPECTED_RATIOS = [
         for versus in ("vs_hand_written", "vs_torchvision", "control_a_vs_a")
     ),
     *(f"forward_keras/batch{b}/{versus}" for b in (1, 8) for versus in ("vs_keras_applications", "control_a_vs_a")),
+    *(f"forward_onnx/batch{b}/{versus}" for b in (1, 8) for versus in ("vs_torch_backend", "control_a_vs_a")),
     *(
         f"conversion/{target}/{what}"
         for target in ("safetensors", "pt")
-        for what in ("time_vs_copy", "peak_rss_vs_file_size", "tensorflow_imported")
+        for what in ("time_vs_copy", "time_vs_hand_written", "peak_rss_vs_file_size", "tensorflow_imported")
     ),
     "startup/summary_vgg16_seconds",
     "startup/summary_vgg16_vs_python_floor",
     "finetune/torch/seconds_per_epoch",
     "finetune/keras/seconds_per_epoch",
     "finetune/torch_vs_keras",
+    *(
+        f"finetune/vgg16_frozen/{backend}/{what}"
+        for backend in ("torch", "keras")
+        for what in (
+            "uncached_seconds_per_epoch",
+            "cached_seconds_per_epoch",
+            "cached_speedup",
+            "caching_seconds",
+            "val_accuracy_within_one_image",
+        )
+    ),
+    "features/block2_conv2_vs_full_model",
 ]
 # VGG16's convolutions (FACTS.md: 14,714,688), fc1 on the 1x1x512 map, fc2, a 10-way head
 QUICK_PARAMS = 14_714_688 + (512 * 4096 + 4096) + (4096 * 4096 + 4096) + (4096 * 10 + 10)
@@ -96,13 +109,21 @@ def test_quick_run_compares_equal_networks_and_measures_the_file_it_wrote(quick_
     ]
     assert all(rates["median"] > 0 for row in torch_details["results"] for rates in row["images_per_s"].values())
     assert measures["forward_keras"]["max_abs_output_difference"] < 1e-6
+    onnx_details = measures["forward_onnx"]
+    assert onnx_details["max_abs_output_difference_vs_torch"]["torch_again"] < 1e-6
+    assert onnx_details["max_abs_output_difference_vs_torch"]["onnx"] < 1e-5  # softmax outputs, same weights
+    assert [row["batch"] for row in onnx_details["results"]] == [1, 8]
+    assert "CPUExecutionProvider" in onnx_details["providers"]
     conversion = measures["conversion"]
     assert conversion["parameters"] == QUICK_PARAMS
     assert 0 < conversion["source_bytes"] - 4 * QUICK_PARAMS < 100_000  # float32 data plus HDF5 metadata
     for target, details in conversion["targets"].items():
         assert 0 < details["output_bytes"] - 4 * QUICK_PARAMS < 100_000, target
         assert details["imported"]["tensorflow"] is False, target
-        assert details["peak_rss_bytes"] > 4 * QUICK_PARAMS, target  # the arrays were in memory
+        # streamed: the largest array (fc2, 4096x4096) was in memory, not necessarily all of them together
+        assert details["peak_rss_bytes"] > 4 * 4096 * 4096, target
+        hand_written = details["hand_written"]
+        assert hand_written["wall_s_median"] > 0 and hand_written["peak_rss_bytes"] > 4 * QUICK_PARAMS, target
     startup = measures["startup"]["seconds_median"]
     assert startup["summary_vgg16"] > startup["python_floor"] > 0
     finetune = measures["finetune"]
@@ -117,6 +138,15 @@ def test_quick_run_compares_equal_networks_and_measures_the_file_it_wrote(quick_
         assert details["seconds_per_epoch"] == details["epoch_seconds"][1] > 0, backend  # epoch 1 not counted
         assert 0 < details["startup_and_teardown_s"] < details["wall_s"], backend
     assert quick_run[0]["machine"]["cpu"] in quick_run[0]["ratios"]["finetune/torch_vs_keras"]["note"]
+    vgg16 = finetune["vgg16_frozen"]
+    assert (vgg16["freeze"], vgg16["epochs"], vgg16["input_size"]) == ("block5_pool", 3, QUICK.input_size)
+    for backend, runs in vgg16["backends"].items():
+        assert set(runs) == {"uncached", "cached"} and not [run for run in runs.values() if "error" in run], runs
+        assert len(runs["cached"]["epoch_seconds"]) == len(runs["uncached"]["epoch_seconds"]) == 3, backend
+        assert runs["cached"]["caching_s"] > 0 and runs["uncached"]["caching_s"] is None, backend
+    ratios = quick_run[0]["ratios"]
+    assert ratios["finetune/vgg16_frozen/torch/cached_speedup"]["goal"] == ">= 20.0"
+    assert all(ratios[f"finetune/vgg16_frozen/{b}/val_accuracy_within_one_image"]["value"] for b in ("torch", "keras"))
 
 
 def test_stdout_is_one_json_object_then_a_table_of_every_figure(quick_run):

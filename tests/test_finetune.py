@@ -94,6 +94,31 @@ def test_batches_are_deterministic_augmented_and_preprocessed(tiny_set):
     assert np.abs(augmented.mean() - plain.mean()) < 0.1  # the same pictures, shifted or flipped
 
 
+@pytest.mark.parametrize("augment", ["none", "flip", "crop", "flip,crop"])
+def test_the_augment_setting_chooses_what_training_batches_do(augment, tiny_set):
+    """none: the plain images; flip: each plain or mirrored left-right, both seen; crop: shifted, never
+    mirrored; flip,crop (the default): both. Only the order is shuffled for none."""
+    images = read_split(tiny_set, "train")
+    plain = ImageBatches(images, (64, 64), "tf", 48, train=False).batch(0)[0]
+    batches = ImageBatches(images, (64, 64), "tf", 48, train=True, seed=3, augment=augment)
+    pictures, labels = batches.batch(0)
+    np.testing.assert_array_equal(labels, images.labels[batches.order])
+    originals = plain[batches.order]
+    same = sum(np.array_equal(x, original) for x, original in zip(pictures, originals))
+    mirrored = sum(np.array_equal(x, original[:, ::-1]) for x, original in zip(pictures, originals))
+    if augment == "none":
+        assert same == 48
+    elif augment == "flip":
+        assert same + mirrored == 48 and min(same, mirrored) >= 12
+    else:
+        assert same + mirrored <= 6  # shifted (a crop at the centre offset is the plain image: 1 in 81)
+    if augment == "crop":
+        shifted_back = [np.abs(x - original).mean() for x, original in zip(pictures, originals)]
+        assert np.mean(shifted_back) < np.mean([np.abs(x[:, ::-1] - o).mean() for x, o in zip(pictures, originals)])
+    with pytest.raises(ValueError, match="augment: expected one of none, flip, crop, flip,crop"):
+        ImageBatches(images, (64, 64), "tf", 4, train=True, augment="rotate")
+
+
 def test_batches_shard_across_ranks(tiny_set):
     images = read_split(tiny_set, "train")  # 48 images
     val = read_split(tiny_set, "val")  # 16 images

@@ -17,6 +17,13 @@ Keras runs a non-trainable BatchNormalization in inference mode).
 Checkpoints are ``torch.save`` files: ``{"model": state dict (torchvision
 keys), "optimizer": ..., "vggspec_state": JSON text}``; ``vggspec`` reads the
 weights of such a file like any ``.pt`` state dict.
+
+With ``config.cache_features`` (one process) the network is split after the last frozen
+layer (:func:`split_network`): ``frozen_features`` runs the frozen part, and the epochs
+train and validate the rest, a ``VGG`` sharing the network's modules, on the cached
+features; the checkpoints are still the whole network's. Adam and SGD use torch's fused
+implementation where it has one (the step of VGG16's 119M head parameters on a CPU: 0.04 s
+fused, 0.4 s with the per-tensor loop, which is most of an epoch on cached features).
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import gc
 import json
 import os
 import sys
-from typing import Any, Iterator, Union
+from typing import Any, Iterator, Optional, Union
 
 import numpy as np
 import torch
@@ -36,10 +43,12 @@ from torch.utils.data import DataLoader, Dataset
 
 from vggspec.errors import BackendError, VggspecError
 from vggspec.fileio import atomic_path
+from vggspec.planner.layers import Dense, Flatten
 from vggspec.planner.lower import Plan
 from vggspec.training.distributed import process_rank
 from vggspec.training.protocol import BatchSource, Progress, TrainConfig
-from vggspec.weights.torchvision import module_slots
+from vggspec.weights.torchvision import FEATURES, module_slots
+from vggspec_torch.network import VGG
 
 SUFFIX = ".pt"
 
@@ -106,8 +115,67 @@ def freeze(net: nn.Module, plan: Plan, names: tuple[str, ...]) -> list[nn.Module
     return frozen_norms
 
 
+class KerasFlattenOrder(nn.Module):
+    """(N, H·W·C) vectors in Keras' H,W,C flatten order -> (N, C, H, W) maps, which ``VGG.forward`` flattens
+    in torch's C,H,W order for the Linear that reads them."""
+
+    def __init__(self, shape: tuple[int, int, int]):
+        super().__init__()
+        self.shape = shape
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], *self.shape).permute(0, 3, 1, 2)
+
+
+def split_network(net: VGG, plan: Plan, layer: str) -> tuple[nn.Module, VGG]:
+    """(the modules up to and including plan layer ``layer``, a ``VGG`` of the modules after it), sharing
+    ``net``'s modules. The first gives ``layer``'s output in torch's layout (NCHW maps; for ``flatten`` the
+    (N, C, H, W) map before it); the second takes it in the plan's (see ``TorchTrainer._inputs``)."""
+    found = plan.layer(layer)
+    slot = module_slots(plan).get(layer)
+    if not net.has_top:
+        raise BackendError(f"plan {plan.name}: expected a top to train on cached features, received none")
+    if slot is not None and slot.sequence == FEATURES:
+        end = slot.first + slot.count
+        tail = VGG(nn.Sequential(*list(net.features)[end:]), avgpool=net.avgpool, classifier=net.classifier)
+        frozen: nn.Module = nn.Sequential(*list(net.features)[:end])
+    elif isinstance(found, Flatten):
+        tail = VGG(nn.Sequential(), avgpool=KerasFlattenOrder(found.input_shape), classifier=net.classifier)
+        frozen = nn.Sequential(net.features, net.avgpool)
+    elif slot is not None and isinstance(found, Dense) and not found.classifier:
+        end = slot.first + 2  # the Linear and its activation; the Dropout after them is the next plan layer's
+        modules = list(net.classifier)
+        tail = VGG(nn.Sequential(), avgpool=nn.Identity(), classifier=nn.Sequential(*modules[end:]))
+        frozen = nn.Sequential(net.features, net.avgpool, nn.Flatten(1), *modules[:end])
+    else:
+        raise BackendError(
+            f"plan {plan.name}: cannot train on the outputs of {layer} (a {found.type_name}): expected a layer "
+            "of the convolutional part, flatten or a hidden dense layer"
+        )
+    tail.classifier_activation = net.classifier_activation
+    return frozen, tail
+
+
+def make_optimizer(parameters: list[nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
+    """Adam or SGD (momentum) over ``parameters``: torch's fused kernel where this torch has one for
+    their device, else its default implementation."""
+    if config.optimizer not in ("adam", "sgd"):
+        raise BackendError(f"optimizer: expected adam or sgd, received {config.optimizer!r}", setting="optimizer")
+
+    def make(fused: Optional[bool]) -> torch.optim.Optimizer:
+        if config.optimizer == "adam":
+            return torch.optim.Adam(parameters, lr=config.learning_rate, fused=fused)
+        return torch.optim.SGD(parameters, lr=config.learning_rate, momentum=config.momentum, fused=fused)
+
+    try:
+        return make(True)
+    except (RuntimeError, TypeError, ValueError):  # no fused kernel for this device or torch
+        return make(None)
+
+
 class TorchTrainer:
-    """vggspec's :class:`~vggspec.training.protocol.Trainer` for a torch ``VGG`` network."""
+    """vggspec's :class:`~vggspec.training.protocol.Trainer` for a torch ``VGG`` network (and
+    :class:`~vggspec.training.protocol.TrainsOnFeatures`)."""
 
     def __init__(self, model: nn.Module, plan: Plan, config: TrainConfig):
         self.config = config
@@ -127,16 +195,20 @@ class TorchTrainer:
         # Module.to takes memory_format (it goes to Tensor.to), which torch's overloads leave out
         self.net = model.to(self.device, memory_format=memory_format)  # type: ignore[call-overload]
         self.frozen_norms = freeze(self.net, plan, config.freeze)
-        parameters = [p for p in self.net.parameters() if p.requires_grad]
-        self.optimizer: torch.optim.Optimizer
-        if config.optimizer == "adam":
-            self.optimizer = torch.optim.Adam(parameters, lr=config.learning_rate)
-        elif config.optimizer == "sgd":
-            self.optimizer = torch.optim.SGD(parameters, lr=config.learning_rate, momentum=config.momentum)
-        else:
-            raise BackendError(f"optimizer: expected adam or sgd, received {config.optimizer!r}", setting="optimizer")
+        self.optimizer = make_optimizer([p for p in self.net.parameters() if p.requires_grad], config)
+        # with cached features: the frozen part (frozen_features) and the part trained on its outputs
+        self.frozen_part: nn.Module = nn.Identity()
+        self.trained: nn.Module = self.net  # what train_epoch and predict run
+        if config.cache_features:
+            if self.world_size > 1:
+                raise BackendError(
+                    f"cache_features: expected one process, received {self.world_size} (WORLD_SIZE)",
+                    setting="cache_features",
+                )
+            self.frozen_part, self.trained = split_network(self.net, plan, config.freeze[-1])
+        self.features_flat = config.cache_features and isinstance(plan.layer(config.freeze[-1]), Flatten)
         # called with logits=True (the loss takes logits): the network, DDP around it, or torch.compile's wrapper
-        self.step_model: Any = self.net
+        self.step_model: Any = self.trained
         if self.world_size > 1:
             self._join_group()
             from torch.nn.parallel import DistributedDataParallel
@@ -159,20 +231,37 @@ class TorchTrainer:
             self.owns_group = True
 
     def _loader(self, data: BatchSource) -> DataLoader:
-        # its own generator: the workers' seeds must not consume the global one (dropout masks)
+        # its own generator: the workers' seeds must not consume the global one (dropout masks);
+        # cached features are read from a memory-mapped file, nothing to spread over worker processes
         return DataLoader(
             BatchDataset(data),
             batch_size=None,
             shuffle=False,
-            num_workers=self.config.workers,
+            num_workers=0 if self.config.cache_features else self.config.workers,
             pin_memory=self.cuda,
             generator=torch.Generator().manual_seed(self.config.seed),
         )
 
     def _inputs(self, images: torch.Tensor) -> torch.Tensor:
-        """NHWC batch -> NCHW tensor on the device (channels-last memory when enabled)."""
+        """NHWC batch (images, or cached feature maps) -> NCHW tensor on the device (channels-last memory
+        when enabled); cached feature vectors (N, F) as they are."""
+        if images.dim() != 4:
+            return images.to(self.device, non_blocking=True)
         x = images.permute(0, 3, 1, 2).to(self.device, non_blocking=True)
         return x.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
+
+    def frozen_features(self, images: np.ndarray) -> np.ndarray:
+        """The last frozen layer's outputs for NHWC ``images``, in the plan's layout (NHWC maps; flatten's
+        vectors in Keras' H,W,C order), float32, in inference mode."""
+        self.net.eval()
+        with torch.no_grad(), self._precision():
+            x = self.frozen_part(self._inputs(torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))))
+        x = x.float().cpu()
+        if x.dim() == 4:
+            x = x.permute(0, 2, 3, 1)
+        if self.features_flat:
+            x = x.reshape(x.shape[0], -1)
+        return x.contiguous().numpy()
 
     @contextlib.contextmanager
     def _precision(self) -> Iterator[None]:
@@ -204,7 +293,7 @@ class TorchTrainer:
         outputs = []
         with torch.no_grad(), self._precision():
             for images, _ in checked_batches(self._loader(data)):
-                outputs.append(self.net(self._inputs(images)).float().cpu().numpy())
+                outputs.append(self.trained(self._inputs(images)).float().cpu().numpy())
         return np.concatenate(outputs) if outputs else np.zeros((0, self.classes), dtype=np.float32)
 
     def save_checkpoint(self, path: str, state: dict[str, Any]) -> None:

@@ -20,6 +20,13 @@ The classic two-stage recipe on VGG16 (Cats vs Dogs):
        vggspec finetune vgg16 --data DIR --weights runs/stage1/best.weights.h5 \\
            --freeze block4_pool --optimizer sgd --lr 1e-4 --epochs 5 --out runs/stage2
 
+On a CPU, cache the frozen base's outputs: --cache-features --augment none computes
+them once per image (into --cache-dir, default $VGGSPEC_HOME/features; reused
+by later runs on the same data, weights, spec and --freeze, and by --resume), and the
+epochs train only the layers after --freeze on them (VGG16 at 224: some 25 times
+faster epochs on two cores). --augment chooses the training augmentation: flip,crop
+(the default), flip, crop or none (flips are wrong for digits and text).
+
 Without --weights the model trains from scratch and nothing is frozen. Under
 torchrun (python -m torch.distributed.run --nproc_per_node N -m vggspec finetune
 ... --backend torch) every process trains a shard of each epoch with
@@ -37,7 +44,7 @@ from vggspec.errors import VggspecError
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from vggspec.parity.inputs import SEED_MAX
-    from vggspec.training.protocol import MAX_WORKERS, OPTIMIZERS
+    from vggspec.training.protocol import AUGMENTATIONS, CACHE_DTYPES, MAX_WORKERS, OPTIMIZERS
     from vggspec.training.settings import RunSettings
 
     # the library's defaults, shown here; every option left out is None, which leaves the library's value
@@ -95,6 +102,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seed", type=int, help=f"seed of shuffling, augmentation and dropout, 0 to {SEED_MAX} (default {config.seed})"
     )
+    parser.add_argument(
+        "--augment",
+        choices=AUGMENTATIONS,
+        metavar="HOW",
+        help=f"training augmentation: {', '.join(AUGMENTATIONS[:-1])} or {AUGMENTATIONS[-1]} (flip: left-right, "
+        f"crop: pad and crop back; default {config.augment})",
+    )
+    cache = parser.add_argument_group("cached features (a frozen base computed once)")
+    cache.add_argument(
+        "--cache-features",
+        action=argparse.BooleanOptionalAction,
+        help="compute the frozen layers' outputs once per image and train the rest on them; needs --augment none "
+        f"(default {on(config.cache_features)})",
+    )
+    cache.add_argument(
+        "--cache-dtype",
+        choices=CACHE_DTYPES,
+        help=f"how cached features are stored, float16 takes half the disk (default {config.cache_dtype})",
+    )
+    cache.add_argument("--cache-dir", metavar="DIR", help="where cached features live (default $VGGSPEC_HOME/features)")
     torch = parser.add_argument_group("torch backend")
     torch.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when available)")
     torch.add_argument(

@@ -3,9 +3,11 @@
 An image is read as :func:`vggspec.images.load_image` reads it (0..255, with
 the spec's channels: gray, RGB or RGBA; resized to the spec's input size with
 nearest-neighbour sampling, as ``vggspec predict`` does), then, for training
-only, lightly augmented: padded by 1/16 of its size on each side (reflecting its border), cropped back
-to the input size at a random offset, and flipped left-right with
-probability 1/2. Finally the spec's preprocessing is applied
+only, augmented as the ``augment`` setting says: "crop" pads it by 1/16 of its size on
+each side (reflecting its border) and crops it back to the input size at a random
+offset; "flip" flips it left-right with probability 1/2 (wrong for digits, text and
+other handed images: choose "crop" or "none" for those); "flip,crop" does both (the
+default); "none" neither. Finally the spec's preprocessing is applied
 (:func:`vggspec.preprocessing.preprocess`).
 
 Everything random is drawn from ``numpy.random.default_rng((seed, epoch, ...))``:
@@ -14,7 +16,8 @@ number of data workers. Training batches are reshuffled each epoch; with
 ``world_size`` > 1 each rank takes every ``world_size``-th image of the
 shuffled order, padded with its first images to a multiple of ``world_size``
 (as torch's ``DistributedSampler``), so every rank runs the same number of
-batches. Evaluation keeps the folder order and is split without padding.
+batches. Evaluation keeps the folder order and is split without padding
+(:func:`visiting_order`; the cached features of :mod:`.feature_cache` are visited alike).
 """
 
 from __future__ import annotations
@@ -26,19 +29,32 @@ import numpy as np
 from vggspec.images import load_image
 from vggspec.preprocessing import preprocess
 from vggspec.training.folders import ImageSet
+from vggspec.training.protocol import AUGMENTATIONS
 
 
-def augment(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Random reflect-pad-and-crop (1/16 of each side) and left-right flip of one HWC image."""
-    height, width = image.shape[:2]
-    pad_y, pad_x = max(1, height // 16), max(1, width // 16)
-    padded = np.pad(image, ((pad_y, pad_y), (pad_x, pad_x), (0, 0)), mode="reflect")
-    top = int(rng.integers(0, 2 * pad_y + 1))
-    left = int(rng.integers(0, 2 * pad_x + 1))
-    image = padded[top : top + height, left : left + width]
-    if rng.random() < 0.5:
+def augment(image: np.ndarray, rng: np.random.Generator, flip: bool = True, crop: bool = True) -> np.ndarray:
+    """Random reflect-pad-and-crop (1/16 of each side) and left-right flip of one HWC image (each when asked)."""
+    if crop:
+        height, width = image.shape[:2]
+        pad_y, pad_x = max(1, height // 16), max(1, width // 16)
+        padded = np.pad(image, ((pad_y, pad_y), (pad_x, pad_x), (0, 0)), mode="reflect")
+        top = int(rng.integers(0, 2 * pad_y + 1))
+        left = int(rng.integers(0, 2 * pad_x + 1))
+        image = padded[top : top + height, left : left + width]
+    if flip and rng.random() < 0.5:
         image = image[:, ::-1]
     return image
+
+
+def visiting_order(count: int, train: bool, seed: int, epoch: int, rank: int = 0, world_size: int = 1) -> np.ndarray:
+    """Indices (int64) of the ``count`` items that rank ``rank`` visits in ``epoch``, in order: shuffled by
+    (seed, epoch) and padded to a multiple of ``world_size`` for training, in folder order for evaluation."""
+    if not train:
+        return np.arange(count)[rank::world_size]
+    order = np.random.default_rng((seed, epoch)).permutation(count)
+    padded = math.ceil(count / world_size) * world_size
+    order = np.concatenate([order, order[: padded - count]])
+    return order[rank::world_size]
 
 
 class ImageBatches:
@@ -46,8 +62,9 @@ class ImageBatches:
 
     ``batch(i)`` -> (images NHWC float32, preprocessed; labels int64 (N,)).
     ``channels`` (C) is 1, 3 or 4 (:mod:`vggspec.images`). ``train=True``
-    shuffles and augments; ``rank``/``world_size`` pick this process' share of
-    a distributed run.
+    shuffles and augments as ``augment`` says (one of
+    :data:`~vggspec.training.protocol.AUGMENTATIONS`); ``rank``/``world_size`` pick
+    this process' share of a distributed run.
     """
 
     def __init__(
@@ -62,6 +79,7 @@ class ImageBatches:
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        augment: str = "flip,crop",
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size: expected a positive integer, received {batch_size}")
@@ -74,18 +92,15 @@ class ImageBatches:
         self.seed = seed
         self.rank = rank
         self.world_size = world_size
+        if augment not in AUGMENTATIONS:
+            raise ValueError(f"augment: expected one of {', '.join(AUGMENTATIONS)}, received {augment!r}")
+        self.flip, self.crop = ("flip" in augment.split(",")), ("crop" in augment.split(","))
         self.epoch = 1
         self.order = self._order()
 
     def _order(self) -> np.ndarray:
         """Indices into ``images`` that this rank visits this epoch, in order."""
-        count = len(self.images)
-        if not self.train:
-            return np.arange(count)[self.rank :: self.world_size]
-        order = np.random.default_rng((self.seed, self.epoch)).permutation(count)
-        padded = math.ceil(count / self.world_size) * self.world_size
-        order = np.concatenate([order, order[: padded - count]])
-        return order[self.rank :: self.world_size]
+        return visiting_order(len(self.images), self.train, self.seed, self.epoch, self.rank, self.world_size)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -101,8 +116,8 @@ class ImageBatches:
 
     def _image(self, index: int) -> np.ndarray:
         image = load_image(self.images.paths[index], self.size, self.channels)
-        if self.train:
-            image = augment(image, np.random.default_rng((self.seed, self.epoch, int(index))))
+        if self.train and (self.flip or self.crop):
+            image = augment(image, np.random.default_rng((self.seed, self.epoch, int(index))), self.flip, self.crop)
         return image
 
     def batch(self, index: int) -> tuple[np.ndarray, np.ndarray]:

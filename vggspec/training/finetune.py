@@ -6,7 +6,9 @@ is named before anything is written rather than half-way through an epoch
 (:func:`vggspec.training.folders.check_images`); build the model; load the weights that fit (every layer but a head of
 another size); freeze the layers up to the ``freeze`` setting; then, epoch after epoch,
 train, validate on the whole val split and commit the epoch to the run folder
-(:mod:`vggspec.training.run_folder`).
+(:mod:`vggspec.training.run_folder`). With ``cache_features`` the frozen layers' outputs are
+computed once (or found in the cache) before the first epoch, and the epochs train the rest
+on them (:mod:`vggspec.training.feature_cache`).
 
 The epochs themselves run in :mod:`vggspec.training.loop`.
 """
@@ -29,6 +31,7 @@ from vggspec.spec.load import spec_from_mapping, spec_to_mapping
 from vggspec.spec.model import Spec
 from vggspec.training.batches import ImageBatches
 from vggspec.training.distributed import process_rank
+from vggspec.training.feature_cache import check_cacheable, check_trainer, plan_feature_cache
 from vggspec.training.folders import ImageSet, check_images, read_split
 from vggspec.training.interrupt import StopOnInterrupt
 from vggspec.training.loop import Session, ranks_agree, run_epochs
@@ -183,6 +186,8 @@ def _train(
             f"(the last is {plan.weighted_layers()[-1].name})",
             setting="freeze",
         )
+    if config.cache_features:
+        check_cacheable(plan, config, world_size)
     backend = get_backend(settings.backend)
     trains = training_backend(backend)
     for images in (train_set, val_set):  # before anything is written: not half-way through an epoch
@@ -211,7 +216,14 @@ def _train(
                 seed=config.seed,
                 rank=rank,
                 world_size=world_size,
+                augment=config.augment,
             )
+
+        features = None
+        if config.cache_features:
+            check_trainer(trainer, backend.name)
+            in_order = {"train": batches(train_set, train=False), "val": batches(val_set, train=False)}
+            features = plan_feature_cache(plan, config, backend.name, weights, data_dir, in_order)
 
         if resumed is not None:
             record = dataclasses.replace(resumed, config=dataclasses.replace(resumed.config, epochs=config.epochs))
@@ -243,6 +255,7 @@ def _train(
             config=config,
             rank=rank,
             world_size=world_size,
+            features=features,
         )
         for line in skipped:
             session.warn(line)
@@ -255,6 +268,7 @@ def _train(
             f"{run.path}: {plan.name} on {len(train_set)} training and {len(val_set)} validation images "
             f"({', '.join(train_set.class_names)}), {backend.name}, frozen up to {freeze}"
             + (f", {world_size} processes" if world_size > 1 else "")
+            + (f", features cached ({config.cache_dtype})" if config.cache_features else "")
         )
         with StopOnInterrupt() as stop:
             rows, best = run_epochs(session, resumed is not None, stop)

@@ -7,6 +7,10 @@ Resuming restores ``last`` and rebuilds metrics.csv from it, so a run stopped
 at any moment (Ctrl-C, a killed process) neither loses nor repeats a finished
 epoch. In a distributed run every rank trains and validates its share, the
 metrics are summed over the ranks, and rank 0 alone writes.
+
+With cached features (``Session.features``) the frozen layers' outputs are read from
+the cache, or computed into it, after the checkpoint is restored (its frozen layers are
+the ones that count) and before the first epoch; the epochs then run on them.
 """
 
 from __future__ import annotations
@@ -23,13 +27,13 @@ import numpy as np
 from vggspec.backends import Backend
 from vggspec.errors import DataError
 from vggspec.planner.lower import Plan
-from vggspec.training.batches import ImageBatches
 from vggspec.training.distributed import parameters_checksum
+from vggspec.training.feature_cache import FeatureCache, cached_batches, check_trainer
 from vggspec.training.interrupt import StopOnInterrupt
 from vggspec.training.metrics import loss_and_correct
 from vggspec.training.plot import plot_available
 from vggspec.training.progress import EpochBar
-from vggspec.training.protocol import TrainConfig, Trainer
+from vggspec.training.protocol import BatchSource, TrainConfig, Trainer
 from vggspec.training.run_folder import Best, RunFolder, RunRecord
 from vggspec.training.settings import check_finished_epochs
 
@@ -38,7 +42,7 @@ def _gathered_sum(trainer: Trainer, values: list[float]) -> np.ndarray:
     return np.asarray(trainer.all_gather(np.asarray(values, dtype=np.float64)), dtype=np.float64).sum(axis=0)
 
 
-def validate(trainer: Trainer, data: ImageBatches, activation: Optional[str]) -> tuple[float, float]:
+def validate(trainer: Trainer, data: BatchSource, activation: Optional[str]) -> tuple[float, float]:
     """(mean loss, accuracy) over the whole split, summed over the ranks' shares."""
     scores = trainer.predict(data)
     loss, correct = loss_and_correct(scores, data.labels, activation)
@@ -56,11 +60,12 @@ class Session:
     model: Any
     plan: Plan
     trainer: Trainer
-    train: ImageBatches
-    val: ImageBatches
+    train: BatchSource  # images; after the cache is opened, their features
+    val: BatchSource
     config: TrainConfig
     rank: int
     world_size: int
+    features: Optional[FeatureCache] = None  # with cache_features: the cache the epochs train on
 
     @property
     def writer(self) -> bool:
@@ -120,6 +125,11 @@ def _restore(session: Session) -> tuple[list[dict[str, float]], Best]:
 def run_epochs(session: Session, resume: bool, stop: StopOnInterrupt) -> tuple[list[dict[str, float]], Best]:
     """Train from the first unfinished epoch to ``config.epochs``, committing each one."""
     rows, best = _restore(session) if resume else ([], Best())
+    if session.features is not None and len(rows) < session.config.epochs:
+        trainer = check_trainer(session.trainer, session.backend.name)
+        session.train, session.val = cached_batches(
+            session.features, trainer, session.config.batch_size, session.config.seed, session.say, stop.check
+        )
     classifier = session.plan.classifier
     activation = classifier.activation if classifier is not None else None
     epochs = session.config.epochs

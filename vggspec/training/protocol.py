@@ -18,6 +18,9 @@ import numpy as np
 from vggspec.errors import VggspecError
 
 OPTIMIZERS = ("adam", "sgd")
+# what training batches may do to an image (vggspec.training.batches.augment): flips are wrong for digits and text
+AUGMENTATIONS = ("none", "flip", "crop", "flip,crop")
+CACHE_DTYPES = ("float16", "float32")  # how cached features are stored (float16: half the disk, ~3 digits)
 # each data worker is a process (torch) or a thread (keras) holding batches ahead; more than this only costs memory
 MAX_WORKERS = 64
 
@@ -34,6 +37,11 @@ class TrainConfig:
     ``freeze`` lists the plan layer names kept frozen (filled in by the run from its
     ``freeze`` setting). Every value is checked on construction; a bad one raises a
     :class:`VggspecError` whose ``setting`` is the field's name.
+
+    ``cache_features``: the outputs of the frozen layers are computed once per image and
+    kept on disk (:mod:`vggspec.training.feature_cache`, in ``cache_dir``, as ``cache_dtype``);
+    the epochs then train only the layers after ``freeze`` on them (a :class:`TrainsOnFeatures`
+    trainer). It needs ``augment`` "none" and frozen layers that are deterministic.
     """
 
     epochs: int = 10  # in all, counting those a resumed run has finished
@@ -48,6 +56,10 @@ class TrainConfig:
     compile: bool = False  # torch.compile where the backend supports it
     channels_last: bool = True  # torch on CUDA: NHWC memory format
     autocast: bool = True  # torch on CUDA: bfloat16 autocast
+    augment: str = "flip,crop"  # training images: "none", "flip" (left-right), "crop" (pad and crop), "flip,crop"
+    cache_features: bool = False  # compute the frozen layers' outputs once and train the rest on them
+    cache_dtype: str = "float32"  # the cached features' type: "float32" (exact) or "float16" (half the disk)
+    cache_dir: Optional[str] = None  # where cached features live; None: $VGGSPEC_HOME/features
 
     def __post_init__(self) -> None:
         from vggspec.parity.inputs import checked_seed
@@ -69,6 +81,17 @@ class TrainConfig:
             )
         if not _finite(self.momentum) or not 0 <= self.momentum <= 1:
             raise VggspecError(f"momentum: expected 0 to 1, received {self.momentum!r}", setting="momentum")
+        for name, choices in (("augment", AUGMENTATIONS), ("cache_dtype", CACHE_DTYPES)):
+            if getattr(self, name) not in choices:
+                raise VggspecError(
+                    f"{name}: expected one of {', '.join(choices)}, received {getattr(self, name)!r}", setting=name
+                )
+        if not isinstance(self.cache_features, bool):
+            raise VggspecError(
+                f"cache_features: expected true or false, received {self.cache_features!r}", setting="cache_features"
+            )
+        if self.cache_dir is not None and (not isinstance(self.cache_dir, str) or not self.cache_dir):
+            raise VggspecError(f"cache_dir: expected a folder, received {self.cache_dir!r}", setting="cache_dir")
         try:
             checked_seed(self.seed)
         except VggspecError as error:
@@ -120,6 +143,22 @@ class Trainer(Protocol):
 
     def close(self) -> None:
         """Release what the trainer holds (a distributed process group, workers)."""
+
+
+@runtime_checkable
+class TrainsOnFeatures(Protocol):
+    """Optional, for ``config.cache_features``: a :class:`Trainer` that trains the layers after the frozen ones
+    on their cached outputs.
+
+    Such a trainer, made with ``config.cache_features`` true, takes in ``train_epoch`` and ``predict``
+    batches whose first array holds features instead of images: the outputs of the last frozen layer
+    (``config.freeze[-1]``), in the plan's layout (NHWC maps, or vectors after ``flatten`` in its H,W,C
+    order), float32. Its checkpoints are those of the whole model, as without the cache.
+    """
+
+    def frozen_features(self, images: np.ndarray) -> np.ndarray:
+        """The outputs of the last frozen layer for a batch of preprocessed NHWC float32 ``images``, in inference
+        mode: float32 of shape (N, *plan.layer(config.freeze[-1]).output_shape)."""
 
 
 @runtime_checkable

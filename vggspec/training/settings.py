@@ -10,7 +10,9 @@ shows these defaults in its help.
 A resumed run is the run its run.json records. A setting given again must equal the
 recorded one, except those in CHANGEABLE_ON_RESUME, which say how long the run goes on
 and how it is computed, not what it trains; the spec must be the recorded one (its
-number of classes aside: the run's head is kept). Every refusal is a
+number of classes aside: the run's head is kept). The training augmentation (``augment``)
+and the feature cache's settings (``cache_features``, ``cache_dtype``, ``cache_dir``) are
+kept too: a resumed run of a cached run reads the same cache. Every refusal is a
 :class:`~vggspec.errors.ResumeError` naming the setting.
 """
 
