@@ -11,7 +11,6 @@ The destination appears only once every byte is there and checked (one
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import http.client
 import os
 import re
@@ -26,6 +25,7 @@ from typing import Optional, Union
 from tqdm import tqdm
 
 from vggspec.errors import DownloadError
+from vggspec.fileio import file_digest
 
 CHUNK_BYTES = 1 << 20
 TIMEOUT_SECONDS = 30.0
@@ -47,11 +47,7 @@ def partial_path(dest: Union[str, Path]) -> Path:
 
 def file_md5(path: Union[str, Path]) -> str:
     """The md5 of a file's bytes as 32 lowercase hex digits."""
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(CHUNK_BYTES), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_digest(path, "md5", CHUNK_BYTES)
 
 
 class _Interrupted(Exception):

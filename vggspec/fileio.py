@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -38,3 +39,12 @@ def atomic_path(destination: Union[str, Path], suffix: str = "") -> Iterator[Pat
         with contextlib.suppress(FileNotFoundError):
             temporary_path.unlink()
         raise
+
+
+def file_digest(path: Union[str, Path], algorithm: str, chunk_bytes: int = 1 << 22) -> str:
+    """The ``hashlib`` digest (``"md5"``, ``"sha256"``) of a file's bytes as lowercase hex, read in chunks."""
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(chunk_bytes), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -52,6 +52,7 @@ from typing import Any, Callable, Iterator, Optional, Union
 import numpy as np
 
 from vggspec.errors import BackendError, DataError, VggspecError
+from vggspec.fileio import file_digest
 from vggspec.planner.layers import Dropout, PlanLayer
 from vggspec.planner.lower import Plan
 from vggspec.training.batches import ImageBatches, visiting_order
@@ -113,11 +114,7 @@ def check_trainer(trainer: Any, backend: str) -> TrainsOnFeatures:
 
 
 def file_sha256(path: Union[str, Path]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(HASH_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_digest(path, "sha256", HASH_CHUNK)
 
 
 def _text_sha256(value: Any) -> str:
