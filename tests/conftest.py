@@ -9,6 +9,7 @@ timeout its process group is killed, and so is every process that carries the ta
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -18,7 +19,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Optional, Sequence, Union
+from typing import IO, Any, Iterator, Optional, Sequence, Union
 
 import pytest
 
@@ -179,6 +180,27 @@ def run_in_own_session(
             stdout,
         )
     return Completed(proc.returncode, stdout, stderr, session=proc.pid, tag=tag, seconds=seconds)
+
+
+@contextlib.contextmanager
+def started_in_own_session(
+    command: Sequence[Union[str, Path]], env: Optional[dict] = None, **popen: Any
+) -> Iterator[subprocess.Popen]:
+    """``subprocess.Popen(command)`` in a new session with a run tag, for a test that signals it while it
+    runs (an interrupt, a kill); when the block ends, however it ends, the process group and every
+    process of the run are killed and the leader reaped."""
+    tag = uuid.uuid4().hex
+    process = subprocess.Popen(
+        [str(part) for part in command],
+        env={**(os.environ if env is None else env), RUN_TAG: tag},
+        start_new_session=True,
+        **popen,
+    )
+    try:
+        yield process
+    finally:
+        _kill_run(tag, process.pid)
+        process.wait()
 
 
 def run_vggspec(*args: str, env: dict | None = None, cwd: Path | None = None, timeout: float = 600) -> Completed:

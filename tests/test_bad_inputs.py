@@ -28,6 +28,7 @@ from vggspec.training.folders import read_split
 from vggspec.training.run_folder import NAME_LENGTH, default_run_dir
 from vggspec.weights.formats import write_bundle
 
+from conftest import run_in_own_session, run_vggspec, started_in_own_session
 from image_sets import CLASSES, make_image_set
 
 BACKENDS = ("keras", "torch")
@@ -373,28 +374,20 @@ def test_one_class_folder_is_refused(cli, tmp_path, image_set):
 def finished_run(tmp_path_factory, image_set) -> Path:
     run = tmp_path_factory.mktemp("finished") / "run"
     spec = tiny_spec(run.parent)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "vggspec",
-            "finetune",
-            str(spec),
-            "--data",
-            str(image_set),
-            "--backend",
-            "torch",
-            "--epochs",
-            "1",
-            "--workers",
-            "0",
-            "--out",
-            str(run),
-        ],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **ONE_THREAD},
-        timeout=600,
+    result = run_vggspec(
+        "finetune",
+        spec,
+        "--data",
+        image_set,
+        "--backend",
+        "torch",
+        "--epochs",
+        1,
+        "--workers",
+        0,
+        "--out",
+        run,
+        env=ONE_THREAD,
     )
     assert result.returncode == 0, result.stderr
     return run
@@ -541,18 +534,18 @@ def test_image_broken_mid_run_stops_with_one_line_and_resumes(backend, tmp_path)
         "--out",
         str(run),
     ]
-    process = subprocess.Popen(
+    with started_in_own_session(
         args, env={**os.environ, **ONE_THREAD}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    deadline = time.monotonic() + 300
-    while not ((run / "metrics.csv").is_file() and len((run / "metrics.csv").read_text().splitlines()) >= 2):
-        assert process.poll() is None, process.communicate()[1]
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    originals = {path: path.read_bytes() for path in sorted((data / "train").rglob("*.jpg"))}
-    for path in originals:
-        path.write_bytes(truncated_jpeg())
-    _, stderr = process.communicate(timeout=300)
+    ) as process:
+        deadline = time.monotonic() + 300
+        while not ((run / "metrics.csv").is_file() and len((run / "metrics.csv").read_text().splitlines()) >= 2):
+            assert process.poll() is None, process.communicate()[1]
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        originals = {path: path.read_bytes() for path in sorted((data / "train").rglob("*.jpg"))}
+        for path in originals:
+            path.write_bytes(truncated_jpeg())
+        _, stderr = process.communicate(timeout=300)
     assert process.returncode == 2, stderr[-3000:]
     assert "Traceback" not in stderr
     errors = [line for line in stderr.splitlines() if "error" in line.lower()]
@@ -566,9 +559,7 @@ def test_image_broken_mid_run_stops_with_one_line_and_resumes(backend, tmp_path)
     assert 1 <= len(finished) < 3
     for path, content in originals.items():
         path.write_bytes(content)
-    resumed = subprocess.run(
-        [*args, "--resume"], env={**os.environ, **ONE_THREAD}, capture_output=True, text=True, timeout=300
-    )
+    resumed = run_in_own_session([*args, "--resume"], 300, env={**os.environ, **ONE_THREAD})
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming {run} after epoch {len(finished)} of 3" in resumed.stdout
     rows = (run / "metrics.csv").read_text().splitlines()[1:]

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import subprocess
 import sys
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, run_in_own_session
 
 if str(REPO) not in sys.path:  # the benchmarks package lives at the repository root, not installed
     sys.path.insert(0, str(REPO))
@@ -64,17 +63,12 @@ QUICK_PARAMS = 14_714_688 + (512 * 4096 + 4096) + (4096 * 4096 + 4096) + (4096 *
 def quick_run(tmp_path_factory):
     """(report from --json-out, stdout) of one ``python -m benchmarks --quick`` run."""
     out = tmp_path_factory.mktemp("bench") / "report.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--quick", "--json-out", str(out)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = run_in_own_session([sys.executable, "-m", "benchmarks", "--quick", "--json-out", str(out)], 900, cwd=REPO)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(out.read_text()), done.stdout
 
 
+@pytest.mark.slow  # the quick run of every measure: about 70 s
 def test_quick_run_reports_every_ratio_or_why_not(quick_run):
     report, _ = quick_run
     assert list(report["ratios"]) == EXPECTED_RATIOS
@@ -96,6 +90,7 @@ def test_quick_run_reports_every_ratio_or_why_not(quick_run):
     assert report["machine"]["usable_cpus"] >= 1 and report["machine"]["versions"]["torch"]
 
 
+@pytest.mark.slow  # the quick run of every measure: about 70 s
 def test_quick_run_compares_equal_networks_and_measures_the_file_it_wrote(quick_run):
     measures = quick_run[0]["measures"]
     assert not [name for name, details in measures.items() if "error" in details]
@@ -149,6 +144,7 @@ def test_quick_run_compares_equal_networks_and_measures_the_file_it_wrote(quick_
     assert all(ratios[f"finetune/vgg16_frozen/{b}/val_accuracy_within_one_image"]["value"] for b in ("torch", "keras"))
 
 
+@pytest.mark.slow  # the quick run of every measure: about 70 s
 def test_stdout_is_one_json_object_then_a_table_of_every_figure(quick_run):
     report, stdout = quick_run
     printed, end = json.JSONDecoder().raw_decode(stdout)
@@ -225,9 +221,7 @@ def test_gpu_script_skips_cleanly_without_cuda():
 
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is present: run benchmarks/gpu.py itself")
-    done = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "gpu.py")], capture_output=True, text=True, timeout=120
-    )
+    done = run_in_own_session([sys.executable, str(REPO / "benchmarks" / "gpu.py")], 120)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["benchmark"] == "vggspec-gpu" and "CUDA" in report["skipped"]

@@ -35,7 +35,7 @@ from vggspec.training.folders import read_split
 from vggspec.training.protocol import TrainConfig
 from vggspec.training.protocol import freeze_names as frozen_layers
 
-from conftest import SPECS, run_vggspec
+from conftest import SPECS, run_vggspec, started_in_own_session
 from image_sets import make_image_set
 
 SMALL = SPECS / "examples" / "small64.yaml"
@@ -408,22 +408,22 @@ def test_a_killed_caching_pass_is_never_trusted(tmp_path):
     args = [sys.executable, "-m", "vggspec", "finetune", SMALL, "--data", data, "--weights", weights]
     args += ["--augment", "none", "--cache-features", "--cache-dir", cache, "--batch-size", 1, "--epochs", 1]
     args += ["--workers", 0, "--backend", "torch"]
-    process = subprocess.Popen(
+    with started_in_own_session(
         [*map(str, args), "--out", str(tmp_path / "killed")],
         env={**os.environ, **ONE_THREAD},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 300
-    partial: list[Path] = []
-    while not partial:
-        assert process.poll() is None, "the run ended before it was killed"
-        assert time.monotonic() < deadline
-        partial = [p for p in cache.glob(".*.partial-*") if (p / "train.npy").is_file()] if cache.is_dir() else []
-        time.sleep(0.01)
-    time.sleep(0.3)  # some batches written
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=60)
+    ) as process:
+        deadline = time.monotonic() + 300
+        partial: list[Path] = []
+        while not partial:
+            assert process.poll() is None, "the run ended before it was killed"
+            assert time.monotonic() < deadline
+            partial = [p for p in cache.glob(".*.partial-*") if (p / "train.npy").is_file()] if cache.is_dir() else []
+            time.sleep(0.01)
+        time.sleep(0.3)  # some batches written
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
     (left,) = partial
     assert left.is_dir() and (left / "train.npy").stat().st_size > 0 and not (left / "cache.json").exists()
     assert complete_caches(cache) == []

@@ -26,7 +26,7 @@ from vggspec.training.batches import ImageBatches
 from vggspec.training.folders import read_split
 from vggspec.training.metrics import confusion_matrix, cross_entropy, format_confusion, loss_and_correct
 
-from conftest import SPECS, run_vggspec
+from conftest import SPECS, run_vggspec, started_in_own_session
 from image_sets import CLASSES, make_image_set
 
 SMALL = SPECS / "examples" / "small64.yaml"
@@ -412,20 +412,20 @@ def test_resume_after_interruption(backend, stop, tiny_set, tmp_path):
         "--backend",
         backend,
     ]
-    process = subprocess.Popen(
+    with started_in_own_session(
         [sys.executable, "-m", "vggspec", *map(str, args)],
         env={**os.environ, **ONE_THREAD},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
-    )
-    deadline = time.monotonic() + 300
-    while not ((run / "metrics.csv").is_file() and len(metrics(run)) >= 1):
-        assert process.poll() is None, process.stderr.read()
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    process.send_signal(stop)
-    _, stderr = process.communicate(timeout=120)
+    ) as process:
+        deadline = time.monotonic() + 300
+        while not ((run / "metrics.csv").is_file() and len(metrics(run)) >= 1):
+            assert process.poll() is None, process.stderr.read()
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        process.send_signal(stop)
+        _, stderr = process.communicate(timeout=120)
     before = metrics(run)
     assert process.returncode == (-signal.SIGKILL if stop == signal.SIGKILL else 130), (before, stderr[-3000:])
     assert 1 <= len(before) < 3, stderr[-3000:]  # stopped in the middle
