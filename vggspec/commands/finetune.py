@@ -24,8 +24,9 @@ On a CPU, cache the frozen base's outputs: --cache-features --augment none compu
 them once per image (into --cache-dir, default $VGGSPEC_HOME/features; reused
 by later runs on the same data, weights, spec and --freeze, and by --resume), and the
 epochs train only the layers after --freeze on them (VGG16 at 224 frozen up to
-block5_pool, two cores: epochs 23 times faster with torch, 13 with keras). --augment chooses the training augmentation: flip,crop
-(the default), flip, crop or none (flips are wrong for digits and text).
+block5_pool, two cores: epochs 23 times faster with torch, 13 with keras).
+--augment chooses the training augmentation: flip,crop (the default), flip, crop
+or none (flips are wrong for digits and text).
 
 Without --weights the model trains from scratch and nothing is frozen. Under
 torchrun (python -m torch.distributed.run --nproc_per_node N -m vggspec finetune
