@@ -146,24 +146,20 @@ def _weighted(count: int) -> str:
     return f"{count} weighted layer{'' if count == 1 else 's'}"
 
 
-def fit_bundle(
-    plan: Plan, bundle: Union[StoredBundle, WeightBundle], skip_mismatch: bool = False
-) -> tuple[FittedBundle, list[str]]:
-    """Check ``bundle`` against ``plan`` (every layer, weight name, shape and dtype), then read what fits.
+def check_bundle(
+    plan: Plan, bundle: StoredBundle, skip_mismatch: bool = False
+) -> tuple[StoredBundle, LayerPairs, list[str]]:
+    """Check a file's ``bundle`` against ``plan`` on its arrays' metadata (every layer, weight name, shape
+    and dtype), nothing read.
 
-    Returns (the arrays to load, float32 numpy arrays in the plan's order; a line per
-    skipped layer). A file's bundle (a StoredBundle) is checked on its arrays' metadata,
-    and only the layers that fit are read, after all are checked. Without
-    ``skip_mismatch`` any missing layer, wrong shape or dtype raises :class:`WeightsError`
-    naming the layer and both shapes; with it, layers that do not fit are skipped and
-    named (as Keras' ``skip_mismatch``), never read. A file whose layer names are none of
-    the plan's is matched by order first (:func:`match_layers`; the pairs are the result's
-    ``by_order``).
+    Returns (the plan layers that fit, under the plan's names and in its order, each with its weights in
+    the plan's order, still unread; the pairs when matched by order (:func:`match_layers`); a line per
+    skipped layer). Without ``skip_mismatch`` any missing layer, wrong shape or dtype raises
+    :class:`WeightsError` naming the layer and both shapes; with it, layers that do not fit are left out
+    and named (as Keras' ``skip_mismatch``).
     """
-    if isinstance(bundle, WeightBundle):
-        bundle = bundle.described()
     bundle, by_order = match_layers(plan, bundle, skip_mismatch)
-    fitting: list[PlanLayer] = []
+    fitting: dict[str, dict[str, StoredArray]] = {}
     skipped: list[str] = []
     for layer in plan.weighted_layers():
         where = f"{bundle.source}: layer {layer.name}" if bundle.source else f"layer {layer.name}"
@@ -179,12 +175,27 @@ def fit_bundle(
                 raise WeightsError(problem)
             skipped.append(problem)
         else:
-            fitting.append(layer)
-    loaded = FittedBundle(source=bundle.source, by_order=by_order)
-    for layer in fitting:
-        loaded.layers[layer.name] = {
-            name: np.asarray(bundle.layers[layer.name][name].read(), dtype=np.float32) for name, _ in layer.weights
-        }
+            assert arrays is not None
+            fitting[layer.name] = {name: arrays[name] for name, _ in layer.weights}
+    return StoredBundle(fitting, bundle.source), by_order, skipped
+
+
+def fit_bundle(
+    plan: Plan, bundle: Union[StoredBundle, WeightBundle], skip_mismatch: bool = False
+) -> tuple[FittedBundle, list[str]]:
+    """Check ``bundle`` against ``plan`` (:func:`check_bundle`), then read what fits.
+
+    Returns (the arrays to load, float32 numpy arrays in the plan's order; a line per
+    skipped layer). A file's bundle (a StoredBundle) is checked on its arrays' metadata,
+    and only the layers that fit are read, after all are checked. A file whose layer names
+    are none of the plan's is matched by order first (the pairs are the result's ``by_order``).
+    """
+    if isinstance(bundle, WeightBundle):
+        bundle = bundle.described()
+    checked, by_order, skipped = check_bundle(plan, bundle, skip_mismatch)
+    loaded = FittedBundle(source=checked.source, by_order=by_order)
+    for layer, arrays in checked.layers.items():
+        loaded.layers[layer] = {name: np.asarray(array.read(), dtype=np.float32) for name, array in arrays.items()}
     return loaded, skipped
 
 

@@ -32,7 +32,7 @@ from vggspec.errors import WeightsError
 from vggspec.fileio import atomic_path
 from vggspec.planner.lower import Plan
 from vggspec.weights.bundle import StoredArray, StoredBundle, WeightBundle
-from vggspec.weights.fit import fit_bundle, match_layers, read_stored
+from vggspec.weights.fit import FittedBundle, check_bundle, fit_bundle, read_stored
 from vggspec.weights.hdf5 import group, has_attribute, open_h5
 from vggspec.weights.keras3_h5 import stored_keras3_h5, write_keras3_h5
 from vggspec.weights.keras_archive import stored_keras_archive
@@ -156,35 +156,21 @@ def read_bundle(path: Union[str, Path], plan: Optional[Plan] = None) -> WeightBu
         return fit_bundle(plan, stored)[0] if plan is not None else read_stored(stored)
 
 
-def _unread(array: StoredArray) -> StoredArray:
-    """``array`` described alone: its read gives nothing (for the check of metadata)."""
-    return dataclasses.replace(array, read=lambda: np.empty((0,), dtype=np.float32))
-
-
 def _float32(array: StoredArray) -> StoredArray:
     """``array`` as ``fit_bundle`` reads it: float32 (a float16, bfloat16 or float64 file widened or narrowed)."""
     return dataclasses.replace(array, dtype="float32", read=lambda: np.asarray(array.read(), dtype=np.float32))
 
 
 def checked_stored(plan: Plan, stored: StoredBundle) -> tuple[StoredBundle, Optional[str]]:
-    """The plan's weighted layers of ``stored``, checked by ``fit_bundle`` on their metadata alone (WeightsError
-    naming the layer and both shapes), nothing read: each array is read as float32 when asked, so that a writer
-    can hold one array at a time. Layers under the plan's names and in its order (a file read by order is
-    matched as ``fit_bundle`` matches it); the second item is its ``matching_note()`` (None: by name)."""
-    unread = StoredBundle(
-        {layer: {name: _unread(array) for name, array in weights.items()} for layer, weights in stored.layers.items()},
-        stored.source,
-    )
-    fitted, _ = fit_bundle(plan, unread)
-    matched, _ = match_layers(plan, stored)
-    checked = StoredBundle(
-        {
-            layer.name: {name: _float32(matched.layers[layer.name][name]) for name, _ in layer.weights}
-            for layer in plan.weighted_layers()
-        },
-        stored.source,
-    )
-    return checked, fitted.matching_note()
+    """The plan's weighted layers of ``stored``, checked as ``fit_bundle`` checks them, on their metadata alone
+    (WeightsError naming the layer and both shapes), nothing read: each array is read as float32 when asked, so
+    that a writer can hold one array at a time. Layers under the plan's names and in its order (a file read by
+    order is matched as ``fit_bundle`` matches it); the second item is its ``matching_note()`` (None: by name)."""
+    checked, by_order, _ = check_bundle(plan, stored)
+    floats = {
+        layer: {name: _float32(array) for name, array in weights.items()} for layer, weights in checked.layers.items()
+    }
+    return StoredBundle(floats, stored.source), FittedBundle(source=stored.source, by_order=by_order).matching_note()
 
 
 def written_format(path: Union[str, Path], keras_version: int = 2) -> str:
