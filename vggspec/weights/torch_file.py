@@ -18,6 +18,7 @@ kernel (``MADV_DONTNEED``; the data stays in the file) after each write it makes
 
 from __future__ import annotations
 
+import functools
 import math
 import mmap
 import tempfile
@@ -109,17 +110,26 @@ def stored_torch(path: Union[str, Path], plan: Plan) -> StoredBundle:
 BLOCK_BYTES = 16 << 20  # the torch-layout rows permuted and written at a time
 
 
-def _return_freed_memory() -> None:
-    """Hand the heap's free pages back to the kernel (glibc's ``malloc_trim``; elsewhere nothing): arrays of a
-    few MB freed one after the other otherwise stay in the process' resident memory (about 75 MB for VGG16's
-    convolutions), which ``torch.save`` then holds beside fc1's 411 MB."""
+@functools.cache
+def _libc() -> Any:
+    """The C library (a ``ctypes.CDLL``), looked up once (``find_library`` runs ``ldconfig`` in a subprocess);
+    None when absent."""
     import ctypes
     import ctypes.util
 
     try:
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+
+
+def _return_freed_memory() -> None:
+    """Hand the heap's free pages back to the kernel (glibc's ``malloc_trim``; elsewhere nothing): arrays of a
+    few MB freed one after the other otherwise stay in the process' resident memory (about 75 MB for VGG16's
+    convolutions), which ``torch.save`` then holds beside fc1's 411 MB."""
+    trim = getattr(_libc(), "malloc_trim", None)  # not glibc: none
+    if trim is not None:
+        trim(0)
 
 
 def _torch_rows(array: np.ndarray, change: Reorder) -> Iterator[np.ndarray]:
