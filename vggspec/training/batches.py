@@ -17,7 +17,7 @@ number of data workers. Training batches are reshuffled each epoch; with
 shuffled order, padded with its first images to a multiple of ``world_size``
 (as torch's ``DistributedSampler``), so every rank runs the same number of
 batches. Evaluation keeps the folder order and is split without padding
-(:func:`visiting_order`; the cached features of :mod:`.feature_cache` are visited alike).
+(:class:`VisitedBatches`; the cached features of :mod:`.feature_cache` are visited alike).
 """
 
 from __future__ import annotations
@@ -46,18 +46,55 @@ def augment(image: np.ndarray, rng: np.random.Generator, flip: bool = True, crop
     return image
 
 
-def visiting_order(count: int, train: bool, seed: int, epoch: int, rank: int = 0, world_size: int = 1) -> np.ndarray:
-    """Indices (int64) of the ``count`` items that rank ``rank`` visits in ``epoch``, in order: shuffled by
-    (seed, epoch) and padded to a multiple of ``world_size`` for training, in folder order for evaluation."""
-    if not train:
-        return np.arange(count)[rank::world_size]
-    order = np.random.default_rng((seed, epoch)).permutation(count)
-    padded = math.ceil(count / world_size) * world_size
-    order = np.concatenate([order, order[: padded - count]])
-    return order[rank::world_size]
+class VisitedBatches:
+    """The batches one rank visits of ``all_labels``' items (int64 (N,)) in an epoch, in order: shuffled
+    by (seed, epoch) and padded to a multiple of ``world_size`` for training (as torch's
+    ``DistributedSampler``), in folder order and split without padding for evaluation. A subclass
+    gives ``batch(i)`` for the items ``chosen(i)``: :class:`ImageBatches` reads images,
+    :class:`~vggspec.training.feature_cache.FeatureBatches` cached features."""
+
+    def __init__(self, all_labels: np.ndarray, batch_size: int, *, train: bool, seed: int, rank: int, world_size: int):
+        if batch_size < 1:
+            raise ValueError(f"batch_size: expected a positive integer, received {batch_size}")
+        self.all_labels = np.asarray(all_labels, dtype=np.int64)
+        self.batch_size = batch_size
+        self.train = train
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.epoch = 1
+        self.order = self._order()
+
+    def _order(self) -> np.ndarray:
+        """Indices of the items that this rank visits this epoch, in order."""
+        count = len(self.all_labels)
+        if not self.train:
+            return np.arange(count)[self.rank :: self.world_size]
+        order = np.random.default_rng((self.seed, self.epoch)).permutation(count)
+        padded = math.ceil(count / self.world_size) * self.world_size
+        order = np.concatenate([order, order[: padded - count]])
+        return order[self.rank :: self.world_size]
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.order = self._order()
+
+    @property
+    def labels(self) -> np.ndarray:
+        """The labels of this rank's items, in batch order."""
+        return self.all_labels[self.order]
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.order) / self.batch_size)
+
+    def chosen(self, index: int) -> np.ndarray:
+        """The indices of the items in batch ``index``."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"batch {index}: expected 0 to {len(self) - 1}")
+        return self.order[index * self.batch_size : (index + 1) * self.batch_size]
 
 
-class ImageBatches:
+class ImageBatches(VisitedBatches):
     """A :class:`~vggspec.training.protocol.BatchSource` over an :class:`ImageSet`.
 
     ``batch(i)`` -> (images NHWC float32, preprocessed; labels int64 (N,)).
@@ -81,38 +118,14 @@ class ImageBatches:
         world_size: int = 1,
         augment: str = "flip,crop",
     ):
-        if batch_size < 1:
-            raise ValueError(f"batch_size: expected a positive integer, received {batch_size}")
+        super().__init__(images.labels, batch_size, train=train, seed=seed, rank=rank, world_size=world_size)
+        if augment not in AUGMENTATIONS:
+            raise ValueError(f"augment: expected one of {', '.join(AUGMENTATIONS)}, received {augment!r}")
         self.images = images
         self.size = (int(size[0]), int(size[1]))
         self.channels = channels
         self.preprocessing = preprocessing
-        self.batch_size = batch_size
-        self.train = train
-        self.seed = seed
-        self.rank = rank
-        self.world_size = world_size
-        if augment not in AUGMENTATIONS:
-            raise ValueError(f"augment: expected one of {', '.join(AUGMENTATIONS)}, received {augment!r}")
         self.flip, self.crop = ("flip" in augment.split(",")), ("crop" in augment.split(","))
-        self.epoch = 1
-        self.order = self._order()
-
-    def _order(self) -> np.ndarray:
-        """Indices into ``images`` that this rank visits this epoch, in order."""
-        return visiting_order(len(self.images), self.train, self.seed, self.epoch, self.rank, self.world_size)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-        self.order = self._order()
-
-    @property
-    def labels(self) -> np.ndarray:
-        """The labels of this rank's images, in batch order."""
-        return self.images.labels[self.order]
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.order) / self.batch_size)
 
     def _image(self, index: int) -> np.ndarray:
         image = load_image(self.images.paths[index], self.size, self.channels)
@@ -121,8 +134,6 @@ class ImageBatches:
         return image
 
     def batch(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        if not 0 <= index < len(self):
-            raise IndexError(f"batch {index}: expected 0 to {len(self) - 1}")
-        chosen = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+        chosen = self.chosen(index)
         pixels = np.stack([self._image(int(i)) for i in chosen])
-        return preprocess(pixels, self.preprocessing), self.images.labels[chosen]
+        return preprocess(pixels, self.preprocessing), self.all_labels[chosen]

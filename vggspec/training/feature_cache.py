@@ -55,7 +55,7 @@ from vggspec.errors import BackendError, DataError, VggspecError
 from vggspec.fileio import file_digest
 from vggspec.planner.layers import Dropout, PlanLayer
 from vggspec.planner.lower import Plan
-from vggspec.training.batches import ImageBatches, visiting_order
+from vggspec.training.batches import ImageBatches, VisitedBatches
 from vggspec.training.folders import ImageSet
 from vggspec.training.protocol import TrainConfig, TrainsOnFeatures
 
@@ -219,11 +219,12 @@ def plan_feature_cache(
     )
 
 
-class FeatureBatches:
+class FeatureBatches(VisitedBatches):
     """A :class:`~vggspec.training.protocol.BatchSource` over cached features: ``batch(i)`` -> (features
     float32 (N, *shape), labels int64 (N,)), visited in the order :class:`ImageBatches` visits the images
-    (:func:`visiting_order`); never augmented. The array is opened memory-mapped when first read (and
-    again in each process a data loader starts: a pickled source carries the path, not the array)."""
+    (:class:`~vggspec.training.batches.VisitedBatches`); never augmented. The array is opened memory-mapped
+    when first read (and again in each process a data loader starts: a pickled source carries the path,
+    not the array)."""
 
     def __init__(
         self,
@@ -236,19 +237,9 @@ class FeatureBatches:
         rank: int = 0,
         world_size: int = 1,
     ):
+        super().__init__(labels, batch_size, train=train, seed=seed, rank=rank, world_size=world_size)
         self.path = Path(path)
-        self.all_labels = np.asarray(labels, dtype=np.int64)
-        self.batch_size = batch_size
-        self.train = train
-        self.seed = seed
-        self.rank = rank
-        self.world_size = world_size
-        self.epoch = 1
         self._features: Optional[np.ndarray] = None
-        self.order = self._order()
-
-    def _order(self) -> np.ndarray:
-        return visiting_order(len(self.all_labels), self.train, self.seed, self.epoch, self.rank, self.world_size)
 
     @property
     def features(self) -> np.ndarray:
@@ -259,21 +250,8 @@ class FeatureBatches:
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_features": None}
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-        self.order = self._order()
-
-    @property
-    def labels(self) -> np.ndarray:
-        return self.all_labels[self.order]
-
-    def __len__(self) -> int:
-        return -(-len(self.order) // self.batch_size)
-
     def batch(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        if not 0 <= index < len(self):
-            raise IndexError(f"batch {index}: expected 0 to {len(self) - 1}")
-        chosen = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+        chosen = self.chosen(index)
         return np.asarray(self.features[chosen], dtype=np.float32), self.all_labels[chosen]
 
 
