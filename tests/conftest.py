@@ -27,6 +27,18 @@ import vggspec_keras  # noqa: F401  (gives TensorFlow vggspec's settings before 
 
 REPO = Path(__file__).resolve().parents[1]
 SPECS = REPO / "specs"
+# The shipped specs every backend and the generated sources are held to: torchvision's eight, then Table 1
+SHIPPED_SPECS = ["vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn"]
+SHIPPED_SPECS += ["A", "A-LRN", "B", "C", "D", "E"]
+# A small network with every kind of layer a head can have: 32x32 input, widths 8 and 16.
+SMALL_SPEC = {
+    "name": "small",
+    "layers": ["conv3-8", "maxpool", "conv3-16", "maxpool"],
+    "input_shape": [32, 32, 3],
+    "fc": [32, 24],
+    "dropout": 0.5,
+    "classes": 10,
+}
 RUN_TAG = "VGGSPEC_TEST_RUN"
 LEFTOVER_GRACE_S = 10.0  # a process of the run may take this long to exit after the run's leader
 

@@ -28,24 +28,16 @@ from vggspec.weights.fit import fit_bundle
 from vggspec.weights.formats import write_bundle
 
 from conftest import REPO, run_in_own_session
+from conftest import SHIPPED_SPECS as SHIPPED
+from conftest import SMALL_SPEC as SMALL
 from weight_fixtures import keras_vgg16, random_weights, write_keras1_h5
 
 keras = pytest.importorskip("keras")
 torch = pytest.importorskip("torch")
 
-SHIPPED = ["vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn"]
-SHIPPED += ["A", "A-LRN", "B", "C", "D", "E"]
 FORMS = [("keras", "sequential"), ("keras", "functional"), ("torch", None)]
 
 # The edited specs of the backend tests (tests/test_keras_backend.py, tests/test_torch_backend.py) and more:
-SMALL = {
-    "name": "small",
-    "layers": ["conv3-8", "maxpool", "conv3-16", "maxpool"],
-    "input_shape": [32, 32, 3],
-    "fc": [32, 24],
-    "dropout": 0.5,
-    "classes": 10,
-}
 EDITED = {
     "small": SMALL,
     "small_lrn": {

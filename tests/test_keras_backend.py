@@ -24,36 +24,13 @@ from vggspec.weights.bundle import WeightBundle
 from vggspec.weights.fit import fit_bundle
 
 from conftest import REPO
+from conftest import SHIPPED_SPECS as SHIPPED
+from conftest import SMALL_SPEC as SMALL
 
 keras = pytest.importorskip("keras")
 
-SHIPPED = [
-    "vgg11",
-    "vgg13",
-    "vgg16",
-    "vgg19",
-    "vgg11_bn",
-    "vgg13_bn",
-    "vgg16_bn",
-    "vgg19_bn",
-    "A",
-    "A-LRN",
-    "B",
-    "C",
-    "D",
-    "E",
-]
 VGG16_CONV_PARAMS = 14_714_688  # include_top=False (FACTS.md)
 
-# A small network with every kind of layer a head can have: 32x32 input, widths 8 and 16.
-SMALL = {
-    "name": "small",
-    "layers": ["conv3-8", "maxpool", "conv3-16", "maxpool"],
-    "input_shape": [32, 32, 3],
-    "fc": [32, 24],
-    "dropout": 0.5,
-    "classes": 10,
-}
 # The same with LRN after the first convolution; parameters that make the LRN sum matter.
 SMALL_LRN = {
     **SMALL,

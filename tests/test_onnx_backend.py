@@ -28,12 +28,12 @@ from vggspec.preprocessing import preprocess
 from vggspec.weights.bundle import WeightBundle
 from vggspec.weights.formats import write_bundle
 
+from conftest import SHIPPED_SPECS as SHIPPED
+
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 torch = pytest.importorskip("torch")
 
-SHIPPED = ["vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn"]
-SHIPPED += ["A", "A-LRN", "B", "C", "D", "E"]
 
 # A small VGG: the last map is 8x8x16, so fc1's flatten order matters.
 SMALL = {

@@ -19,24 +19,10 @@ from vggspec.backends import get_backend
 from vggspec.weights.bundle import WeightBundle
 from vggspec.weights.fit import fit_bundle
 
+from conftest import SHIPPED_SPECS as SHIPPED
+
 torch = pytest.importorskip("torch")
 
-SHIPPED = [
-    "vgg11",
-    "vgg13",
-    "vgg16",
-    "vgg19",
-    "vgg11_bn",
-    "vgg13_bn",
-    "vgg16_bn",
-    "vgg19_bn",
-    "A",
-    "A-LRN",
-    "B",
-    "C",
-    "D",
-    "E",
-]
 
 # torchvision's vgg16(): conv at features.0, 2, 5, ...; ReLU after each, MaxPool2d ending each block.
 VGG16_STATE = {
