@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -131,6 +132,13 @@ def _read(file: IO[bytes]) -> str:
     return file.read().decode(errors="replace")
 
 
+def run_temp_folder() -> tempfile.TemporaryDirectory[str]:
+    """The temporary folder (``TMPDIR``) of one run, removed when the run ends: what its processes leave
+    there (torchrun's ``torchelastic_*`` folders, a killed writer's staging files) goes with it.
+    It lies in the usual temporary folder (the caller's ``TMPDIR``, if set)."""
+    return tempfile.TemporaryDirectory(prefix="vggspec-test-run-", ignore_cleanup_errors=True)
+
+
 def run_in_own_session(
     command: Sequence[Union[str, Path]],
     timeout: float,
@@ -150,14 +158,14 @@ def run_in_own_session(
     """
     tag = uuid.uuid4().hex
     shown = " ".join(map(str, command))[:300]
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, run_temp_folder() as temp:
         started = time.monotonic()
         proc = subprocess.Popen(
             [str(part) for part in command],
             stdout=out,
             stderr=err,
             cwd=cwd,
-            env={**(os.environ if env is None else env), RUN_TAG: tag},
+            env={**(os.environ if env is None else env), "TMPDIR": temp, RUN_TAG: tag},
             start_new_session=True,
         )
         try:
@@ -202,17 +210,18 @@ def started_in_own_session(
     runs (an interrupt, a kill); when the block ends, however it ends, the process group and every
     process of the run are killed and the leader reaped."""
     tag = uuid.uuid4().hex
-    process = subprocess.Popen(
-        [str(part) for part in command],
-        env={**(os.environ if env is None else env), RUN_TAG: tag},
-        start_new_session=True,
-        **popen,
-    )
-    try:
-        yield process
-    finally:
-        _kill_run(tag, process.pid)
-        process.wait()
+    with run_temp_folder() as temp:
+        process = subprocess.Popen(
+            [str(part) for part in command],
+            env={**(os.environ if env is None else env), "TMPDIR": temp, RUN_TAG: tag},
+            start_new_session=True,
+            **popen,
+        )
+        try:
+            yield process
+        finally:
+            _kill_run(tag, process.pid)
+            process.wait()
 
 
 def run_vggspec(*args: str, env: dict | None = None, cwd: Path | None = None, timeout: float = 600) -> Completed:
@@ -226,3 +235,39 @@ def run_vggspec(*args: str, env: dict | None = None, cwd: Path | None = None, ti
 def cli():
     """``cli("summary", "vgg16")`` -> Completed(returncode, stdout, stderr)."""
     return run_vggspec
+
+
+class ModuleFolders:
+    """``mktemp(name)`` as ``tmp_path_factory`` gives it, for a module-scoped fixture; the folders go when
+    the module's tests are done, unless one of them failed (then they stay, for a look)."""
+
+    def __init__(self, factory: pytest.TempPathFactory):
+        self.factory = factory
+        self.made: list[Path] = []
+
+    def mktemp(self, name: str) -> Path:
+        folder = self.factory.mktemp(name)
+        self.made.append(folder)
+        return folder
+
+
+@pytest.fixture(scope="module")
+def module_tmp(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[ModuleFolders]:
+    """Temporary folders that last one test module: full-size weight files (0.5 GB each) and trained runs
+    would otherwise pile up until the session ends (the slow suite once filled a disk with 22 GB)."""
+    failed_before = request.session.testsfailed
+    folders = ModuleFolders(tmp_path_factory)
+    yield folders
+    if request.session.testsfailed == failed_before:
+        for folder in folders.made:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+SLOW_SUITE_DISK_GB = 5.6  # the slow suite's peak in the temporary folder (README, Development)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """The temporary folder and its free space: the slow tests write full-size weight files."""
+    folder = tempfile.gettempdir()
+    free = shutil.disk_usage(folder).free / 1e9
+    return f"temporary folder: {folder}, {free:.1f} GB free (the slow tests need about {SLOW_SUITE_DISK_GB:g} GB)"

@@ -59,9 +59,9 @@ def files_under(folder: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def image_set(tmp_path_factory) -> Path:
+def image_set(module_tmp) -> Path:
     """8 training and 2 validation RGB JPEGs per class, 32×32."""
-    return make_image_set(tmp_path_factory.mktemp("rgb"), size=32, train_per_class=8, val_per_class=2, seed=4)
+    return make_image_set(module_tmp.mktemp("rgb"), size=32, train_per_class=8, val_per_class=2, seed=4)
 
 
 def truncated_jpeg(size: int = 32) -> bytes:
@@ -214,8 +214,8 @@ def gray_image_set(root: Path, train_per_class: int, val_per_class: int) -> Path
 
 
 @pytest.fixture(scope="module")
-def gray_set(tmp_path_factory) -> Path:
-    return gray_image_set(tmp_path_factory.mktemp("gray"), train_per_class=8, val_per_class=2)
+def gray_set(module_tmp) -> Path:
+    return gray_image_set(module_tmp.mktemp("gray"), train_per_class=8, val_per_class=2)
 
 
 def test_gray_files_are_gray(gray_set):
@@ -371,8 +371,8 @@ def test_one_class_folder_is_refused(cli, tmp_path, image_set):
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory, image_set) -> Path:
-    run = tmp_path_factory.mktemp("finished") / "run"
+def finished_run(module_tmp, image_set) -> Path:
+    run = module_tmp.mktemp("finished") / "run"
     spec = tiny_spec(run.parent)
     result = run_vggspec(
         "finetune",

@@ -60,9 +60,9 @@ QUICK_PARAMS = 14_714_688 + (512 * 4096 + 4096) + (4096 * 4096 + 4096) + (4096 *
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
+def quick_run(module_tmp):
     """(report from --json-out, stdout) of one ``python -m benchmarks --quick`` run."""
-    out = tmp_path_factory.mktemp("bench") / "report.json"
+    out = module_tmp.mktemp("bench") / "report.json"
     done = run_in_own_session([sys.executable, "-m", "benchmarks", "--quick", "--json-out", str(out)], 900, cwd=REPO)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(out.read_text()), done.stdout

@@ -218,9 +218,9 @@ def small_case_spec(case: str) -> vggspec.Spec:
 
 
 @pytest.fixture(scope="module")
-def generated(tmp_path_factory):
+def generated(module_tmp):
     """Every case written, run by the runner and by the backends: {case: (plan, paths, expected, results)}."""
-    folder = tmp_path_factory.mktemp("codegen")
+    folder = module_tmp.mktemp("codegen")
     cases, found = [], {}
     for seed, case in enumerate(SMALL_CASES):
         plan = vggspec.plan(small_case_spec(case))
@@ -430,11 +430,11 @@ def test_the_files_run_as_scripts(generated):
 
 
 @pytest.fixture(scope="module")
-def generated_full(tmp_path_factory):
+def generated_full(module_tmp):
     """Every shipped spec at full size with random weights (made from a seed in both processes: no weight
     files), the Keras 1 layout of vgg16_weights_tf_dim_ordering_tf_kernels.h5 into the Sequential VGG16, and
     the files of ``vggspec build vgg16|vgg16_bn --backend torch`` into the torch VGG16 and VGG16-BN."""
-    folder = tmp_path_factory.mktemp("codegen_full")
+    folder = module_tmp.mktemp("codegen_full")
     cases, found = [], {}
     for seed, name in enumerate(SHIPPED):
         plan = vggspec.plan(name)

@@ -57,9 +57,9 @@ def two_rank_finetune(data: Path, run: Path, epochs: int) -> Completed:
 
 
 @pytest.fixture(scope="module")
-def small_set(tmp_path_factory) -> Path:
+def small_set(module_tmp) -> Path:
     """40 training and 10 validation images per class, 64x64."""
-    return make_image_set(tmp_path_factory.mktemp("ddp"), size=64, train_per_class=40, val_per_class=10, seed=2)
+    return make_image_set(module_tmp.mktemp("ddp"), size=64, train_per_class=40, val_per_class=10, seed=2)
 
 
 def test_two_ranks_train_the_small_spec_and_agree(small_set, tmp_path):

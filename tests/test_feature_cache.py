@@ -89,14 +89,14 @@ def complete_caches(cache_dir: Path) -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def tiny_set(tmp_path_factory) -> Path:
+def tiny_set(module_tmp) -> Path:
     """24 training and 8 validation images per class, 64x64."""
-    return make_image_set(tmp_path_factory.mktemp("tiny"), size=64, train_per_class=24, val_per_class=8, seed=1)
+    return make_image_set(module_tmp.mktemp("tiny"), size=64, train_per_class=24, val_per_class=8, seed=1)
 
 
 @pytest.fixture(scope="module")
-def small_weights(tmp_path_factory) -> Path:
-    return write_weights(tmp_path_factory.mktemp("weights") / "small64.safetensors", two_class_plan())
+def small_weights(module_tmp) -> Path:
+    return write_weights(module_tmp.mktemp("weights") / "small64.safetensors", two_class_plan())
 
 
 # ---- what may be cached (no framework) ----

@@ -48,15 +48,15 @@ def finetune(*args: object, backend: str, timeout: float = 600):
 
 
 @pytest.fixture(scope="module")
-def tiny_set(tmp_path_factory) -> Path:
+def tiny_set(module_tmp) -> Path:
     """24 training and 8 validation images per class, 64x64."""
-    return make_image_set(tmp_path_factory.mktemp("tiny"), size=64, train_per_class=24, val_per_class=8, seed=1)
+    return make_image_set(module_tmp.mktemp("tiny"), size=64, train_per_class=24, val_per_class=8, seed=1)
 
 
 @pytest.fixture(scope="module")
-def image_set(tmp_path_factory) -> Path:
+def image_set(module_tmp) -> Path:
     """200 training and 60 validation images per class, 64x64."""
-    return make_image_set(tmp_path_factory.mktemp("shapes"), size=64, train_per_class=200, val_per_class=60)
+    return make_image_set(module_tmp.mktemp("shapes"), size=64, train_per_class=200, val_per_class=60)
 
 
 # ---- the pipeline and the metrics (no framework) ----
@@ -297,13 +297,13 @@ def check_evaluate(run: Path, data: Path, val_accuracy: float, count: int) -> No
 
 
 @pytest.fixture(scope="module")
-def trained(image_set, tmp_path_factory):
+def trained(image_set, module_tmp):
     """backend -> (run folder, wall seconds), trained once per backend for the tests below."""
     runs = {}
 
     def train(backend: str):
         if backend not in runs:
-            run = tmp_path_factory.mktemp(f"trained-{backend}") / "run"
+            run = module_tmp.mktemp(f"trained-{backend}") / "run"
             started = time.monotonic()
             result = finetune(
                 SMALL, "--data", image_set, "--epochs", 10, "--batch-size", 16, "--out", run, backend=backend
@@ -458,7 +458,7 @@ def test_resume_after_interruption(backend, stop, tiny_set, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def vgg16_h5(tmp_path_factory) -> Path:
+def vgg16_h5(module_tmp) -> Path:
     """Random VGG16 weights (1000 classes) written as a Keras 2 .h5 file, as the converted files are."""
     import vggspec
     from vggspec.weights.bundle import WeightBundle
@@ -474,7 +474,7 @@ def vgg16_h5(tmp_path_factory) -> Path:
             for layer in plan.weighted_layers()
         }
     )
-    path = tmp_path_factory.mktemp("weights") / "vgg16_random.h5"
+    path = module_tmp.mktemp("weights") / "vgg16_random.h5"
     write_bundle(path, bundle, plan)
     return path
 

@@ -45,9 +45,9 @@ MANY_CLI = settings(max_examples=40, deadline=None, derandomize=True, database=N
 
 
 @pytest.fixture(scope="module")
-def originals(tmp_path_factory) -> tuple[Path, dict[str, bytes]]:
+def originals(module_tmp) -> tuple[Path, dict[str, bytes]]:
     """(a work folder, the bytes of the small spec's weights in each format); each file a few dozen KB."""
-    folder = tmp_path_factory.mktemp("fuzz")
+    folder = module_tmp.mktemp("fuzz")
     plan = small_plan()
     layers = plan_layers(plan)
     bundle = WeightBundle(as_bundle_layers(layers))

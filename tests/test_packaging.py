@@ -40,9 +40,9 @@ def _vggspec(environment: Path, *args: object, cwd: Path) -> subprocess.Complete
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
+def wheel(module_tmp) -> Path:
     """The wheel, built from a copy of the source (setuptools writes build/ beside what it builds)."""
-    out = tmp_path_factory.mktemp("wheel")
+    out = module_tmp.mktemp("wheel")
     source = out / "source"
     top = {".git", ".venv", "build", "dist", ".pytest_cache", "runs", "data"}  # runs/, data/: finetune's output
 

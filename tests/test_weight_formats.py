@@ -51,9 +51,9 @@ def vgg16_plan(**changes):
 
 
 @pytest.fixture(scope="module")
-def vgg16_h5(tmp_path_factory):
+def vgg16_h5(module_tmp):
     """VGG16 in the layout of vgg16_weights_tf_dim_ordering_tf_kernels.h5 (Keras 1)."""
-    path = tmp_path_factory.mktemp("keras1") / "vgg16_weights_tf_dim_ordering_tf_kernels.h5"
+    path = module_tmp.mktemp("keras1") / "vgg16_weights_tf_dim_ordering_tf_kernels.h5"
     return write_keras1_h5(path, keras_vgg16_layers(include_top=True))
 
 

@@ -78,10 +78,10 @@ def assert_close(received: np.ndarray, expected: np.ndarray, tolerance: float = 
 
 
 @pytest.fixture(scope="module")
-def small_files(tmp_path_factory):
+def small_files(module_tmp):
     """The small spec's file, and legacy files of its hand-written model: Keras 2 names, and Keras 1 names with
     ZeroPadding2D layers; with the models that saved them."""
-    folder = tmp_path_factory.mktemp("handwritten")
+    folder = module_tmp.mktemp("handwritten")
     plain, padded = handwritten_vgg(SMALL, seed=1), handwritten_vgg(SMALL, zero_padding=True, seed=2)
     return {
         "spec": small_spec_file(folder),
