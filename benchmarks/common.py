@@ -155,6 +155,22 @@ def speed_note(candidate: dict[str, Any], reference: dict[str, Any]) -> str:
     )
 
 
+def speed_figure(
+    rates: dict[str, dict[str, Any]],
+    candidate: str,
+    reference: str,
+    goal: Optional[tuple[str, Any]] = None,
+    about: str = "",
+) -> dict[str, Any]:
+    """The figure of ``candidate``'s speed over ``reference``'s, two entries of :func:`interleaved_rates`'
+    result: the ratio of their medians, the note giving both and the per-round range after ``about``."""
+    return figure(
+        ratio(rates[candidate]["median"], rates[reference]["median"]),
+        goal=goal,
+        note=about + speed_note(rates[candidate], rates[reference]),
+    )
+
+
 def interleaved_rates(
     candidates: dict[str, Callable[[], Any]], items_per_call: int, repeats: int, warmup: int, min_sample_s: float
 ) -> dict[str, dict[str, Any]]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from benchmarks.common import Case, figure, interleaved_rates, ratio, set_torch_threads, speed_note
+from benchmarks.common import Case, interleaved_rates, set_torch_threads, speed_figure
 
 BATCH = 8
 LAYER = "block2_conv2"
@@ -68,10 +68,11 @@ def measure(case: Case) -> dict[str, Any]:
             "images_per_s": rates,
         },
         "ratios": {
-            f"features/{LAYER}_vs_full_model": figure(
-                ratio(rates["extractor"]["median"], rates["full_model"]["median"]),
-                note=f"{params['extractor']:,} of {params['full_model']:,} parameters; "
-                + speed_note(rates["extractor"], rates["full_model"]),
+            f"features/{LAYER}_vs_full_model": speed_figure(
+                rates,
+                "extractor",
+                "full_model",
+                about=f"{params['extractor']:,} of {params['full_model']:,} parameters; ",
             )
         },
     }

@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from benchmarks.common import Case, figure, interleaved_rates, ratio, speed_note
+from benchmarks.common import Case, interleaved_rates, speed_figure
 
 BATCHES = (1, 8)
 GOAL = (">=", 0.98)
@@ -71,15 +71,14 @@ def measure(case: Case) -> dict[str, Any]:
             min_sample_s=case.forward_min_sample_s,
         )
         rows.append({"batch": batch, "images_per_s": rates})
-        ours, theirs = rates["vggspec"], rates["keras_applications"]
-        ratios[f"forward_keras/batch{batch}/vs_keras_applications"] = figure(
-            ratio(ours["median"], theirs["median"]), goal=GOAL, note=speed_note(ours, theirs)
+        ratios[f"forward_keras/batch{batch}/vs_keras_applications"] = speed_figure(
+            rates, "vggspec", "keras_applications", goal=GOAL
         )
-        ratios[f"forward_keras/batch{batch}/control_a_vs_a"] = figure(
-            ratio(rates["keras_applications_again"]["median"], theirs["median"]),
-            goal=None,
-            note="two identical keras.applications models: the noise floor; "
-            + speed_note(rates["keras_applications_again"], theirs),
+        ratios[f"forward_keras/batch{batch}/control_a_vs_a"] = speed_figure(
+            rates,
+            "keras_applications_again",
+            "keras_applications",
+            about="two identical keras.applications models: the noise floor; ",
         )
     return {
         "details": {

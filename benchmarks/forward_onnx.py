@@ -16,7 +16,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from benchmarks.common import Case, figure, interleaved_rates, ratio, set_torch_threads, speed_note
+from benchmarks.common import Case, interleaved_rates, set_torch_threads, speed_figure
 
 BATCHES = (1, 8)
 GOAL = (">=", 1.0)
@@ -68,14 +68,9 @@ def measure(case: Case) -> dict[str, Any]:
             min_sample_s=case.forward_min_sample_s,
         )
         rows.append({"batch": batch, "images_per_s": rates})
-        ours, theirs = rates["onnx"], rates["torch"]
-        ratios[f"forward_onnx/batch{batch}/vs_torch_backend"] = figure(
-            ratio(ours["median"], theirs["median"]), goal=GOAL, note=speed_note(ours, theirs)
-        )
-        ratios[f"forward_onnx/batch{batch}/control_a_vs_a"] = figure(
-            ratio(rates["torch_again"]["median"], theirs["median"]),
-            goal=None,
-            note="two identical torch backend models: the noise floor; " + speed_note(rates["torch_again"], theirs),
+        ratios[f"forward_onnx/batch{batch}/vs_torch_backend"] = speed_figure(rates, "onnx", "torch", goal=GOAL)
+        ratios[f"forward_onnx/batch{batch}/control_a_vs_a"] = speed_figure(
+            rates, "torch_again", "torch", about="two identical torch backend models: the noise floor; "
         )
     return {
         "details": {

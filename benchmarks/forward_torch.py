@@ -22,9 +22,8 @@ from benchmarks.common import (
     Case,
     figure,
     interleaved_rates,
-    ratio,
     set_torch_threads,
-    speed_note,
+    speed_figure,
 )
 
 BATCHES = (1, 8)
@@ -164,18 +163,14 @@ def measure(case: Case) -> dict[str, Any]:
                 for reference in REFERENCES:
                     name = f"forward_torch/batch{batch}/{layout}/vs_{reference}"
                     if reference in rates:
-                        ratios[name] = figure(
-                            ratio(rates["vggspec"]["median"], rates[reference]["median"]),
-                            goal=GOAL,
-                            note=speed_note(rates["vggspec"], rates[reference]),
-                        )
+                        ratios[name] = speed_figure(rates, "vggspec", reference, goal=GOAL)
                     else:
                         ratios[name] = figure(None, goal=GOAL, reason=unavailable[reference])
-                ratios[f"forward_torch/batch{batch}/{layout}/control_a_vs_a"] = figure(
-                    ratio(rates["hand_written_again"]["median"], rates["hand_written"]["median"]),
-                    goal=None,
-                    note="two identical hand-written models: the noise floor; "
-                    + speed_note(rates["hand_written_again"], rates["hand_written"]),
+                ratios[f"forward_torch/batch{batch}/{layout}/control_a_vs_a"] = speed_figure(
+                    rates,
+                    "hand_written_again",
+                    "hand_written",
+                    about="two identical hand-written models: the noise floor; ",
                 )
 
     speedup = {}
