@@ -77,6 +77,36 @@ def test_plugin_is_found_and_importing_it_leaves_keras_out(backend):
     assert out.stdout.strip() == "[]"
 
 
+ALLOCATOR_SCRIPT = """
+import sys
+from vggspec_keras import KerasBackend
+if sys.argv[1] == "train":
+    KerasBackend().seed(0)
+import tensorflow as tf
+try:
+    tf.zeros((50_000_000,))  # 200 MB: over the 64 MB the test gives TensorFlow's pool, nothing for the system
+    print("system")
+except tf.errors.ResourceExhaustedError as error:
+    print("pool" if "bfc_cpu_allocator" in str(error) else f"other: {error}")
+"""
+
+
+@pytest.mark.parametrize(
+    "purpose, user_setting, expected",
+    [("train", None, "pool"), ("build", None, "system"), ("train", "false", "system")],
+)
+def test_training_processes_take_cpu_memory_from_tensorflows_pool(purpose, user_setting, expected):
+    env = {name: value for name, value in os.environ.items() if name != "TF_CPU_ALLOCATOR_USE_BFC"}
+    env["TF_CPU_BFC_MEM_LIMIT_IN_MB"] = "64"
+    if user_setting is not None:
+        env["TF_CPU_ALLOCATOR_USE_BFC"] = user_setting  # the user's word wins
+    out = subprocess.run(
+        [sys.executable, "-c", ALLOCATOR_SCRIPT, purpose], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == expected
+
+
 # --- every shipped name against its plan -----------------------------------------------------------
 
 

@@ -9,7 +9,11 @@ full 224x224 VGG16 under ``-m slow``.
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -363,6 +367,46 @@ def test_save_writes_a_state_dict(backend, tmp_path):
     assert list(loaded) == list(model.state_dict())
     assert all(torch.equal(loaded[key], value) for key, value in model.state_dict().items())
     assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
+
+
+# --- the training process' memory ---------------------------------------------------------------------
+
+HUGE_PAGES_SCRIPT = """
+import re, sys
+from vggspec_torch import TorchBackend
+if sys.argv[1] == "train":
+    TorchBackend().seed(0)
+import torch
+tensor = torch.ones(50_000_000)  # 200 MB, every page touched
+with open("/proc/self/smaps_rollup") as file:
+    print(int(re.search(r"AnonHugePages:\\s+(\\d+) kB", file.read()).group(1)) * 1024)
+"""
+TRANSPARENT_HUGE_PAGES = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+
+
+def kernel_huge_pages() -> str:
+    """The kernel's transparent huge page mode (always, madvise, never), or "" where it has none."""
+    try:
+        return re.search(r"\[(\w+)\]", TRANSPARENT_HUGE_PAGES.read_text()).group(1)
+    except (OSError, AttributeError):
+        return ""
+
+
+@pytest.mark.skipif(kernel_huge_pages() != "madvise", reason="the kernel gives huge pages only on madvise here")
+@pytest.mark.parametrize(
+    "purpose, user_setting, huge",
+    [("train", None, True), ("build", None, False), ("train", "0", False)],
+)
+def test_training_processes_put_large_tensors_on_huge_pages(purpose, user_setting, huge):
+    env = {name: value for name, value in os.environ.items() if name != "THP_MEM_ALLOC_ENABLE"}
+    if user_setting is not None:
+        env["THP_MEM_ALLOC_ENABLE"] = user_setting  # the user's word wins
+    out = subprocess.run(
+        [sys.executable, "-c", HUGE_PAGES_SCRIPT, purpose], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    huge_bytes = int(out.stdout.split()[-1])
+    assert (huge_bytes >= 100_000_000) if huge else (huge_bytes == 0), huge_bytes
 
 
 # --- parity with keras.applications.VGG16 ---------------------------------------------------------

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import os
 import warnings
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, Mapping, Optional, Protocol, Sequence, runtime_checkable
@@ -30,6 +31,13 @@ from vggspec.weights.bundle import WeightBundle
 GROUP = "vggspec.backends"
 # The backends vggspec ships as extras: named here so that a missing one gets an install hint.
 BUILTIN_EXTRAS = {"keras": "keras", "torch": "torch", "onnx": "onnx"}
+
+
+def set_environment_defaults(values: Mapping[str, str]) -> None:
+    """Set each of ``values`` in ``os.environ`` unless it is set already (the user's word wins): how a backend
+    gives its framework settings that the framework reads once, when it starts (so: before it is imported)."""
+    for name, value in values.items():
+        os.environ.setdefault(name, value)
 
 
 @runtime_checkable

@@ -91,7 +91,13 @@ class KerasBackend:
         return _loading_note(model, path)
 
     def seed(self, seed: int) -> None:
-        """Seed Python's, numpy's and the Keras backend's random generators (initialisers, dropout)."""
+        """Seed Python's, numpy's and the Keras backend's random generators (initialisers, dropout).
+
+        The first call of a training run, before anything runs on TensorFlow: it also sets the training
+        environment (:func:`vggspec_keras.environment.set_training_environment`: pooled CPU memory)."""
+        from vggspec_keras.environment import set_training_environment
+
+        set_training_environment()
         import keras
 
         keras.utils.set_random_seed(seed)

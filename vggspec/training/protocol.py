@@ -166,7 +166,9 @@ class TrainingBackend(Protocol):
     """The two methods a backend adds to :class:`vggspec.backends.Backend` to train."""
 
     def seed(self, seed: int) -> None:
-        """Seed the framework's global random generators (called before ``build``: weights, dropout)."""
+        """Seed the framework's global random generators (called before ``build``: weights, dropout). It is
+        a training run's first call to the backend: the place to set what the framework must know before it
+        starts (the keras backend's training allocator)."""
 
     def trainer(self, model: Any, plan: Any, config: TrainConfig) -> Trainer:
         """A :class:`Trainer` for ``model`` (built from ``plan``, weights already loaded)."""
