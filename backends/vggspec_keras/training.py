@@ -19,9 +19,10 @@ Single process only: a distributed run needs the torch backend.
 With ``config.cache_features`` two more functional models share the model's layers:
 the frozen part (the input to the last frozen layer: ``frozen_features``) and the
 trained part (an input of that layer's output shape, then the layers after it), which
-``train_on_batch`` and ``predict_on_batch`` run on the cached features. The trained part is compiled with
-the model's own optimizer, whose variables are then those of the model's trainable
-weights, in the same order: checkpoints are the whole model's, as without the cache.
+``train_on_batch`` and ``predict_on_batch`` run on the cached features. The trained
+part is compiled with the model's own optimizer, whose variables are then those of the
+model's trainable weights, in the same order: checkpoints are the whole model's, as
+without the cache.
 It is compiled as the model is (XLA left to Keras' "auto"): under XLA the dropout layers
 draw other masks, and the cached run would no longer train as the uncached one does.
 """
@@ -131,7 +132,7 @@ class KerasTrainer:
             )
 
         compile_model(model)
-        self.trained = model  # what fit and predict run: the model, or its part after the frozen layers
+        self.trained = model  # what the epochs train and predict: the model, or its part after the frozen layers
         self.on_features = config.cache_features  # the epochs' batches are cached features, not images
         self.frozen = model
         if config.cache_features:

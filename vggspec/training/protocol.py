@@ -168,7 +168,7 @@ class TrainingBackend(Protocol):
     def seed(self, seed: int) -> None:
         """Seed the framework's global random generators (called before ``build``: weights, dropout). It is
         a training run's first call to the backend: the place to set what the framework must know before it
-        starts (the keras backend's training allocator)."""
+        starts (the keras and torch backends' memory settings for training)."""
 
     def trainer(self, model: Any, plan: Any, config: TrainConfig) -> Trainer:
         """A :class:`Trainer` for ``model`` (built from ``plan``, weights already loaded)."""
