@@ -268,6 +268,26 @@ def test_cache_is_reused_and_invalidated_by_weights_freeze_and_data(tiny_set, sm
     assert len(complete_caches(cache)) == 4
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["torch", "keras"])
+def test_a_resumed_run_reuses_the_cache_and_trains_as_a_straight_run(backend, tiny_set, small_weights, tmp_path):
+    """Two cached epochs, then --resume to three: the features are read again, not computed, and every
+    epoch's numbers are those of three epochs in one run (weights, optimizer state and dropout continue)."""
+    common = ["--data", tiny_set, "--weights", small_weights, "--augment", "none", "--cache-features"]
+    common += ["--cache-dir", tmp_path / "cache", "--batch-size", 8, "--workers", 0]
+    first = finetune(SMALL, *common, "--epochs", 2, "--out", tmp_path / "run", backend=backend)
+    assert first.returncode == 0 and COMPUTING in first.stdout, first.stderr
+    resumed = finetune(SMALL, *common, "--epochs", 3, "--out", tmp_path / "run", "--resume", backend=backend)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "after epoch 2 of 3" in resumed.stdout
+    assert REUSING in resumed.stdout and COMPUTING not in resumed.stdout
+    straight = finetune(SMALL, *common, "--epochs", 3, "--out", tmp_path / "straight", backend=backend)
+    assert straight.returncode == 0 and REUSING in straight.stdout, straight.stderr
+    rows = [row | {"seconds": ""} for row in metrics(tmp_path / "run")]
+    assert [row["epoch"] for row in rows] == ["1", "2", "3"]
+    assert rows == [row | {"seconds": ""} for row in metrics(tmp_path / "straight")]
+
+
 def test_the_default_cache_is_under_vggspec_home(tiny_set, small_weights, tmp_path):
     result = run_vggspec(
         "finetune", SMALL, "--data", tiny_set, "--weights", small_weights, "--augment", "none", "--cache-features",
