@@ -133,7 +133,6 @@ class KerasTrainer:
 
         compile_model(model)
         self.trained = model  # what the epochs train and predict: the model, or its part after the frozen layers
-        self.on_features = config.cache_features  # the epochs' batches are cached features, not images
         self.frozen = model
         if config.cache_features:
             last = config.freeze[-1]
@@ -157,7 +156,7 @@ class KerasTrainer:
 
     def train_epoch(self, data: BatchSource, epoch: int, progress: Progress) -> dict[str, float]:
         self._seed_dropout(epoch)
-        if self.on_features:
+        if self.config.cache_features:  # the batches are cached features
             return self._train_on_features(data, progress)
         # shuffle=False: the core has shuffled the images; Keras would also reorder the batches of a PyDataset
         history = self.trained.fit(
@@ -177,7 +176,7 @@ class KerasTrainer:
     def predict(self, data: BatchSource) -> np.ndarray:
         if len(data) == 0:
             return np.zeros((0, *self.model.outputs[0].shape[1:]), dtype=np.float32)
-        if self.on_features:
+        if self.config.cache_features:  # the batches are cached features
             scores = [self.trained.predict_on_batch(data.batch(index)[0]) for index in range(len(data))]
             return np.concatenate(scores).astype(np.float32, copy=False)
         return np.asarray(self.trained.predict(Batches(data, self.config.workers), verbose=0), dtype=np.float32)
