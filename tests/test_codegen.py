@@ -22,7 +22,8 @@ import pytest
 
 import vggspec
 from vggspec.backends import get_backend
-from vggspec.codegen import codegen_command, generate_source
+from vggspec.codegen import generate_source
+from vggspec.commands.codegen import codegen_command
 from vggspec.weights.bundle import WeightBundle
 from vggspec.weights.fit import fit_bundle
 from vggspec.weights.formats import write_bundle

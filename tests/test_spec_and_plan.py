@@ -229,8 +229,6 @@ def test_summary_json_and_markdown(cli):
             "kernel_size": 3,
             "input_channels": 3,
             "activation": None,
-            "strides": 1,
-            "padding": "same",
         },
     }
     markdown = cli("summary", str(SPECS / "vgg19.yaml"), "--format", "markdown").stdout

@@ -213,13 +213,18 @@ def test_configuration_c_has_unpadded_1x1_convolutions(backend):
 
 def test_activation_modules_equal_keras_activations():
     keras = pytest.importorskip("keras")
-    from vggspec_torch.network import ACTIVATIONS, CLASSIFIER_ACTIVATIONS
+    from vggspec.frameworks import keras_layers, torch_modules
+    from vggspec_torch.network import NAMESPACES
 
     x = np.linspace(-6, 6, 241, dtype=np.float32).reshape(1, -1)
-    for name, make in {**ACTIVATIONS, **CLASSIFIER_ACTIVATIONS}.items():
-        ours = make()(torch.from_numpy(x.copy())).numpy()
-        theirs = keras.ops.convert_to_numpy(keras.activations.get(name)(x))
-        assert np.abs(ours - theirs).max() < 1e-6, name
+    for tables in (
+        (torch_modules.ACTIVATIONS, keras_layers.ACTIVATIONS),
+        (torch_modules.CLASSIFIER_ACTIVATIONS, keras_layers.CLASSIFIER_ACTIVATIONS),
+    ):
+        for name, module in tables[0].items():
+            ours = module.make(NAMESPACES)(torch.from_numpy(x.copy())).numpy()
+            theirs = keras.ops.convert_to_numpy(keras.activations.get(tables[1][name])(x))
+            assert np.abs(ours - theirs).max() < 1e-6, name
 
 
 def lrn_reference(x: np.ndarray, size: int, alpha: float, beta: float, k: float) -> np.ndarray:

@@ -61,7 +61,6 @@ NUMPY_BACKEND = '''
             k, p = layer.kernel_size, layer.kernel_size // 2
             padded = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
             windows = np.lib.stride_tricks.sliding_window_view(padded, (k, k), axis=(1, 2))  # N,H,W,C,k,k
-            windows = windows[:, :: layer.strides, :: layer.strides]
             y = np.einsum("nhwcij,ijco->nhwo", windows, w["kernel"]) + w["bias"]
             return activate(y, layer.activation)
         if isinstance(layer, L.BatchNormalization):

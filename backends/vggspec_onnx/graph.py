@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Optional, Union
+from typing import Any, Callable, Iterable, Mapping, Optional, Union
 
 import numpy as np
 import onnx
@@ -124,100 +124,85 @@ class _GraphWriter:
 
     def activation(self, kind: str, x: str, output: str, layer: str) -> str:
         """``kind`` (a spec activation, or a classifier's softmax or sigmoid) of ``x``, named ``<layer>/<kind>``."""
-        name = f"{layer}/{kind}"
-        if kind == "relu":
-            return self.node("Relu", [x], output, name)
-        if kind == "relu6":
-            return self.node("Clip", [x, self.scalar(0.0), self.scalar(6.0)], output, name)
-        if kind == "elu":
-            return self.node("Elu", [x], output, name, alpha=1.0)
-        if kind == "selu":
-            return self.node("Selu", [x], output, name, alpha=SELU_ALPHA, gamma=SELU_GAMMA)
-        if kind == "gelu":  # exact: x · (1 + erf(x / √2)) / 2
-            scaled = self.node("Div", [x, self.scalar(math.sqrt(2.0))], f"{name}/scaled", f"{name}/scaled")
-            erf = self.node("Erf", [scaled], f"{name}/erf", f"{name}/erf")
-            shifted = self.node("Add", [erf, self.scalar(1.0)], f"{name}/shifted", f"{name}/shifted")
-            product = self.node("Mul", [x, shifted], f"{name}/product", f"{name}/product")
-            return self.node("Mul", [product, self.scalar(0.5)], output, name)
-        if kind == "silu":  # x · sigmoid(x)
-            gate = self.node("Sigmoid", [x], f"{name}/gate", f"{name}/gate")
-            return self.node("Mul", [x, gate], output, name)
-        if kind == "tanh":
-            return self.node("Tanh", [x], output, name)
-        if kind == "sigmoid":
-            return self.node("Sigmoid", [x], output, name)
-        if kind == "softmax":
-            return self.node("Softmax", [x], output, name, axis=-1)
-        raise BackendError(f"layer {layer}: expected an activation the onnx backend writes, received {kind!r}")
+        write = ACTIVATIONS.get(kind)
+        if write is None:
+            raise BackendError(f"layer {layer}: expected an activation the onnx backend writes, received {kind!r}")
+        return write(self, x, output, f"{layer}/{kind}")
+
+    def _gelu(self, x: str, output: str, name: str) -> str:
+        """Exact gelu, x · (1 + erf(x / √2)) / 2: the pattern onnxruntime fuses into its Gelu kernel."""
+        scaled = self.node("Div", [x, self.scalar(math.sqrt(2.0))], f"{name}/scaled", f"{name}/scaled")
+        erf = self.node("Erf", [scaled], f"{name}/erf", f"{name}/erf")
+        shifted = self.node("Add", [erf, self.scalar(1.0)], f"{name}/shifted", f"{name}/shifted")
+        product = self.node("Mul", [x, shifted], f"{name}/product", f"{name}/product")
+        return self.node("Mul", [product, self.scalar(0.5)], output, name)
+
+    def _silu(self, x: str, output: str, name: str) -> str:
+        """x · sigmoid(x)."""
+        gate = self.node("Sigmoid", [x], f"{name}/gate", f"{name}/gate")
+        return self.node("Mul", [x, gate], output, name)
 
     def add(self, layer: PlanLayer, previous: Optional[str]) -> None:
         """The nodes of ``layer``, reading the output of the plan layer ``previous``."""
-        name = layer.name
-        if isinstance(layer, InputLayer):
-            self.outputs[name] = _Tensor(name, nchw=False)  # the graph's input
-            return
-        assert previous is not None, f"{name} has no layer before it"
-        map_out = f"{name}/nchw"
-        if isinstance(layer, Conv2D):
-            pad = layer.kernel_size // 2
-            conv = f"{name}/conv" if layer.activation is not None else map_out
-            weights = [initializer_name(name, "kernel"), initializer_name(name, "bias")]
-            self.node(
-                "Conv",
-                [self.nchw(previous), *weights],
-                conv,
-                name,
-                kernel_shape=[layer.kernel_size] * 2,
-                pads=[pad] * 4,
-                strides=[layer.strides] * 2,
-            )
-            if layer.activation is not None:
-                self.activation(layer.activation, conv, map_out, name)
-            self.outputs[name] = _Tensor(map_out, nchw=True)
-        elif isinstance(layer, BatchNormalization):
-            weights = [initializer_name(name, w) for w in ("gamma", "beta", "moving_mean", "moving_variance")]
-            self.node(
-                "BatchNormalization", [self.nchw(previous), *weights], map_out, name, epsilon=float(layer.epsilon)
-            )
-            self.outputs[name] = _Tensor(map_out, nchw=True)
-        elif isinstance(layer, Activation):  # elementwise: keeps the layout of its input
-            before = self.outputs[previous]
-            output = map_out if before.nchw else name
-            self.activation(layer.activation, before.name, output, name)
-            self.outputs[name] = _Tensor(output, nchw=before.nchw)
-        elif isinstance(layer, LocalResponseNormalization):
-            self._lrn(layer, self.nchw(previous))
-        elif isinstance(layer, MaxPooling2D):
-            self.node(
-                "MaxPool",
-                [self.nchw(previous)],
-                map_out,
-                name,
-                kernel_shape=[layer.pool_size] * 2,
-                strides=[layer.strides] * 2,
-            )
-            self.outputs[name] = _Tensor(map_out, nchw=True)
-        elif isinstance(layer, Flatten):
-            self.node("Flatten", [self.channels_last(previous)], name, name, axis=1)
-            self.outputs[name] = _Tensor(name, nchw=False)
-        elif isinstance(layer, Dense):
-            gemm = f"{name}/gemm" if layer.activation is not None else name
-            weights = [initializer_name(name, "kernel"), initializer_name(name, "bias")]
-            self.node("Gemm", [self.channels_last(previous), *weights], gemm, name)
-            if layer.activation is not None:
-                self.activation(layer.activation, gemm, name, name)
-            self.outputs[name] = _Tensor(name, nchw=False)
-        elif isinstance(layer, Dropout):  # the identity at inference: no node
-            self.outputs[name] = self.outputs[previous]
-        elif isinstance(layer, (GlobalAveragePooling2D, GlobalMaxPooling2D)):
-            op = "GlobalAveragePool" if isinstance(layer, GlobalAveragePooling2D) else "GlobalMaxPool"
-            pooled = self.node(op, [self.nchw(previous)], f"{name}/pooled", name)  # (N, C, 1, 1)
-            self.node("Flatten", [pooled], name, f"{name}/flatten", axis=1)
-            self.outputs[name] = _Tensor(name, nchw=False)
-        else:  # a layer type the plan gained and this writer does not know: never leave it out silently
-            raise BackendError(f"layer {name}: the onnx backend has no operator for a {layer.type_name}")
+        write = LAYERS.get(type(layer))
+        if write is None:  # a layer type the plan gained and this writer does not know: never leave it out silently
+            raise BackendError(f"layer {layer.name}: the onnx backend has no operator for a {layer.type_name}")
+        if previous is None and not isinstance(layer, InputLayer):
+            raise BackendError(f"layer {layer.name}: expected a layer before it, received none")
+        self.outputs[layer.name] = write(self, layer, previous or "")
 
-    def _lrn(self, layer: LocalResponseNormalization, x: str) -> None:
+    def _input(self, layer: InputLayer, previous: str) -> _Tensor:
+        return _Tensor(layer.name, nchw=False)  # the graph's input
+
+    def _conv(self, layer: Conv2D, previous: str) -> _Tensor:
+        name, pad = layer.name, layer.kernel_size // 2  # 'same' padding of an odd kernel, stride 1
+        conv = f"{name}/conv" if layer.activation is not None else f"{name}/nchw"
+        weights = [initializer_name(name, "kernel"), initializer_name(name, "bias")]
+        self.node(
+            "Conv", [self.nchw(previous), *weights], conv, name, kernel_shape=[layer.kernel_size] * 2, pads=[pad] * 4
+        )
+        if layer.activation is not None:
+            self.activation(layer.activation, conv, f"{name}/nchw", name)
+        return _Tensor(f"{name}/nchw", nchw=True)
+
+    def _batch_norm(self, layer: BatchNormalization, previous: str) -> _Tensor:
+        weights = [initializer_name(layer.name, w) for w in ("gamma", "beta", "moving_mean", "moving_variance")]
+        inputs = [self.nchw(previous), *weights]
+        output = self.node("BatchNormalization", inputs, f"{layer.name}/nchw", layer.name, epsilon=float(layer.epsilon))
+        return _Tensor(output, nchw=True)
+
+    def _activation_layer(self, layer: Activation, previous: str) -> _Tensor:
+        before = self.outputs[previous]  # elementwise: keeps the layout of its input
+        output = f"{layer.name}/nchw" if before.nchw else layer.name
+        return _Tensor(self.activation(layer.activation, before.name, output, layer.name), nchw=before.nchw)
+
+    def _max_pool(self, layer: MaxPooling2D, previous: str) -> _Tensor:
+        kernel, strides = [layer.pool_size] * 2, [layer.strides] * 2
+        output = self.node(
+            "MaxPool", [self.nchw(previous)], f"{layer.name}/nchw", layer.name, kernel_shape=kernel, strides=strides
+        )
+        return _Tensor(output, nchw=True)
+
+    def _flatten(self, layer: Flatten, previous: str) -> _Tensor:
+        return _Tensor(self.node("Flatten", [self.channels_last(previous)], layer.name, layer.name, axis=1), False)
+
+    def _dense(self, layer: Dense, previous: str) -> _Tensor:
+        gemm = f"{layer.name}/gemm" if layer.activation is not None else layer.name
+        weights = [initializer_name(layer.name, "kernel"), initializer_name(layer.name, "bias")]
+        self.node("Gemm", [self.channels_last(previous), *weights], gemm, layer.name)
+        if layer.activation is not None:
+            self.activation(layer.activation, gemm, layer.name, layer.name)
+        return _Tensor(layer.name, nchw=False)
+
+    def _dropout(self, layer: Dropout, previous: str) -> _Tensor:
+        return self.outputs[previous]  # the identity at inference: no node
+
+    def _global_pool(self, layer: Union[GlobalAveragePooling2D, GlobalMaxPooling2D], previous: str) -> _Tensor:
+        op = "GlobalAveragePool" if isinstance(layer, GlobalAveragePooling2D) else "GlobalMaxPool"
+        pooled = self.node(op, [self.nchw(previous)], f"{layer.name}/pooled", layer.name)  # (N, C, 1, 1)
+        return _Tensor(self.node("Flatten", [pooled], layer.name, f"{layer.name}/flatten", axis=1), nchw=False)
+
+    def _lrn(self, layer: LocalResponseNormalization, previous: str) -> _Tensor:
         """ONNX's LRN with the plan's numbers (see the module)."""
         if layer.size % 2 == 0:
             raise BackendError(
@@ -230,9 +215,7 @@ class _GraphWriter:
             "beta": float(layer.beta),
             "bias": float(layer.k),
         }
-        self.outputs[layer.name] = _Tensor(
-            self.node("LRN", [x], f"{layer.name}/nchw", layer.name, **attributes), nchw=True
-        )
+        return _Tensor(self.node("LRN", [self.nchw(previous)], f"{layer.name}/nchw", layer.name, **attributes), True)
 
     def graph_output(self, key: str, layer: str) -> str:
         """A tensor named ``key`` holding ``layer``'s output channels last (an Identity when named otherwise)."""
@@ -240,6 +223,37 @@ class _GraphWriter:
         if tensor != key:
             self.node("Identity", [tensor], key, f"{key}/output")
         return key
+
+
+Writer = Callable[[_GraphWriter, Any, str], _Tensor]
+
+# Plan layer type -> the writer of its nodes (reading the previous layer's output), giving the layer's output
+LAYERS: dict[type, Writer] = {
+    InputLayer: _GraphWriter._input,
+    Conv2D: _GraphWriter._conv,
+    BatchNormalization: _GraphWriter._batch_norm,
+    Activation: _GraphWriter._activation_layer,
+    LocalResponseNormalization: _GraphWriter._lrn,
+    MaxPooling2D: _GraphWriter._max_pool,
+    Flatten: _GraphWriter._flatten,
+    Dense: _GraphWriter._dense,
+    Dropout: _GraphWriter._dropout,
+    GlobalAveragePooling2D: _GraphWriter._global_pool,
+    GlobalMaxPooling2D: _GraphWriter._global_pool,
+}
+
+# The plan's activations (vggspec.planner.activations) and the classifier's, as nodes: (writer, x, output, name)
+ACTIVATIONS: dict[str, Callable[[_GraphWriter, str, str, str], str]] = {
+    "relu": lambda g, x, out, name: g.node("Relu", [x], out, name),
+    "relu6": lambda g, x, out, name: g.node("Clip", [x, g.scalar(0.0), g.scalar(6.0)], out, name),
+    "elu": lambda g, x, out, name: g.node("Elu", [x], out, name, alpha=1.0),
+    "selu": lambda g, x, out, name: g.node("Selu", [x], out, name, alpha=SELU_ALPHA, gamma=SELU_GAMMA),
+    "gelu": _GraphWriter._gelu,
+    "silu": _GraphWriter._silu,
+    "tanh": lambda g, x, out, name: g.node("Tanh", [x], out, name),
+    "sigmoid": lambda g, x, out, name: g.node("Sigmoid", [x], out, name),
+    "softmax": lambda g, x, out, name: g.node("Softmax", [x], out, name, axis=-1),
+}
 
 
 def model_proto(plan: Plan, initializers: Iterable[TensorProto], outputs: Mapping[str, str]) -> onnx.ModelProto:

@@ -43,11 +43,11 @@ from torch.utils.data import DataLoader, Dataset
 
 from vggspec.errors import BackendError, VggspecError
 from vggspec.fileio import atomic_path
+from vggspec.frameworks.torch_modules import FEATURES
 from vggspec.planner.layers import Dense, Flatten
 from vggspec.planner.lower import Plan
 from vggspec.training.distributed import process_rank
 from vggspec.training.protocol import BatchSource, Progress, TrainConfig
-from vggspec.weights.torchvision import FEATURES, module_slots
 from vggspec_torch.network import VGG
 
 SUFFIX = ".pt"
@@ -102,13 +102,12 @@ def pick_device(config: TrainConfig) -> torch.device:
     return device
 
 
-def freeze(net: nn.Module, plan: Plan, names: tuple[str, ...]) -> list[nn.Module]:
+def freeze(net: VGG, plan: Plan, names: tuple[str, ...]) -> list[nn.Module]:
     """Turn off ``requires_grad`` of the frozen layers' parameters; return their batch-norm modules."""
     frozen_norms: list[nn.Module] = []
-    slots = module_slots(plan)
     for layer in plan.weighted_layers():
         if layer.name in names:
-            module = net.get_submodule(slots[layer.name].path)
+            module = net.get_submodule(net.slots[layer.name].path)
             module.requires_grad_(False)
             if isinstance(module, nn.BatchNorm2d):
                 frozen_norms.append(module)
@@ -132,7 +131,7 @@ def split_network(net: VGG, plan: Plan, layer: str) -> tuple[nn.Module, VGG]:
     ``net``'s modules. The first gives ``layer``'s output in torch's layout (NCHW maps; for ``flatten`` the
     (N, C, H, W) map before it); the second takes it in the plan's (see ``TorchTrainer._inputs``)."""
     found = plan.layer(layer)
-    slot = module_slots(plan).get(layer)
+    slot = net.slots.get(layer)
     if not net.has_top:
         raise BackendError(f"plan {plan.name}: expected a top to train on cached features, received none")
     if slot is not None and slot.sequence == FEATURES:

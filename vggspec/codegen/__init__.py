@@ -10,7 +10,6 @@ out as ``ruff format`` lays it out (:mod:`.common`). vggspec's command: ``vggspe
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 from typing import Optional, Union
 
@@ -24,10 +23,10 @@ from vggspec.planner.lower import Plan
 FRAMEWORKS = ("keras", "torch")
 DEFAULT_KERAS_STYLE = "sequential"
 
-__all__ = ["DEFAULT_KERAS_STYLE", "FRAMEWORKS", "KERAS_STYLES", "codegen_command", "generate_source", "write_source"]
+__all__ = ["DEFAULT_KERAS_STYLE", "FRAMEWORKS", "KERAS_STYLES", "chosen_style", "generate_source", "write_source"]
 
 
-def _style(framework: str, style: Optional[str]) -> Optional[str]:
+def chosen_style(framework: str, style: Optional[str]) -> Optional[str]:
     """The style to write: Keras' (default sequential); torch has one form and takes none."""
     if framework not in FRAMEWORKS:
         raise VggspecError(
@@ -42,20 +41,11 @@ def _style(framework: str, style: Optional[str]) -> Optional[str]:
     return (style or DEFAULT_KERAS_STYLE) if framework == "keras" else None
 
 
-def codegen_command(spec: str, framework: str, style: Optional[str] = None, out: Optional[str] = None) -> str:
-    """The ``vggspec codegen`` command line that writes this file (for its header), arguments shell-quoted."""
-    words = ["vggspec", "codegen", spec, "--framework", framework]
-    chosen = _style(framework, style)
-    words += ["--style", chosen] if chosen else []
-    words += ["--out", out] if out else []
-    return " ".join(shlex.quote(word) for word in words)
-
-
 def generate_source(plan: Plan, framework: str, style: Optional[str] = None, command: str = "") -> str:
     """The Python source of ``plan`` for ``framework`` ("keras" or "torch"), in ``style`` (Keras:
-    "sequential", the default, or "functional"). ``command`` (see :func:`codegen_command`) is written
-    in the header as the way to regenerate the file."""
-    chosen = _style(framework, style)
+    "sequential", the default, or "functional"). ``command`` is written
+    in the header as the way to regenerate the file (vggspec's command writes its own command line)."""
+    chosen = chosen_style(framework, style)
     if chosen is not None:
         return keras_source(plan, chosen, command)
     return torch_source(plan, command)

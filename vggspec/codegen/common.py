@@ -16,6 +16,7 @@ import textwrap
 from dataclasses import dataclass
 from typing import Callable, Iterable, Optional, Sequence, Union
 
+from vggspec.frameworks.construct import Argument, Construct, Expression
 from vggspec.planner.layers import (
     Activation,
     BatchNormalization,
@@ -34,8 +35,14 @@ INDENT = "    "
 LOOP_MIN = 5  # identical convolutions in a row written as a loop; the paper's blocks have at most 4
 
 
-def literal(value: Union[str, float, int, bool, None]) -> str:
-    """A Python literal as ruff writes it: strings in double quotes, floats short (``1e-5``, ``0.75``)."""
+def literal(value: Argument) -> str:
+    """A Python literal as ruff writes it: strings in double quotes, floats short (``1e-5``, ``0.75``),
+    tuples ``(3, 3)``; an :class:`Expression` as its source text (``512 * 7 * 7``)."""
+    if isinstance(value, Expression):
+        return value.source
+    if isinstance(value, tuple):
+        items = ", ".join(literal(item) for item in value)
+        return f"({items},)" if len(value) == 1 else f"({items})"
     if isinstance(value, str):
         return json.dumps(value)
     if isinstance(value, float):
@@ -69,6 +76,14 @@ class Call:
 def call(function: str, *arguments: Union[str, Call], **keywords: str) -> Call:
     """A Call from positional source texts and keyword source texts (``name='"fc1"'``), in that order."""
     return Call(function, (*arguments, *(f"{key}={value}" for key, value in keywords.items())))
+
+
+def construct_call(entry: Construct, *first: str, **more: str) -> Call:
+    """A framework table's entry as source: ``first`` (source texts) before its arguments, ``more``
+    (keyword source texts, e.g. a layer's name) after them."""
+    arguments = [literal(value) for value in entry.args]
+    keywords = {key: literal(value) for key, value in entry.kwargs}
+    return call(entry.type, *first, *arguments, **keywords, **more)
 
 
 def docstring(paragraphs: Sequence[Sequence[str]]) -> list[str]:

@@ -1,15 +1,20 @@
 """A plan as a standalone Keras 3 file: a ``Sequential`` model, one ``model.add`` a layer, or a functional
 model written as ``keras.applications.vgg16`` writes it.
 
-Every layer is Keras' own class with the arguments a person writes (``layers.Conv2D(64, (3, 3),
-activation="relu", padding="same", name="block1_conv1")``), named as the plan names it (the Keras
-backend's and ``keras.applications``' names), so Keras weight files load by name and by order.
-LRN, which Keras lacks, is a small layer class in the file that computes what
-:mod:`vggspec_keras.lrn` computes, in the same order of operations.
+Every layer is its entry of Keras' layer table (:mod:`vggspec.frameworks.keras_layers`, from which the
+Keras backend builds its models) written as source, named as the plan names it: ``layers.Conv2D(64,
+(3, 3), activation="relu", padding="same", name="block1_conv1")``, so Keras weight files load by name
+and by order. LRN, which Keras lacks, is vggspec's own layer class, whose source the file carries:
+copied from the Keras backend's :mod:`vggspec_keras.lrn`, its one definition (read as text: nothing
+here imports Keras).
 """
 
 from __future__ import annotations
 
+import ast
+import importlib.util
+from functools import cache
+from pathlib import Path
 from typing import Optional
 
 from vggspec.codegen.common import (
@@ -18,6 +23,7 @@ from vggspec.codegen.common import (
     Loop,
     Unit,
     call,
+    construct_call,
     header,
     literal,
     name_template,
@@ -25,96 +31,31 @@ from vggspec.codegen.common import (
     with_loops,
 )
 from vggspec.errors import VggspecError
-from vggspec.planner.layers import (
-    Activation,
-    BatchNormalization,
-    Conv2D,
-    Dense,
-    Dropout,
-    Flatten,
-    GlobalAveragePooling2D,
-    GlobalMaxPooling2D,
-    LocalResponseNormalization,
-    MaxPooling2D,
-    PlanLayer,
-)
+from vggspec.frameworks.keras_layers import LRN, keras_layer
+from vggspec.planner.layers import PlanLayer
 from vggspec.planner.lower import Plan, lower_to_plan
 
 STYLES = ("sequential", "functional")
-# Keras' defaults for BatchNormalization: arguments equal to them are not written
-KERAS_BATCH_NORM_DEFAULTS = {"epsilon": 1e-3, "momentum": 0.99}
-
-LRN_CLASS = '''\
-@keras.saving.register_keras_serializable()
-class LocalResponseNormalization(layers.Layer):
-    """Local response normalization across channels, as torch.nn.LocalResponseNorm(size, alpha, beta, k).
-
-    On channels-last maps: out[..., c] = x[..., c] / (k + alpha / size * s) ** beta, where s sums x ** 2
-    over the channels c - size // 2 ... c + (size - 1) // 2 (those outside the map count as 0).
-    """
-
-    def __init__(self, size=5, alpha=1e-4, beta=0.75, k=2.0, **kwargs):
-        super().__init__(**kwargs)
-        self.size = size
-        self.alpha = alpha
-        self.beta = beta
-        self.k = k
-
-    def call(self, inputs):
-        channels = inputs.shape[-1]
-        # zero padding on the channel axis only: size // 2 before, (size - 1) // 2 after
-        padded = ops.pad(ops.square(inputs), [[0, 0], [0, 0], [0, 0], [self.size // 2, (self.size - 1) // 2]])
-        window_sum = padded[..., 0:channels]
-        for offset in range(1, self.size):
-            window_sum = window_sum + padded[..., offset : offset + channels]
-        return inputs / ops.power(self.k + (self.alpha / self.size) * window_sum, self.beta)
-
-    def get_config(self):
-        return {**super().get_config(), "size": self.size, "alpha": self.alpha, "beta": self.beta, "k": self.k}
-'''
 
 
-def _pair(value: int) -> str:
-    return f"({value}, {value})"
+@cache
+def lrn_class_source() -> str:
+    """The source of the Keras backend's LRN layer class, its decorator included (``vggspec_keras/lrn.py``)."""
+    package = importlib.util.find_spec("vggspec_keras")  # a top-level name: found without importing it
+    if package is None or package.origin is None:
+        raise VggspecError("codegen: expected the keras backend's package vggspec_keras (for LRN), received none")
+    text = (Path(package.origin).parent / "lrn.py").read_text(encoding="utf-8")
+    found = next(node for node in ast.parse(text).body if isinstance(node, ast.ClassDef) and node.name == LRN)
+    first = min([found.lineno, *(decorator.lineno for decorator in found.decorator_list)])
+    return "\n".join(text.splitlines()[first - 1 : found.end_lineno])
 
 
 def layer_call(layer: PlanLayer, name: str) -> Call:
     """The Keras layer of one plan layer as source; ``name`` is the name's source text (a literal or an f-string)."""
-    if isinstance(layer, Conv2D):
-        options = {"strides": _pair(layer.strides)} if layer.strides != 1 else {}
-        if layer.activation is not None:
-            options["activation"] = literal(layer.activation)
-        return call(
-            "layers.Conv2D",
-            str(layer.filters),
-            _pair(layer.kernel_size),
-            **options,
-            padding=literal(layer.padding),
-            name=name,
-        )
-    if isinstance(layer, BatchNormalization):
-        values = {"epsilon": layer.epsilon, "momentum": layer.momentum}
-        options = {key: literal(value) for key, value in values.items() if value != KERAS_BATCH_NORM_DEFAULTS[key]}
-        return call("layers.BatchNormalization", **options, name=name)
-    if isinstance(layer, Activation):
-        return call("layers.Activation", literal(layer.activation), name=name)
-    if isinstance(layer, LocalResponseNormalization):
-        values = {"size": layer.size, "alpha": layer.alpha, "beta": layer.beta, "k": layer.k}
-        return call("LocalResponseNormalization", **{key: literal(value) for key, value in values.items()}, name=name)
-    if isinstance(layer, MaxPooling2D):
-        return call("layers.MaxPooling2D", _pair(layer.pool_size), strides=_pair(layer.strides), name=name)
-    if isinstance(layer, Flatten):
-        return call("layers.Flatten", name=name)
-    if isinstance(layer, Dense):
-        options = {"activation": literal(layer.activation)} if layer.activation is not None else {}
-        return call("layers.Dense", str(layer.units), **options, name=name)
-    if isinstance(layer, Dropout):
-        return call("layers.Dropout", literal(layer.rate), name=name)
-    if isinstance(layer, GlobalAveragePooling2D):
-        return call("layers.GlobalAveragePooling2D", name=name)
-    if isinstance(layer, GlobalMaxPooling2D):
-        return call("layers.GlobalMaxPooling2D", name=name)
-    raise VggspecError(f"codegen: layer {layer.name}: no Keras code for a {layer.type_name}")
+    try:
+        return construct_call(keras_layer(layer), name=name)
+    except VggspecError as error:
+        raise VggspecError(f"codegen: {error}") from None
 
 
 class _Writer:
@@ -185,7 +126,7 @@ def keras_source(plan: Plan, style: str, command: str) -> str:
     """The Keras file of ``plan`` in ``style`` ("sequential" or "functional"); ``command`` regenerates it."""
     if style not in STYLES:
         raise VggspecError(f"style: expected one of {', '.join(STYLES)} for keras, received {style!r}", setting="style")
-    uses_lrn = any(isinstance(layer, LocalResponseNormalization) for layer in plan.layers)
+    uses_lrn = any(keras_layer(layer).type == LRN for layer in plan.layers)
     shape = f"({', '.join(map(str, plan.input_shape))})"
     what = (
         "VGG as a Keras Sequential model, one model.add per layer"
@@ -206,7 +147,7 @@ def keras_source(plan: Plan, style: str, command: str) -> str:
     lines = header(plan, what, "keras", facts, example, command)
     lines += ["", "import keras", "from keras import layers, ops" if uses_lrn else "from keras import layers", ""]
     if uses_lrn:
-        lines += ["", *LRN_CLASS.splitlines(), ""]
+        lines += ["", *lrn_class_source().splitlines(), ""]
     model_type = "keras.Sequential" if style == "sequential" else "keras.Model"
     lines += [
         "",
@@ -215,12 +156,12 @@ def keras_source(plan: Plan, style: str, command: str) -> str:
     ]
     if style == "sequential":
         lines += call("keras.Sequential", name=literal(plan.name)).lines(INDENT, "model = ")
-        lines += call("model.add", call("keras.Input", shape=shape)).lines(INDENT)
+        lines += call("model.add", construct_call(keras_layer(plan.layers[0]))).lines(INDENT)
         lines += _body(plan, style)
         lines.append(f"{INDENT}return model")
     else:
         first = plan.layers[0]
-        lines += call("keras.Input", shape=shape, name=literal(first.name)).lines(INDENT, "inputs = ")
+        lines += construct_call(keras_layer(first), name=literal(first.name)).lines(INDENT, "inputs = ")
         lines += _body(plan, style)
         lines += call("keras.Model", "inputs", "x", name=literal(plan.name)).lines(INDENT, "return ")
     lines += ["", "", 'if __name__ == "__main__":', f"{INDENT}build().summary()"]

@@ -1,10 +1,11 @@
 """A plan as a standalone PyTorch file: torchvision's VGG module tree written out, and ``build()``.
 
-The class keeps torchvision's attributes (``features``, ``avgpool``, ``classifier``; ``pool`` for a
-network without a top) and its module order, which :mod:`vggspec.weights.torchvision` writes down
-and this generator checks every layer against, so the ``state_dict`` keys are torchvision's and the
-torch backend's: ``features.0.weight`` ... ``classifier.6.bias``. Each module is torch's own class
-with the arguments torchvision writes (``nn.Conv2d(3, 64, kernel_size=3, padding=1)``).
+Each plan layer's modules are its entry of the torch table (:mod:`vggspec.frameworks.torch_modules`,
+from which the torch backend builds its network) written as source, torch's own classes with the
+arguments torchvision writes (``nn.Conv2d(3, 64, kernel_size=3, padding=1)``). The class keeps
+torchvision's attributes (``features``, ``avgpool``, ``classifier``; ``pool`` for a network without a
+top) and its module order, so the ``state_dict`` keys are torchvision's and the torch backend's:
+``features.0.weight`` ... ``classifier.6.bias``. ``build()`` applies the table's initialisation.
 """
 
 from __future__ import annotations
@@ -17,124 +18,56 @@ from vggspec.codegen.common import (
     Call,
     Loop,
     Unit,
-    call,
+    construct_call,
     header,
-    literal,
     plural,
     sections,
     with_loops,
 )
 from vggspec.errors import VggspecError
-from vggspec.planner.layers import (
-    Activation,
-    BatchNormalization,
-    Conv2D,
-    Dense,
-    Dropout,
-    Flatten,
-    GlobalAveragePooling2D,
-    GlobalMaxPooling2D,
-    InputLayer,
-    LocalResponseNormalization,
-    MaxPooling2D,
-    PlanLayer,
+from vggspec.frameworks.torch_modules import (
+    AVGPOOL,
+    CLASSIFIER,
+    FEATURES,
+    INITIALISATION,
+    POOL,
+    Modules,
+    module_slots,
+    torch_modules,
 )
+from vggspec.planner.layers import Conv2D, GlobalAveragePooling2D, GlobalMaxPooling2D, PlanLayer
 from vggspec.planner.lower import Plan
-from vggspec.weights.torchvision import CLASSIFIER, FEATURES, module_slots, torch_key
-
-# The plan's activations as torch modules (in place where torchvision has them so), each equal to Keras'
-ACTIVATIONS = {
-    "relu": call("nn.ReLU", inplace="True"),
-    "relu6": call("nn.ReLU6", inplace="True"),
-    "elu": call("nn.ELU"),  # alpha 1, as Keras
-    "selu": call("nn.SELU"),
-    "gelu": call("nn.GELU"),  # exact (erf), as Keras' default
-    "silu": call("nn.SiLU"),
-    "tanh": call("nn.Tanh"),
-    "sigmoid": call("nn.Sigmoid"),
-}
-CLASSIFIER_ACTIVATIONS = {"softmax": call("nn.Softmax", dim="1"), "sigmoid": call("nn.Sigmoid")}
-TORCH_BATCH_NORM_DEFAULTS = {"eps": 1e-5, "momentum": 0.1}
+from vggspec.weights.torchvision import torch_key
 
 Module = tuple[Call, str]  # a module's source and its trailing comment ("" for none)
 
-INITIALISATION = [
-    "for module in model.modules():",
-    "    if isinstance(module, nn.Conv2d):",
-    '        nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")',
-    "        nn.init.zeros_(module.bias)",
-    "    elif isinstance(module, nn.BatchNorm2d):",
-    "        nn.init.ones_(module.weight)",
-    "        nn.init.zeros_(module.bias)",
-    "    elif isinstance(module, nn.Linear):",
-    "        nn.init.normal_(module.weight, 0.0, 0.01)",
-    "        nn.init.zeros_(module.bias)",
-]
+
+def _placed(layer: PlanLayer, plan: Plan) -> Modules:
+    try:
+        return torch_modules(layer, plan)
+    except VggspecError as error:
+        raise VggspecError(f"codegen: {error}") from None
 
 
-def _activation(name: Optional[str], table: dict[str, Call], layer: PlanLayer) -> Call:
-    if name is None or name not in table:
-        raise VggspecError(f"codegen: layer {layer.name}: no torch module for the activation {name!r}")
-    return table[name]
-
-
-def layer_modules(layer: PlanLayer, plan: Plan) -> list[Module]:
-    """The torch modules of one plan layer as source, in torchvision's order, the layer's own module
-    commented with its name; none for the input, flatten, dropout (Dense's) and global pooling (``pool``)."""
-    if isinstance(layer, Conv2D):
-        options = {"stride": str(layer.strides)} if layer.strides != 1 else {}
-        if layer.kernel_size // 2:
-            options["padding"] = str(layer.kernel_size // 2)
-        conv = call(
-            "nn.Conv2d", str(layer.input_channels), str(layer.filters), kernel_size=str(layer.kernel_size), **options
-        )
-        fused = [(_activation(layer.activation, ACTIVATIONS, layer), "")] if layer.activation else []
-        return [(conv, layer.name), *fused]
-    if isinstance(layer, BatchNormalization):
-        # torch's momentum weighs the new batch, Keras' (the plan's) the running average
-        values = {"eps": layer.epsilon, "momentum": round(1.0 - layer.momentum, 12)}
-        options = {key: literal(value) for key, value in values.items() if value != TORCH_BATCH_NORM_DEFAULTS[key]}
-        return [(call("nn.BatchNorm2d", str(layer.channels), **options), layer.name)]
-    if isinstance(layer, Activation):
-        return [(_activation(layer.activation, ACTIVATIONS, layer), layer.name)]
-    if isinstance(layer, LocalResponseNormalization):
-        options = {"alpha": literal(layer.alpha), "beta": literal(layer.beta), "k": literal(layer.k)}
-        return [(call("nn.LocalResponseNorm", str(layer.size), **options), layer.name)]
-    if isinstance(layer, MaxPooling2D):
-        return [(call("nn.MaxPool2d", kernel_size=str(layer.pool_size), stride=str(layer.strides)), layer.name)]
-    if isinstance(layer, Dense):
-        if layer.reads_flattened:  # as torchvision writes it: 512 * 7 * 7 (channels first, as torch flattens)
-            height, width, channels = layer.reads_flattened
-            features = f"{channels} * {height} * {width}"
-        else:
-            features = str(layer.input_features)
-        linear = (call("nn.Linear", features, str(layer.units)), layer.name)
-        if layer.classifier:
-            if layer.activation is None:
-                return [linear]
-            return [linear, (_activation(layer.activation, CLASSIFIER_ACTIVATIONS, layer), "")]
-        rate = next((d.rate for d in plan.layers if isinstance(d, Dropout) and d.follows == layer.name), 0.0)
-        unused = "dropout 0 in the spec, kept for torchvision's indices"
-        dropout = (call("nn.Dropout", p=literal(float(rate))), "" if rate else unused)
-        return [linear, (_activation(layer.activation, ACTIVATIONS, layer), ""), dropout]
-    if isinstance(layer, (InputLayer, Flatten, Dropout, GlobalAveragePooling2D, GlobalMaxPooling2D)):
+def layer_modules(layer: PlanLayer, plan: Plan, attribute: str = FEATURES) -> list[Module]:
+    """The modules one plan layer adds to the sequence ``attribute`` as source, the layer's own module
+    commented with its name; none for a layer of another attribute (or none)."""
+    placed = _placed(layer, plan)
+    if placed.attribute != attribute:
         return []
-    raise VggspecError(f"codegen: layer {layer.name}: no torch code for a {layer.type_name}")
+    return [
+        (construct_call(entry), layer.name if index == 0 else entry.comment)
+        for index, entry in enumerate(placed.modules)
+    ]
 
 
-def _check_layout(plan: Plan) -> None:
-    """Refuse to write modules anywhere but where torchvision's layout puts them (its state_dict keys)."""
-    slots = module_slots(plan)
-    counts = {FEATURES: 0, CLASSIFIER: 0}
-    for layer in plan.layers:
-        modules = layer_modules(layer, plan)
-        if not modules:
-            continue
-        sequence = CLASSIFIER if isinstance(layer, Dense) else FEATURES
-        slot = slots.get(layer.name)
-        if slot is None or (slot.sequence, slot.first, slot.count) != (sequence, counts[sequence], len(modules)):
-            raise VggspecError(f"codegen: layer {layer.name}: its modules would not sit at torchvision's {slot}")
-        counts[sequence] += len(modules)
+def _initialisation() -> list[str]:
+    """``build()``'s loop over the modules: the table's initialisation, a branch per module class."""
+    lines = ["for module in model.modules():"]
+    for index, (module_class, steps) in enumerate(INITIALISATION.items()):
+        lines.append(f"{INDENT}{'if' if index == 0 else 'elif'} isinstance(module, {module_class}):")
+        lines += [f"{INDENT * 2}{construct_call(entry, f'module.{parameter}').flat()}" for parameter, entry in steps]
+    return lines
 
 
 def _items(modules: Sequence[Module], indent: str) -> list[str]:
@@ -226,26 +159,32 @@ def _outputs(plan: Plan) -> str:
     return f"(batch, {channels}, {height}, {width}) feature maps"
 
 
+def _attribute(plan: Plan, attribute: str) -> Optional[Call]:
+    """The module a plan layer sets as ``attribute`` (``avgpool``, ``pool``) as source; None when none does."""
+    for layer in plan.layers:
+        placed = _placed(layer, plan)
+        if placed.attribute == attribute:
+            return construct_call(placed.modules[0])
+    return None
+
+
 def _head(plan: Plan) -> tuple[list[str], list[str], str]:
     """What follows ``features``: ``__init__``'s lines, ``forward``'s statements, and the class in words."""
     indent = INDENT * 2
-    flatten = next((layer for layer in plan.layers if isinstance(layer, Flatten)), None)
-    last = plan.layers[-1]
-    if flatten is not None:
-        height, width, _ = flatten.input_shape
-        modules = [module for layer in plan.layers if isinstance(layer, Dense) for module in layer_modules(layer, plan)]
+    avgpool, pool = _attribute(plan, AVGPOOL), _attribute(plan, POOL)
+    if avgpool is not None:
+        modules = [module for layer in plan.layers for module in layer_modules(layer, plan, CLASSIFIER)]
         attributes = [
-            f"{indent}self.avgpool = nn.AdaptiveAvgPool2d(({height}, {width}))",
+            *avgpool.lines(indent, "self.avgpool = "),
             f"{indent}self.classifier = nn.Sequential(",
             *_items(modules, indent + INDENT),
             f"{indent})",
         ]
         forward = ["x = self.features(x)", "x = self.avgpool(x)", "x = torch.flatten(x, 1)"]
         return attributes, [*forward, "return self.classifier(x)"], "features, then avgpool and classifier"
-    if isinstance(last, (GlobalAveragePooling2D, GlobalMaxPooling2D)):
-        pool = "AdaptiveAvgPool2d" if isinstance(last, GlobalAveragePooling2D) else "AdaptiveMaxPool2d"
+    if pool is not None:
         forward = ["x = self.features(x)", "return torch.flatten(self.pool(x), 1)"]
-        return [f"{indent}self.pool = nn.{pool}(1)"], forward, "features, then global pooling (no top)"
+        return pool.lines(indent, "self.pool = "), forward, "features, then global pooling (no top)"
     return [], ["return self.features(x)"], "features only (no top)"
 
 
@@ -261,7 +200,6 @@ def _key_range(plan: Plan) -> str:
 
 def torch_source(plan: Plan, command: str) -> str:
     """The PyTorch file of ``plan``; ``command`` regenerates it."""
-    _check_layout(plan)
     height, width, channels = plan.input_shape
     buffers = plan.non_trainable_params
     facts = [
@@ -272,7 +210,7 @@ def torch_source(plan: Plan, command: str) -> str:
     ]
     example = [
         f"The state_dict keys are torchvision's ({_key_range(plan)}), so torchvision's checkpoints of this network "
-        "and the .pt files of vggspec build --backend torch and vggspec convert load strictly:",
+        "and the .pt files that vggspec build and vggspec convert write load strictly:",
         "model = build()",
         f'model.load_state_dict(torch.load("{plan.name if len(plan.name) <= 60 else "weights"}.pt"), strict=True)',
     ]
@@ -296,7 +234,7 @@ def torch_source(plan: Plan, command: str) -> str:
         "def build() -> VGG:",
         f'{INDENT}"""The network, initialised as torchvision initialises VGG (conv He-normal, linear N(0, 0.01))."""',
         f"{INDENT}model = VGG()",
-        *(f"{INDENT}{line}" for line in INITIALISATION),
+        *(f"{INDENT}{line}" for line in _initialisation()),
         f"{INDENT}return model",
         "",
         "",

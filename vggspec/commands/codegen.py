@@ -10,7 +10,9 @@ output; with it, it is written whole or not at all.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
+from typing import Optional
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,8 +26,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="FILE", help="the .py file to write (default: standard output)")
 
 
+def codegen_command(spec: str, framework: str, style: Optional[str] = None, out: Optional[str] = None) -> str:
+    """The command line that writes this file (for its header), arguments shell-quoted."""
+    from vggspec.codegen import chosen_style
+
+    words = ["vggspec", "codegen", spec, "--framework", framework]
+    chosen = chosen_style(framework, style)
+    words += ["--style", chosen] if chosen else []
+    words += ["--out", out] if out else []
+    return " ".join(shlex.quote(word) for word in words)
+
+
 def run(args: argparse.Namespace) -> int:
-    from vggspec.codegen import codegen_command, generate_source, write_source
+    from vggspec.codegen import generate_source, write_source
     from vggspec.planner.lower import lower_to_plan
     from vggspec.spec.load import load_spec
 

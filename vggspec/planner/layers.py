@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, Optional, Union
+from typing import Any, ClassVar, Optional, Union
 
 Shape = tuple[int, ...]
 Origin = tuple[Union[str, int], ...]
@@ -92,15 +92,14 @@ class InputLayer(PlanLayer):
 
 @dataclass(frozen=True, kw_only=True)
 class Conv2D(PlanLayer):
-    """A ``kernel_size``² convolution, stride ``strides``, 'same' padding, with bias; ``activation``
-    fused after it (None when batch norm follows: the activation is then a layer of its own)."""
+    """A ``kernel_size``² convolution with bias, stride 1, ``kernel_size // 2`` zeros on each side
+    ('same' padding: a spec's kernels are odd); ``activation`` fused after it (None when batch norm
+    follows: the activation is then a layer of its own)."""
 
     filters: int
     kernel_size: int
     input_channels: int
     activation: Optional[str]
-    strides: int = 1
-    padding: str = "same"
 
     @property
     def weights(self) -> WeightShapes:
@@ -148,10 +147,11 @@ class LocalResponseNormalization(PlanLayer):
 
 @dataclass(frozen=True, kw_only=True)
 class MaxPooling2D(PlanLayer):
-    """``pool_size``² max pooling with stride ``strides`` (2 and 2 in every VGG); it ends a block."""
+    """``pool_size``² max pooling with stride ``strides``, the output size rounded down; it ends a block.
+    Every VGG pools 2×2 with stride 2: constants of the type, not fields a plan could set otherwise."""
 
-    pool_size: int = 2
-    strides: int = 2
+    pool_size: ClassVar[int] = 2
+    strides: ClassVar[int] = 2
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -200,7 +200,8 @@ def lower_to_plan(spec: Spec) -> Plan:
                 )
             )
         elif isinstance(token, MaxPool):
-            height, width = height // 2, width // 2
+            size, stride = MaxPooling2D.pool_size, MaxPooling2D.strides  # windows that fit, rounded down
+            height, width = (height - size) // stride + 1, (width - size) // stride + 1
             layers.append(
                 MaxPooling2D(name=f"block{block}_pool", output_shape=(height, width, channels), origin=origin)
             )

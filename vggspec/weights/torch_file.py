@@ -30,10 +30,11 @@ from typing import IO, Any, BinaryIO, Callable, Iterable, Iterator, Union, cast
 import numpy as np
 
 from vggspec.errors import WeightsError
+from vggspec.frameworks.torch_modules import module_slots
 from vggspec.planner.layers import BatchNormalization
 from vggspec.planner.lower import Plan
 from vggspec.weights.bundle import StoredArray, StoredBundle, WeightBundle, archive_bytes_limit
-from vggspec.weights.torchvision import Reorder, module_slots, reorder, torch_key, torch_to_stored
+from vggspec.weights.torchvision import Reorder, reorder, torch_key, torch_to_stored
 from vggspec.weights.zip_archive import check_total_size, declared_sizes
 
 # Containers that training scripts wrap a state dict in.

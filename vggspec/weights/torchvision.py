@@ -1,19 +1,10 @@
 """torchvision's VGG layout: its state-dict keys, and its arrays to and from the canonical layout.
 
-Keys. torchvision's VGG keeps two ``nn.Sequential``, ``features`` and ``classifier``, and a
-module's index counts every module before it, the parameter-free ones included:
-
-- ``features``: a convolution, then its activation as a module of its own (with batch norm:
-  the convolution, the ``BatchNorm2d``, then the activation); every other layer of the
-  convolutional part (LRN, max pool) is one module;
-- ``classifier``: each hidden ``Linear``, then its activation and a ``Dropout`` (there even at
-  rate 0, so that fc2 is ``classifier.3`` in every VGG); the classifier ``Linear``, then its
-  activation (softmax, sigmoid) when it has one.
-
-So VGG16's convolutions are features.0, 2, 5, 7, ... and its dense layers classifier.0/3/6.
-The torch backend builds its modules in this order and checks that it did; the ``.pt`` reader
-and the torchvision-keyed ``.safetensors`` reader name arrays by it. This module is the only
-place that knows the order.
+Keys. A weight's key is its module's path in torchvision's VGG and the parameter's name there
+(``features.0.weight``, ``features.1.running_var``): the module slots come from the torch table
+(:func:`vggspec.frameworks.torch_modules.module_slots`), from which the torch backend builds its
+network and the code generator writes its file, so the ``.pt`` reader, the torchvision-keyed
+``.safetensors`` reader and the torch network name arrays alike.
 
 Arrays. Conv weight OIHW; linear weight (out, in); and the ``Linear`` that reads the
 flattened map has its columns in torch's C,H,W flatten order (torch flattens NCHW), where the
@@ -30,23 +21,12 @@ from typing import Mapping, Optional
 import numpy as np
 
 from vggspec.errors import WeightsError
-from vggspec.planner.layers import (
-    BatchNormalization,
-    Conv2D,
-    Dense,
-    Dropout,
-    Flatten,
-    GlobalAveragePooling2D,
-    GlobalMaxPooling2D,
-    InputLayer,
-    PlanLayer,
-    Shape,
-)
+from vggspec.frameworks.torch_modules import ModuleSlots, module_slots
+from vggspec.planner.layers import BatchNormalization, Conv2D, Dense, PlanLayer, Shape
 from vggspec.planner.lower import Plan
 from vggspec.weights.bundle import StoredArray, StoredBundle, WeightBundle
 from vggspec.weights.fit import fit_bundle
 
-FEATURES, CLASSIFIER = "features", "classifier"
 TORCH_WEIGHT_NAMES = {"kernel": "weight", "bias": "bias"}
 TORCH_BATCH_NORM_NAMES = {
     "gamma": "weight",
@@ -54,51 +34,6 @@ TORCH_BATCH_NORM_NAMES = {
     "moving_mean": "running_mean",
     "moving_variance": "running_var",
 }
-
-
-@dataclass(frozen=True)
-class ModuleSlots:
-    """Where a plan layer sits in torchvision's VGG: ``count`` modules from ``sequence[first]``.
-
-    The layer's own module is the first (the convolution, the Linear); its output, as the plan
-    means it (after a fused activation), is that of the last.
-    """
-
-    sequence: str  # "features" or "classifier"
-    first: int
-    count: int
-
-    @property
-    def path(self) -> str:
-        """The layer's own module: ``features.0``, ``classifier.3``."""
-        return f"{self.sequence}.{self.first}"
-
-    @property
-    def output_path(self) -> str:
-        return f"{self.sequence}.{self.first + self.count - 1}"
-
-
-def _slots(layer: PlanLayer) -> tuple[str, int]:
-    """(sequence, modules) a plan layer takes; (\"\", 0) for one that is no module of the two."""
-    if isinstance(layer, Conv2D):
-        return FEATURES, 1 + (layer.activation is not None)
-    if isinstance(layer, Dense):
-        return CLASSIFIER, 3 if not layer.classifier else 1 + (layer.activation is not None)
-    if isinstance(layer, (InputLayer, Flatten, Dropout, GlobalAveragePooling2D, GlobalMaxPooling2D)):
-        return "", 0  # the input; flatten and global pooling happen outside the two sequences; dropout is Dense's
-    return FEATURES, 1  # batch norm, an activation, LRN, max pool: one module on the feature map
-
-
-def module_slots(plan: Plan) -> dict[str, ModuleSlots]:
-    """The torchvision module slots of every plan layer that has one, by layer name, in order."""
-    counters = {FEATURES: 0, CLASSIFIER: 0}
-    slots: dict[str, ModuleSlots] = {}
-    for layer in plan.layers:
-        sequence, count = _slots(layer)
-        if count:
-            slots[layer.name] = ModuleSlots(sequence, counters[sequence], count)
-            counters[sequence] += count
-    return slots
 
 
 def torch_key(slots: ModuleSlots, layer: PlanLayer, weight: str) -> str:
