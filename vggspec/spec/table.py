@@ -71,9 +71,10 @@ def check_table(doc: YamlDocument, source: str) -> Table:
     """A parsed table document -> checked Table, or SpecError with every problem found."""
     problems = doc.problems + schema_problems(doc, TABLE_SCHEMA)
     failed = {p.path for p in problems} | {json_path(path) for path in doc.broken}
-    if any(not path.startswith(("$.defaults", "$.configurations.")) for path in failed):
-        raise SpecError(sorted(problems, key=lambda p: (p.line, p.column)))  # no table to look into
     defaults = doc.data.get("defaults", {})
+    elsewhere = any(not path.startswith(("$.defaults", "$.configurations.")) for path in failed)
+    if elsewhere or not isinstance(defaults, dict):  # no table, or no defaults, to look into
+        raise SpecError(sorted(problems, key=lambda p: (p.line, p.column)))
     invalid = {
         path.removeprefix("$.defaults.").split(".")[0].split("[")[0]
         for path in failed
@@ -117,7 +118,8 @@ def _column_problems(
         return ("configurations", letter)
 
     fields = {**SPEC_DEFAULTS, **column_fields(defaults, tokens), "name": spec_name_for_letter(letter)}
-    fields["lrn"] = {**SPEC_DEFAULTS["lrn"], **defaults.get("lrn", {})}
+    lrn = defaults.get("lrn")
+    fields["lrn"] = {**SPEC_DEFAULTS["lrn"], **(lrn if isinstance(lrn, dict) else {})}  # else in ``invalid``
     problems = semantic_problems(doc, fields, locate, invalid)
     if problems or invalid:
         return problems
