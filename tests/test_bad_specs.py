@@ -170,7 +170,9 @@ def test_the_shipped_table_validates_and_a_broken_one_is_located(cli, tmp_path):
     assert result.stdout.strip() == f"{table}: ok (a table of 6 configurations: A, A-LRN, B, C, D, E)"
     broken = tmp_path / "table.yaml"
     broken.write_text(
-        table.read_text().replace("lrn: {size: 5", "lrn: {size: 4").replace("dropout: 0.5 ", "dropout: 2 ")
+        table.read_text()
+        .replace("dropout: 0.5 ", "dropout: 2 ")
+        .replace("\nconfigurations:", "\n  lrn: {size: 4}\nconfigurations:")  # the last of the defaults
         + "  F: [conv3-8, FC-10, maxpool]\n  G: [conv3-8, FC-1000000000]\n"
     )
     lines = cli("validate", broken).stderr.splitlines()

@@ -19,7 +19,7 @@ import vggspec
 from vggspec.backends import Backend, get_backend
 from vggspec.errors import BackendError
 from vggspec.planner.layers import BatchNormalization, Conv2D
-from vggspec.spec.load import shipped_names
+from vggspec.spec.shipped import shipped_names
 from vggspec.weights.bundle import WeightBundle
 from vggspec.weights.fit import fit_bundle
 

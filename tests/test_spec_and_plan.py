@@ -9,7 +9,8 @@ import pytest
 
 import vggspec
 from vggspec.errors import SpecError
-from vggspec.spec.load import configuration_fields, load_table, shipped_names
+from vggspec.spec.shipped import shipped_names
+from vggspec.spec.table import configuration_fields, load_table
 
 from conftest import SPECS
 

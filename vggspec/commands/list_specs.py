@@ -6,7 +6,8 @@ import argparse
 
 from vggspec.planner.layers import Conv2D, Dense
 from vggspec.planner.lower import lower_to_plan
-from vggspec.spec.load import load_spec, shipped_names
+from vggspec.spec.load import load_spec
+from vggspec.spec.shipped import shipped_names
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

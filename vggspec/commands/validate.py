@@ -13,7 +13,8 @@ import sys
 
 from vggspec.errors import SpecError
 from vggspec.planner.lower import lower_to_plan
-from vggspec.spec.load import Table, load_document
+from vggspec.spec.load import load_document
+from vggspec.spec.table import Table
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -3,10 +3,10 @@
 The parser is PyYAML's (libyaml where present); values are built here, not by
 PyYAML's constructors, so that:
 
-- scalars follow the YAML 1.2 core schema, which is what users of JSON, editors
-  and every other modern tool expect: ``1e-4`` is a number, ``yes``/``no``/``on``
-  are strings (only ``true``/``false`` are booleans), ``010`` is ten, ``1:30`` is
-  a string and a date is a string;
+- scalars follow the YAML 1.2 core schema (:mod:`vggspec.spec.yaml12`), which is
+  what users of JSON, editors and every other modern tool expect: ``1e-4`` is a
+  number, ``yes``/``no``/``on`` are strings (only ``true``/``false`` are booleans),
+  ``010`` is ten, ``1:30`` is a string and a date is a string;
 - tags other than the core ones (``!!str``, ``!!int``, ``!!float``, ``!!bool``,
   ``!!null``, ``!!map``, ``!!seq``) are refused, Python tags included, and so are
   merge keys (``<<``);
@@ -22,15 +22,13 @@ later checks can say ``FILE:LINE:COL $.path: ...``.
 
 from __future__ import annotations
 
-import math
-import re
 from dataclasses import dataclass, field
 from typing import Any, Union
 
 import yaml
-from yaml.resolver import BaseResolver
 
 from vggspec.errors import Problem, SpecError
+from vggspec.spec.yaml12 import BOOL, FLOAT, INT, MAP, NULL, SEQ, Yaml12Resolver, scalar_value
 
 Path = tuple[Union[str, int], ...]  # a path into the document: keys (str) and list indices (int)
 
@@ -52,33 +50,6 @@ except ImportError:  # pragma: no cover - depends on the PyYAML build
             Scanner.__init__(self)
             Parser.__init__(self)
             Composer.__init__(self)
-
-
-STR, INT, FLOAT = "tag:yaml.org,2002:str", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
-BOOL, NULL = "tag:yaml.org,2002:bool", "tag:yaml.org,2002:null"
-MAP, SEQ = "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
-
-# The YAML 1.2 core schema (https://yaml.org/spec/1.2.2/#1032-tag-resolution)
-_NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
-_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
-_INT = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
-_FLOAT = re.compile(
-    r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
-    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
-)
-
-
-class Yaml12Resolver(BaseResolver):
-    """Implicit tags of plain scalars as the YAML 1.2 core schema has them (not PyYAML's YAML 1.1)."""
-
-
-for _tag, _pattern, _first in (
-    (NULL, _NULL, ["~", "n", "N", ""]),
-    (BOOL, _BOOL, list("tTfF")),
-    (INT, _INT, list("-+0123456789")),
-    (FLOAT, _FLOAT, list("-+0123456789.")),
-):
-    Yaml12Resolver.add_implicit_resolver(_tag, _pattern, _first)
 
 
 class _Loader(_Parser, Yaml12Resolver):
@@ -138,28 +109,12 @@ def _syntax_problem(file: str, error: yaml.YAMLError) -> Problem:
     return Problem(file, line, column, "$", f"expected valid YAML, received a document where {what}")
 
 
+_TOO_DEEP = f"expected at most {MAX_DEPTH} levels of nested lists and mappings, received a document nested deeper"
+
+
 class _TooLarge(Exception):
     def __init__(self, node: yaml.Node, path: Path, reason: str):
         self.node, self.path, self.reason = node, path, reason
-
-
-def scalar_value(tag: str, text: str) -> Any:
-    """The value of a scalar with a core tag (YAML 1.2 rules); ValueError when ``text`` is not one."""
-    if tag == STR:
-        return text
-    if tag == NULL and _NULL.match(text):
-        return None
-    if tag == BOOL and _BOOL.match(text):
-        return text.lower() == "true"
-    if tag == INT and _INT.match(text):
-        base = 8 if text.startswith("0o") else 16 if text.startswith("0x") else 10
-        return int(text[2:] if base != 10 else text, base)
-    if tag == FLOAT and _FLOAT.match(text):
-        lowered = text.lower()
-        if lowered.endswith(".inf"):
-            return -math.inf if lowered.startswith("-") else math.inf
-        return math.nan if lowered == ".nan" else float(text)
-    raise ValueError(text)
 
 
 _TAG_WORDS = {NULL: "null", BOOL: "true or false", INT: "an integer", FLOAT: "a number"}
@@ -173,116 +128,10 @@ def parse_yaml(text: str, file: str) -> YamlDocument:
     aliases are expanded. Other problems (duplicate keys, refused tags, recursive
     aliases) are kept in ``problems`` and the rest of the document is still read.
     """
-    try:
-        loader = _Loader(text)
-        try:
-            root = loader.get_single_node()
-        finally:
-            loader.dispose()
-    except yaml.YAMLError as error:
-        raise SpecError([_syntax_problem(file, error)]) from None
-    except RecursionError:
-        raise SpecError(
-            [
-                Problem(
-                    file,
-                    1,
-                    1,
-                    "$",
-                    f"expected at most {MAX_DEPTH} levels of nested lists and "
-                    "mappings, received a document nested deeper",
-                )
-            ]
-        ) from None
-    if root is None:
-        raise SpecError([Problem(file, 1, 1, "$", "expected a mapping, received an empty document")])
-
+    root = _compose(text, file)
     doc = YamlDocument(file, None)
-    count = 0
-    open_nodes: set[int] = set()  # collections being built: an alias to one of them is recursive
-
-    def refuse(node: yaml.Node, path: Path, message: str) -> None:
-        doc.problems.append(Problem(file, *_position(node.start_mark), json_path(path), message))
-        doc.broken.add(path)
-
-    def build(node: yaml.Node, path: Path) -> Any:
-        nonlocal count
-        count += 1
-        if count > MAX_VALUES:
-            raise _TooLarge(
-                node,
-                path,
-                f"expected at most {MAX_VALUES:,} values once aliases are expanded, "
-                "received more (aliases of aliases multiply: an alias bomb?)",
-            )
-        if len(path) > MAX_DEPTH:
-            raise _TooLarge(
-                node,
-                path,
-                f"expected at most {MAX_DEPTH} levels of nested lists and mappings, received a document nested deeper",
-            )
-        doc.value_marks[path] = _position(node.start_mark)
-        if isinstance(node, yaml.ScalarNode):
-            return build_scalar(node, path)
-        if id(node) in open_nodes:
-            refuse(
-                node,
-                path,
-                "expected an alias of a finished value, received an alias inside the value it "
-                "names (a recursive alias)",
-            )
-            return None
-        if node.tag not in (MAP, SEQ):
-            refuse(node, path, f"expected plain YAML values, received the tag {node.tag!r}")
-            return None
-        open_nodes.add(id(node))
-        try:
-            if isinstance(node, yaml.MappingNode):
-                return build_mapping(node, path)
-            return [build(item, path + (i,)) for i, item in enumerate(node.value)]
-        finally:
-            open_nodes.discard(id(node))
-
-    def build_mapping(node: yaml.MappingNode, path: Path) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            if not isinstance(key_node, yaml.ScalarNode):
-                refuse(key_node, path, "expected a plain key, received a collection as a key")
-                continue
-            if key_node.value == "<<" and not key_node.style:  # plain, not quoted
-                refuse(key_node, path, "expected plain YAML values, received a merge key '<<' (write the fields out)")
-                continue
-            key = key_node.value
-            child = path + (key,)
-            if key in result:
-                first = doc.key_marks[child]
-                doc.problems.append(
-                    Problem(
-                        file,
-                        *_position(key_node.start_mark),
-                        json_path(child),
-                        f"expected each key once, received a duplicate of the key at line {first[0]}",
-                    )
-                )
-                continue
-            doc.key_marks[child] = _position(key_node.start_mark)
-            result[key] = build(value_node, child)
-        return result
-
-    def build_scalar(node: yaml.ScalarNode, path: Path) -> Any:
-        try:
-            return scalar_value(node.tag, node.value)
-        except ValueError:
-            if node.tag in _TAG_WORDS:
-                refuse(
-                    node, path, f"expected {_TAG_WORDS[node.tag]} after the tag {node.tag!r}, received {node.value!r}"
-                )
-            else:
-                refuse(node, path, f"expected plain YAML values, received the tag {node.tag!r}")
-            return None
-
     try:
-        doc.data = build(root, ())
+        doc.data = _ValueBuilder(doc).build(root, ())
     except _TooLarge as error:
         raise SpecError(
             [Problem(file, *_position(error.node.start_mark), json_path(error.path), error.reason)]
@@ -293,3 +142,110 @@ def parse_yaml(text: str, file: str) -> YamlDocument:
         kind = "a list" if isinstance(doc.data, list) else f"the value {doc.data!r}"
         raise SpecError([doc.problem((), f"expected a mapping of fields, received {kind}")])
     return doc
+
+
+def _compose(text: str, file: str) -> yaml.Node:
+    """The node graph of one YAML document, positions kept; SpecError for bad syntax, too deep or empty."""
+    try:
+        loader = _Loader(text)
+        try:
+            root = loader.get_single_node()
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as error:
+        raise SpecError([_syntax_problem(file, error)]) from None
+    except RecursionError:
+        raise SpecError([Problem(file, 1, 1, "$", _TOO_DEEP)]) from None
+    if root is None:
+        raise SpecError([Problem(file, 1, 1, "$", "expected a mapping, received an empty document")])
+    return root
+
+
+class _ValueBuilder:
+    """Builds plain values from a node graph into ``doc``: positions in ``value_marks`` and ``key_marks``,
+    refused values as problems (their paths in ``broken``, their values None)."""
+
+    def __init__(self, doc: YamlDocument) -> None:
+        self.doc = doc
+        self.count = 0  # values built so far, aliases expanded
+        self.open_nodes: set[int] = set()  # collections being built: an alias to one of them is recursive
+
+    def refuse(self, node: yaml.Node, path: Path, message: str) -> None:
+        self.doc.problems.append(Problem(self.doc.file, *_position(node.start_mark), json_path(path), message))
+        self.doc.broken.add(path)
+
+    def build(self, node: yaml.Node, path: Path) -> Any:
+        self.count_value(node, path)
+        self.doc.value_marks[path] = _position(node.start_mark)
+        if isinstance(node, yaml.ScalarNode):
+            return self.build_scalar(node, path)
+        if id(node) in self.open_nodes:
+            self.refuse(
+                node,
+                path,
+                "expected an alias of a finished value, received an alias inside the value it "
+                "names (a recursive alias)",
+            )
+            return None
+        if node.tag not in (MAP, SEQ):
+            self.refuse(node, path, f"expected plain YAML values, received the tag {node.tag!r}")
+            return None
+        self.open_nodes.add(id(node))
+        try:
+            if isinstance(node, yaml.MappingNode):
+                return self.build_mapping(node, path)
+            return [self.build(item, path + (i,)) for i, item in enumerate(node.value)]
+        finally:
+            self.open_nodes.discard(id(node))
+
+    def count_value(self, node: yaml.Node, path: Path) -> None:
+        """Count one more value; _TooLarge past MAX_VALUES values or MAX_DEPTH levels."""
+        self.count += 1
+        if self.count > MAX_VALUES:
+            raise _TooLarge(
+                node,
+                path,
+                f"expected at most {MAX_VALUES:,} values once aliases are expanded, "
+                "received more (aliases of aliases multiply: an alias bomb?)",
+            )
+        if len(path) > MAX_DEPTH:
+            raise _TooLarge(node, path, _TOO_DEEP)
+
+    def build_mapping(self, node: yaml.MappingNode, path: Path) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                self.refuse(key_node, path, "expected a plain key, received a collection as a key")
+                continue
+            if key_node.value == "<<" and not key_node.style:  # plain, not quoted
+                self.refuse(
+                    key_node, path, "expected plain YAML values, received a merge key '<<' (write the fields out)"
+                )
+                continue
+            key = key_node.value
+            child = path + (key,)
+            if key in result:
+                first = self.doc.key_marks[child]
+                self.doc.problems.append(
+                    Problem(
+                        self.doc.file,
+                        *_position(key_node.start_mark),
+                        json_path(child),
+                        f"expected each key once, received a duplicate of the key at line {first[0]}",
+                    )
+                )
+                continue
+            self.doc.key_marks[child] = _position(key_node.start_mark)
+            result[key] = self.build(value_node, child)
+        return result
+
+    def build_scalar(self, node: yaml.ScalarNode, path: Path) -> Any:
+        try:
+            return scalar_value(node.tag, node.value)
+        except ValueError:
+            if node.tag in _TAG_WORDS:
+                words = _TAG_WORDS[node.tag]
+                self.refuse(node, path, f"expected {words} after the tag {node.tag!r}, received {node.value!r}")
+            else:
+                self.refuse(node, path, f"expected plain YAML values, received the tag {node.tag!r}")
+            return None

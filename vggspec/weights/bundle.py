@@ -18,7 +18,7 @@ from typing import Callable, Mapping, TypeVar
 
 import numpy as np
 
-from vggspec.spec.load import MAX_PARAMS
+from vggspec.planner.budget import MAX_PARAMS
 
 SEPARATOR = "/"
 # The largest array a file may make vggspec read without a plan to check it against:

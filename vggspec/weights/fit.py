@@ -20,9 +20,9 @@ from typing import Mapping, Optional, Union
 import numpy as np
 
 from vggspec.errors import WeightsError
+from vggspec.planner.budget import MAX_PARAMS
 from vggspec.planner.layers import PlanLayer
 from vggspec.planner.lower import Plan
-from vggspec.spec.load import MAX_PARAMS
 from vggspec.weights.bundle import MAX_STORED_BYTES, StoredArray, StoredBundle, WeightBundle
 
 
