@@ -164,10 +164,6 @@ def compare_backends(
 
     Every pair is compared; in a pair, the backend listed first is the reference of the relative difference.
     """
-    import time
-
-    from tqdm import tqdm
-
     report = ParityReport(
         spec_name=plan.name,
         backends=list(backend_names),
@@ -182,18 +178,7 @@ def compare_backends(
             }
         },
     )
-    activations: dict[str, dict[str, np.ndarray]] = {}
-    for name in tqdm(backend_names, desc="backends", unit="backend", disable=not progress, leave=False):
-        backend = get_backend(name)
-        start = time.perf_counter()
-        model = backend.build(plan)
-        backend.set_weights(model, plan, bundle)
-        trainable, non_trainable = backend.count_params(model)
-        report.params[name] = parameter_counts(plan, trainable, non_trainable)
-        activations[name] = backend.activations(model, plan, images)
-        report.seconds[name] = round(time.perf_counter() - start, 3)
-        del model
-
+    activations = _run_backends(report, plan, bundle, images, progress)
     pairs = list(combinations(backend_names, 2))
     for layer in plan.layers:
         diffs = [
@@ -206,9 +191,38 @@ def compare_backends(
         worst.disagreeing = [diff.pair for diff in diffs if not diff.ok]
         worst.odd_one_out = odd_one_out(backend_names, worst.disagreeing)
         report.layers.append(worst)
-    output = plan.layers[-1].name
+    _compare_outputs(report, [(activations[a], activations[b]) for a, b in pairs], plan.layers[-1].name)
+    return report
+
+
+def _run_backends(
+    report: ParityReport, plan: Plan, bundle: WeightBundle, images: np.ndarray, progress: bool
+) -> dict[str, dict[str, np.ndarray]]:
+    """Every backend's activations of ``images`` with ``bundle``; its parameter counts and seconds go to ``report``."""
+    import time
+
+    from tqdm import tqdm
+
+    activations: dict[str, dict[str, np.ndarray]] = {}
+    for name in tqdm(report.backends, desc="backends", unit="backend", disable=not progress, leave=False):
+        backend = get_backend(name)
+        start = time.perf_counter()
+        model = backend.build(plan)
+        backend.set_weights(model, plan, bundle)
+        trainable, non_trainable = backend.count_params(model)
+        report.params[name] = parameter_counts(plan, trainable, non_trainable)
+        activations[name] = backend.activations(model, plan, images)
+        report.seconds[name] = round(time.perf_counter() - start, 3)
+        del model
+    return activations
+
+
+def _compare_outputs(
+    report: ParityReport, pairs: list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]], output: str
+) -> None:
+    """The largest output differences and the lowest top-5 agreement over the pairs, into ``report``."""
     for first, second in pairs:
-        reference, other = activations[first][output], activations[second][output]
+        reference, other = first[output], second[output]
         absolute, relative = _diff(reference, other)
         report.max_abs_diff = max(report.max_abs_diff, absolute)
         report.max_rel_diff = max(report.max_rel_diff, relative)
@@ -217,7 +231,6 @@ def compare_backends(
             report.top5_agreement = (
                 agreement if report.top5_agreement is None else min(report.top5_agreement, agreement)
             )
-    return report
 
 
 def format_report(report: ParityReport) -> str:
