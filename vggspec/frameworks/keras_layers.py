@@ -18,20 +18,8 @@ from typing import Any, Callable
 
 from vggspec.errors import VggspecError
 from vggspec.frameworks.construct import Construct, construct
-from vggspec.planner.layers import (
-    Activation,
-    BatchNormalization,
-    Conv2D,
-    Dense,
-    Dropout,
-    Flatten,
-    GlobalAveragePooling2D,
-    GlobalMaxPooling2D,
-    InputLayer,
-    LocalResponseNormalization,
-    MaxPooling2D,
-    PlanLayer,
-)
+from vggspec.planner import layers as plan_layers
+from vggspec.planner.layers import PlanLayer
 
 # The plan's activations (vggspec.planner.activations) by Keras' names: the same functions under the same names
 # (gelu: Keras' default approximate=False, exact; elu: alpha 1)
@@ -69,13 +57,13 @@ def _activation(name: Any, table: dict[str, str], layer: PlanLayer) -> dict[str,
     return {"activation": table[name]}
 
 
-def _conv(layer: Conv2D) -> Construct:
+def _conv(layer: plan_layers.Conv2D) -> Construct:
     size = (layer.kernel_size, layer.kernel_size)
     activation = _activation(layer.activation, ACTIVATIONS, layer)
     return construct("layers.Conv2D", layer.filters, size, **activation, padding="same")
 
 
-def _batch_norm(layer: BatchNormalization) -> Construct:
+def _batch_norm(layer: plan_layers.BatchNormalization) -> Construct:
     values = {"epsilon": layer.epsilon, "momentum": layer.momentum}
     return construct(
         "layers.BatchNormalization",
@@ -83,29 +71,29 @@ def _batch_norm(layer: BatchNormalization) -> Construct:
     )
 
 
-def _dense(layer: Dense) -> Construct:
+def _dense(layer: plan_layers.Dense) -> Construct:
     table = CLASSIFIER_ACTIVATIONS if layer.classifier else ACTIVATIONS
     return construct("layers.Dense", layer.units, **_activation(layer.activation, table, layer))
 
 
 TABLE: dict[type, Callable[[Any], Construct]] = {
-    InputLayer: lambda layer: construct("keras.Input", shape=layer.output_shape),
-    Conv2D: _conv,
-    BatchNormalization: _batch_norm,
-    Activation: lambda layer: construct(
+    plan_layers.InputLayer: lambda layer: construct("keras.Input", shape=layer.output_shape),
+    plan_layers.Conv2D: _conv,
+    plan_layers.BatchNormalization: _batch_norm,
+    plan_layers.Activation: lambda layer: construct(
         "layers.Activation", _activation(layer.activation, ACTIVATIONS, layer)["activation"]
     ),
-    LocalResponseNormalization: lambda layer: construct(
+    plan_layers.LocalResponseNormalization: lambda layer: construct(
         LRN, size=layer.size, alpha=layer.alpha, beta=layer.beta, k=layer.k
     ),
-    MaxPooling2D: lambda layer: construct(
+    plan_layers.MaxPooling2D: lambda layer: construct(
         "layers.MaxPooling2D", (layer.pool_size, layer.pool_size), strides=(layer.strides, layer.strides)
     ),
-    Flatten: lambda layer: construct("layers.Flatten"),
-    Dense: _dense,
-    Dropout: lambda layer: construct("layers.Dropout", layer.rate),
-    GlobalAveragePooling2D: lambda layer: construct("layers.GlobalAveragePooling2D"),
-    GlobalMaxPooling2D: lambda layer: construct("layers.GlobalMaxPooling2D"),
+    plan_layers.Flatten: lambda layer: construct("layers.Flatten"),
+    plan_layers.Dense: _dense,
+    plan_layers.Dropout: lambda layer: construct("layers.Dropout", layer.rate),
+    plan_layers.GlobalAveragePooling2D: lambda layer: construct("layers.GlobalAveragePooling2D"),
+    plan_layers.GlobalMaxPooling2D: lambda layer: construct("layers.GlobalMaxPooling2D"),
 }
 """Plan layer type -> its Keras layer (without its name)."""
 

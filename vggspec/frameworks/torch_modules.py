@@ -29,20 +29,8 @@ from typing import Any, Callable
 
 from vggspec.errors import VggspecError
 from vggspec.frameworks.construct import Construct, Expression, construct
-from vggspec.planner.layers import (
-    Activation,
-    BatchNormalization,
-    Conv2D,
-    Dense,
-    Dropout,
-    Flatten,
-    GlobalAveragePooling2D,
-    GlobalMaxPooling2D,
-    InputLayer,
-    LocalResponseNormalization,
-    MaxPooling2D,
-    PlanLayer,
-)
+from vggspec.planner import layers as plan_layers
+from vggspec.planner.layers import PlanLayer
 from vggspec.planner.lower import Plan
 
 FEATURES, CLASSIFIER, AVGPOOL, POOL = "features", "classifier", "avgpool", "pool"
@@ -100,21 +88,21 @@ def _activation(name: str, table: dict[str, Construct], layer: PlanLayer) -> Con
     return table[name]
 
 
-def _conv(layer: Conv2D, plan: Plan) -> Modules:
+def _conv(layer: plan_layers.Conv2D, plan: Plan) -> Modules:
     padding = {"padding": layer.kernel_size // 2} if layer.kernel_size // 2 else {}  # 'same' for an odd kernel
     conv = construct("nn.Conv2d", layer.input_channels, layer.filters, kernel_size=layer.kernel_size, **padding)
     fused = (_activation(layer.activation, ACTIVATIONS, layer),) if layer.activation else ()
     return Modules(FEATURES, (conv, *fused))
 
 
-def _batch_norm(layer: BatchNormalization, plan: Plan) -> Modules:
+def _batch_norm(layer: plan_layers.BatchNormalization, plan: Plan) -> Modules:
     # torch's momentum weighs the new batch, Keras' (the plan's) the running average (rounded: 1 - 0.9 != 0.1)
     values = {"eps": layer.epsilon, "momentum": round(1.0 - layer.momentum, 12)}
     options = {key: value for key, value in values.items() if value != BATCH_NORM_DEFAULTS[key]}
     return Modules(FEATURES, (construct("nn.BatchNorm2d", layer.channels, **options),))
 
 
-def _dense(layer: Dense, plan: Plan) -> Modules:
+def _dense(layer: plan_layers.Dense, plan: Plan) -> Modules:
     features: Any = layer.input_features
     if layer.reads_flattened:  # as torchvision writes it: 512 * 7 * 7 (channels first, as torch flattens)
         height, width, channels = layer.reads_flattened
@@ -123,33 +111,38 @@ def _dense(layer: Dense, plan: Plan) -> Modules:
     if layer.classifier:
         fused = (_activation(layer.activation, CLASSIFIER_ACTIVATIONS, layer),) if layer.activation else ()
         return Modules(CLASSIFIER, (linear, *fused))
-    rate = next((d.rate for d in plan.layers if isinstance(d, Dropout) and d.follows == layer.name), 0.0)
+    rate = next((d.rate for d in plan.layers if isinstance(d, plan_layers.Dropout) and d.follows == layer.name), 0.0)
     dropout = Construct("nn.Dropout", kwargs=(("p", float(rate)),), comment="" if rate else UNUSED_DROPOUT)
     return Modules(CLASSIFIER, (linear, _activation(str(layer.activation), ACTIVATIONS, layer), dropout))
 
 
-def _flatten(layer: Flatten, plan: Plan) -> Modules:
+def _flatten(layer: plan_layers.Flatten, plan: Plan) -> Modules:
     height, width, _ = layer.input_shape
     return Modules(AVGPOOL, (construct("nn.AdaptiveAvgPool2d", (height, width)),), output="flatten")
 
 
+def _pool(module: str) -> Modules:
+    """Global pooling without a top: ``pool``, to one value a channel (flattened by the network)."""
+    return Modules(POOL, (construct(module, 1),), output="pool")
+
+
 TABLE: dict[type, Callable[[Any, Plan], Modules]] = {
-    InputLayer: lambda layer, plan: Modules("", output="input"),
-    Conv2D: _conv,
-    BatchNormalization: _batch_norm,
-    Activation: lambda layer, plan: Modules(FEATURES, (_activation(layer.activation, ACTIVATIONS, layer),)),
-    LocalResponseNormalization: lambda layer, plan: Modules(
+    plan_layers.InputLayer: lambda layer, plan: Modules("", output="input"),
+    plan_layers.Conv2D: _conv,
+    plan_layers.BatchNormalization: _batch_norm,
+    plan_layers.Activation: lambda layer, plan: Modules(FEATURES, (_activation(layer.activation, ACTIVATIONS, layer),)),
+    plan_layers.LocalResponseNormalization: lambda layer, plan: Modules(
         FEATURES,
         (construct("nn.LocalResponseNorm", layer.size, alpha=layer.alpha, beta=layer.beta, k=layer.k),),
     ),
-    MaxPooling2D: lambda layer, plan: Modules(
+    plan_layers.MaxPooling2D: lambda layer, plan: Modules(
         FEATURES, (construct("nn.MaxPool2d", kernel_size=layer.pool_size, stride=layer.strides),)
     ),
-    Flatten: _flatten,
-    Dense: _dense,
-    Dropout: lambda layer, plan: Modules("", output="previous"),  # its nn.Dropout is its dense layer's
-    GlobalAveragePooling2D: lambda layer, plan: Modules(POOL, (construct("nn.AdaptiveAvgPool2d", 1),), output="pool"),
-    GlobalMaxPooling2D: lambda layer, plan: Modules(POOL, (construct("nn.AdaptiveMaxPool2d", 1),), output="pool"),
+    plan_layers.Flatten: _flatten,
+    plan_layers.Dense: _dense,
+    plan_layers.Dropout: lambda layer, plan: Modules("", output="previous"),  # its nn.Dropout is its dense layer's
+    plan_layers.GlobalAveragePooling2D: lambda layer, plan: _pool("nn.AdaptiveAvgPool2d"),
+    plan_layers.GlobalMaxPooling2D: lambda layer, plan: _pool("nn.AdaptiveMaxPool2d"),
 }
 """Plan layer type -> its modules (a function of the layer and its plan: a dense layer's dropout rate)."""
 
