@@ -24,7 +24,6 @@ from vggspec.planner.layers import (
     GlobalAveragePooling2D,
     GlobalMaxPooling2D,
     InputLayer,
-    MaxPooling2D,
     PlanLayer,
 )
 from vggspec.planner.lower import Plan
@@ -183,7 +182,7 @@ def sections(plan: Plan) -> list[Section]:
     blocks: list[list[PlanLayer]] = [[]]
     for layer in body:
         blocks[-1].append(layer)
-        if isinstance(layer, MaxPooling2D):
+        if layer.ends_block:
             blocks.append([])
     found = [Section(f"Block {n}", tuple(_units(block))) for n, block in enumerate(blocks, start=1) if block]
     if head:

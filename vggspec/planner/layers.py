@@ -40,6 +40,8 @@ class PlanLayer:
     output_shape: Shape
     origin: Origin = dataclasses.field(default=(), compare=False)
 
+    ends_block: ClassVar[bool] = False  # a pool: the layers after it are the next block (block2_conv1, ...)
+
     @property
     def type_name(self) -> str:
         """The layer's type as ``model.summary()`` shows it (Keras' class name)."""
@@ -152,6 +154,7 @@ class MaxPooling2D(PlanLayer):
 
     pool_size: ClassVar[int] = 2
     strides: ClassVar[int] = 2
+    ends_block: ClassVar[bool] = True
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -8,9 +8,10 @@ strings for layer tokens, so ``yaml_value`` turns a Spec's values into those.
 from __future__ import annotations
 
 import dataclasses
+import typing
 from typing import Any
 
-from vggspec.spec.model import LRN, Conv, LRNParams, MaxPool, Spec, parse_token
+from vggspec.spec.model import LayerToken, LRNParams, Spec, parse_token
 
 # Set by the loader (the file a spec came from), never written in a spec.
 NOT_WRITTEN = ("source",)
@@ -22,7 +23,7 @@ def yaml_value(value: Any) -> Any:
         return [yaml_value(item) for item in value]
     if isinstance(value, LRNParams):
         return dataclasses.asdict(value)
-    if isinstance(value, (Conv, MaxPool, LRN)):
+    if isinstance(value, typing.get_args(LayerToken)):
         return str(value)
     return value
 
