@@ -427,6 +427,30 @@ def test_the_files_run_as_scripts(generated):
     assert done.stdout.endswith(f"{plan.trainable_params:,} parameters\n")
 
 
+def test_a_keras_model_vggspec_saved_with_lrn_loads_with_the_generated_file(generated, tmp_path):
+    """The file's LRN class is the backend's (copied from vggspec_keras/lrn.py), registered under the same
+    name: keras.models.load_model reads a .keras file of ``vggspec build`` once the file is imported."""
+    plan, paths, expected = generated["cases"]["small_lrn"]
+    backend = get_backend("keras")
+    model = backend.build(plan)
+    backend.set_weights(model, plan, checked_bundle(plan, 3))
+    backend.save(model, str(tmp_path / "lrn.keras"))
+    x = images(plan, seed=3)
+    np.save(tmp_path / "x.npy", x)
+    script = (
+        f"import sys, numpy as np; sys.path.insert(0, {str(paths[('keras', 'sequential')].parent)!r}); "
+        f"import {paths[('keras', 'sequential')].stem} as generated, keras; "
+        f"model = keras.models.load_model({str(tmp_path / 'lrn.keras')!r}); "
+        f"assert type(model.get_layer('block1_lrn')) is generated.LocalResponseNormalization; "
+        f"np.save({str(tmp_path / 'out.npy')!r}, model.predict(np.load({str(tmp_path / 'x.npy')!r}), verbose=0)); "
+        "print(sorted(m for m in sys.modules if m.startswith('vggspec')))"
+    )
+    done = run_in_own_session([sys.executable, "-c", script], timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"  # vggspec itself was not imported
+    assert_close(np.load(tmp_path / "out.npy"), backend.predict(model, x))
+
+
 # --- full size (slow) ---------------------------------------------------------------------------------
 
 
