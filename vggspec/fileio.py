@@ -98,7 +98,7 @@ def atomic_folder(
 def _resumed_partial(destination: Path, resume: Callable[[Path], bool]) -> Path:
     partial = destination.parent / f".{destination.name}.partial"
     if partial.is_dir() and not resume(partial):
-        shutil.rmtree(partial)  # written for another destination's content, or too early to say which
+        shutil.rmtree(partial)  # not to be continued: made for other content, or stopped before it said which
     partial.mkdir(exist_ok=True)
     for temporary in partial.rglob(".*.part*"):
         if temporary.is_file():
