@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -10,11 +12,15 @@ import pytest
 from PIL import Image
 
 import vggspec
+from vggspec.cli import error_text, make_parser
+from vggspec.errors import DataError
 from vggspec.parity.inputs import random_bundle
 from vggspec.weights.formats import write_bundle
 
 pytest.importorskip("torch")
 pytest.importorskip("keras")
+
+REPOSITORY = Path(__file__).resolve().parent.parent
 
 SMALL_YAML = (
     "name: small\nlayers: [conv3-8, conv3-8, maxpool, conv3-16, maxpool]\n"
@@ -150,3 +156,58 @@ def test_predict_bad_input(cli, tmp_path):
     labels = cli("predict", spec, broken, "--weights", weights, "--labels", "a,b,c")
     assert labels.returncode == 2
     assert labels.stderr.strip() == "error: --labels: expected 2 names (the spec's classes), received 3"
+
+
+def every_option_string() -> set[str]:
+    """Every option string of vggspec's command line, the sub-commands' sub-commands included."""
+    options: set[str] = set()
+    parsers = [make_parser()]
+    while parsers:
+        parser = parsers.pop()
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                parsers += action.choices.values()
+            else:
+                options.update(action.option_strings)
+    return options
+
+
+def test_only_the_command_line_writes_flags():
+    """The library and the backends name a setting (``setting=``, rendered by the command line); no module
+    outside vggspec/cli.py and vggspec/commands/ writes one of the command line's options, not even in a
+    docstring."""
+    options = every_option_string()
+    assert {"--val-fraction", "--dest", "--layers", "--resume", "--weights", "--json"} <= options
+    pattern = re.compile(
+        r"(?<![\w-])(" + "|".join(map(re.escape, sorted(options, key=len, reverse=True))) + r")(?![\w-])"
+    )
+    library = [
+        path
+        for path in sorted((REPOSITORY / "vggspec").rglob("*.py"))
+        if path.relative_to(REPOSITORY).parts[:2] != ("vggspec", "commands")
+        and path != REPOSITORY / "vggspec" / "cli.py"
+    ]
+    found = [
+        f"{path.relative_to(REPOSITORY)}:{number}: {match.group(1)}"
+        for path in [*library, *sorted((REPOSITORY / "backends").rglob("*.py"))]
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        for match in pattern.finditer(line)
+    ]
+    assert not found, "flags written outside the command line:\n" + "\n".join(found)
+
+
+def test_the_command_line_shows_a_setting_named_in_backticks_as_its_flag():
+    flags = {"val_fraction": "--val-fraction", "dest": "--dest"}
+    error = DataError(
+        "a.zip: expected more, received 1 (`val_fraction` 0.2); use a `val_fraction` nearer 0.5", setting="val_fraction"
+    )
+    assert (
+        error_text(error, flags)
+        == "error: a.zip: expected more, received 1 (--val-fraction 0.2); use a --val-fraction nearer 0.5"
+    )
+    assert error_text(DataError("dest d: taken (choose another `dest`)", setting="dest"), flags) == (
+        "error: --dest d: taken (choose another --dest)"
+    )
+    # only the error's own setting, and only where the command has a flag for it
+    assert error_text(DataError("a `dest` b", setting="val_fraction"), flags) == "error: a `dest` b"
+    assert error_text(DataError("a `dest` b", setting="dest"), {}) == "error: a `dest` b"

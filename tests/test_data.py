@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vggspec.data import cats_vs_dogs
-from vggspec.data.cats_vs_dogs import check_image, prepare_cats_vs_dogs
+from vggspec.data.cats_vs_dogs import checking, prepare_cats_vs_dogs
+from vggspec.data.cats_vs_dogs import split as split_module
+from vggspec.data.cats_vs_dogs.checking import check_image
 from vggspec.errors import DataError
 
 from http_server import FileServer
@@ -201,7 +202,7 @@ def test_second_run_changes_nothing(tmp_path, petimages_zip, cli):
 def test_interrupted_run_resumes(tmp_path, petimages_zip, monkeypatch):
     source = str(petimages_zip[0])
     dest = tmp_path / "split"
-    real_atomic_path = cats_vs_dogs.atomic_path
+    real_atomic_path = split_module.atomic_path
     written = []
 
     def stop_after_ten_images(path, *args, **kwargs):
@@ -211,7 +212,7 @@ def test_interrupted_run_resumes(tmp_path, petimages_zip, monkeypatch):
             written.append(Path(path))
         return real_atomic_path(path, *args, **kwargs)
 
-    monkeypatch.setattr(cats_vs_dogs, "atomic_path", stop_after_ten_images)
+    monkeypatch.setattr(split_module, "atomic_path", stop_after_ten_images)
     with pytest.raises(KeyboardInterrupt):
         prepare_cats_vs_dogs(dest, source, seed=2, progress=False)
     partial = tmp_path / ".split.partial"
@@ -221,10 +222,10 @@ def test_interrupted_run_resumes(tmp_path, petimages_zip, monkeypatch):
     stale = partial / "train" / "cat" / ".5.jpg.x1y2.part"  # what a killed process leaves
     stale.write_bytes(b"half")
 
-    monkeypatch.setattr(cats_vs_dogs, "atomic_path", real_atomic_path)
+    monkeypatch.setattr(split_module, "atomic_path", real_atomic_path)
     checks = []
-    real_check = cats_vs_dogs.check_image
-    monkeypatch.setattr(cats_vs_dogs, "check_image", lambda data: checks.append(1) or real_check(data))
+    real_check = checking.check_image
+    monkeypatch.setattr(checking, "check_image", lambda data: checks.append(1) or real_check(data))
     resumed = prepare_cats_vs_dogs(dest, source, seed=2, progress=False)
     assert checks == []  # the images were checked before the interruption
     assert not partial.exists() and not resumed.already_complete
@@ -289,8 +290,9 @@ def test_bad_sources_exit_2_with_one_line(tmp_path, cli):
 
 def test_bad_arguments_and_occupied_destinations(tmp_path, petimages_zip):
     source = str(petimages_zip[0])
-    with pytest.raises(DataError, match=r"--val-fraction: expected a number between 0 and 1 .*received 1.5"):
+    with pytest.raises(DataError, match=r"^val_fraction: expected a number between 0 and 1 .*received 1.5") as caught:
         prepare_cats_vs_dogs(tmp_path / "x", source, val_fraction=1.5, progress=False)
+    assert caught.value.setting == "val_fraction"
     occupied = tmp_path / "occupied"
     occupied.mkdir()
     (occupied / "mine.txt").write_text("keep me")
@@ -306,6 +308,30 @@ def test_bad_arguments_and_occupied_destinations(tmp_path, petimages_zip):
     (empty / "val" / "cat" / sorted(tree(empty)["val/cat"])[0]).unlink()
     with pytest.raises(DataError, match=r"val/cat: expected 4 files as manifest.json says, received 3"):
         prepare_cats_vs_dogs(empty, source, seed=1, progress=False)
+
+
+def test_the_command_line_names_the_settings_as_its_flags(tmp_path, petimages_zip, cli):
+    source = petimages_zip[0]
+    folder = tmp_path / "extracted"
+    with zipfile.ZipFile(source) as archive:
+        archive.extractall(folder)
+    done = tmp_path / "done"
+    assert cli("data", "cats-vs-dogs", "--dest", done, "--source", source, "--seed", "1").returncode == 0
+    cases = {
+        ("--dest", tmp_path / "x", "--val-fraction", "1.5"): (
+            "error: --val-fraction: expected a number between 0 and 1 (both excluded), received 1.5"
+        ),
+        ("--dest", folder / "inside", "--source", folder): (
+            f"error: --dest {folder / 'inside'}: expected a folder outside the source folder {folder}"
+        ),
+        ("--dest", done, "--seed", "2"): (
+            f"error: --dest {done}: already holds a split made with source {source}, seed 1, val_fraction 0.2; "
+            f"expected source {source}, seed 2, val_fraction 0.2 (choose another --dest, or delete it)"
+        ),
+    }
+    for args, expected in cases.items():
+        result = cli("data", "cats-vs-dogs", "--source", source, *args)
+        assert (result.returncode, result.stderr.strip()) == (2, expected)
 
 
 def test_keras_reads_the_tree(tmp_path, petimages_zip):

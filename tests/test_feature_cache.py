@@ -23,14 +23,10 @@ import pytest
 import vggspec
 from vggspec.errors import VggspecError
 from vggspec.training.batches import ImageBatches
-from vggspec.training.feature_cache import (
-    FeatureBatches,
-    build_cache,
-    check_cacheable,
-    data_identity,
-    open_cache,
-    plan_feature_cache,
-)
+from vggspec.training.feature_cache import check_cacheable, plan_feature_cache
+from vggspec.training.feature_cache.folder import FeatureBatches, open_cache
+from vggspec.training.feature_cache.key import data_identity
+from vggspec.training.feature_cache.writing import build_cache
 from vggspec.training.folders import read_split
 from vggspec.training.protocol import TrainConfig
 from vggspec.training.protocol import freeze_names as frozen_layers

@@ -4,7 +4,7 @@ Each sub-command lives in ``vggspec/commands/<name>.py`` with ``add_arguments(pa
 and ``run(args) -> int``. Any :class:`VggspecError` (bad input) is printed as
 one line per problem on stderr with exit status 2, never as a traceback. An error
 about a library setting that is one of the command's options names the option
-(``batch_size: ...`` is printed ``--batch-size: ...``).
+(``batch_size: ...`` is printed ``--batch-size: ...``; see :func:`error_text`).
 """
 
 from __future__ import annotations
@@ -60,16 +60,27 @@ def make_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
 
 
 def _setting_flags(parser: argparse.ArgumentParser) -> dict[str, str]:
-    """Each option's destination (the library setting it sets, e.g. ``learning_rate``) -> its flag (``--lr``)."""
-    return {action.dest: action.option_strings[0] for action in parser._actions if action.option_strings}
+    """Each option's destination (the library setting it sets, e.g. ``learning_rate``) -> its flag (``--lr``),
+    the options of the command's own sub-commands included (``data cats-vs-dogs --dest``)."""
+    flags: dict[str, str] = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                flags = {**_setting_flags(sub), **flags}
+        elif action.option_strings:
+            flags[action.dest] = action.option_strings[0]
+    return flags
 
 
 def error_text(error: VggspecError, flags: Mapping[str, str]) -> str:
-    """What the command line prints for ``error``: ``error: <message>`` (a message of several lines as it is),
-    a message that starts with a setting of ``flags`` starting with the setting's flag instead."""
+    """What the command line prints for ``error``: ``error: <message>`` (a message of several lines as it is).
+    The error's setting, when it is one of ``flags``, is shown as its flag where the message starts with it
+    and where the message writes it in backticks (``use a `val_fraction` nearer 0.5``)."""
     text, setting = str(error), getattr(error, "setting", None) or ""
-    if setting in flags and text.startswith((f"{setting}:", f"{setting} ")):
-        text = flags[setting] + text[len(setting) :]
+    if setting in flags:
+        if text.startswith((f"{setting}:", f"{setting} ")):
+            text = flags[setting] + text[len(setting) :]
+        text = text.replace(f"`{setting}`", flags[setting])
     return text if "\n" in text else f"error: {text}"
 
 

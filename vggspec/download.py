@@ -110,18 +110,30 @@ def _transfer(url: str, part: Path, name: str, size: Optional[int], progress: bo
     offset = part.stat().st_size if part.exists() else 0
     if size is not None and offset == size:
         return  # an earlier attempt got every byte; the caller checks them
+    response = _request(url, part, offset)
+    if response is None:
+        return  # the part file already holds the whole file
+    with contextlib.closing(response):
+        offset, total = _body_start(response, url, part, name, size, offset)
+        _receive(response, part, name, offset, total, progress)
+
+
+def _request(url: str, part: Path, offset: int) -> Optional[http.client.HTTPResponse]:
+    """The server's answer to a request for the bytes from ``offset`` on (all of them from 0); None when the
+    server says ``part`` holds them all already. A refused resume removes ``part``."""
     headers = {"User-Agent": USER_AGENT}
     if offset:
         headers["Range"] = f"bytes={offset}-"
     request = urllib.request.Request(url, headers=headers)
     try:
-        response = urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS)
+        response: http.client.HTTPResponse = urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS)
+        return response
     except urllib.error.HTTPError as error:
         if error.code == 416 and offset:
             total = _total_from_content_range(error.headers.get("Content-Range", ""))
             error.close()
             if total == offset:
-                return  # the part file already holds the whole file
+                return None
             part.unlink()  # not a prefix of what the server has
             raise _Interrupted("the server refused to resume; starting over") from None
         raise DownloadError(f"cannot download {url}: HTTP {error.code} {error.reason}") from None
@@ -129,46 +141,56 @@ def _transfer(url: str, part: Path, name: str, size: Optional[int], progress: bo
         reason = getattr(error, "reason", None) or error
         raise DownloadError(f"cannot download {url}: {_one_line(reason)}") from None
 
-    with contextlib.closing(response):
+
+def _body_start(
+    response: http.client.HTTPResponse, url: str, part: Path, name: str, size: Optional[int], offset: int
+) -> tuple[int, Optional[int]]:
+    """(the byte of the file the answer's body starts at, the file's size or None when the server does not
+    say); an answer that does not fit ``part`` or ``size`` removes ``part``."""
+    if response.status == 206:
+        start, total = _parse_content_range(response.headers.get("Content-Range", ""))
+        if start != offset:  # not the part we asked for: start over without Range
+            part.unlink()
+            raise _Interrupted(f"the server resumed at byte {start}, not {offset}")
+    else:  # 200: the whole file, whether or not we asked for a range
         length = response.headers.get("Content-Length")
-        length = int(length) if length is not None and length.isdigit() else None
-        if response.status == 206:
-            start, total = _parse_content_range(response.headers.get("Content-Range", ""))
-            if start != offset:  # not the part we asked for: start over without Range
-                part.unlink()
-                raise _Interrupted(f"the server resumed at byte {start}, not {offset}")
-        else:  # 200: the whole file, whether or not we asked for a range
-            offset = 0
-            total = length
-        if size is not None and total is not None and total != size:
-            with contextlib.suppress(FileNotFoundError):
-                part.unlink()
-            raise DownloadError(f"{name}: expected {size:,} bytes, the server at {url} reports {total:,}")
-        expected_bytes = None if total is None else total - offset
-        received = 0
-        with (
-            open(part, "ab" if offset else "wb") as handle,
-            tqdm(
-                total=total,
-                initial=offset,
-                unit="B",
-                unit_scale=True,
-                unit_divisor=1024,
-                desc=name,
-                file=sys.stderr,
-                leave=False,
-                disable=None if progress else True,
-            ) as bar,
-        ):
-            try:
-                for chunk in iter(lambda: response.read(CHUNK_BYTES), b""):
-                    handle.write(chunk)
-                    received += len(chunk)
-                    bar.update(len(chunk))
-            except (OSError, http.client.HTTPException) as error:
-                raise _Interrupted(_one_line(error)) from None
-        if expected_bytes is not None and received < expected_bytes:
-            raise _Interrupted(f"the connection closed after {offset + received:,} of {total:,} bytes")
+        offset, total = 0, int(length) if length is not None and length.isdigit() else None
+    if size is not None and total is not None and total != size:
+        with contextlib.suppress(FileNotFoundError):
+            part.unlink()
+        raise DownloadError(f"{name}: expected {size:,} bytes, the server at {url} reports {total:,}")
+    return offset, total
+
+
+def _receive(
+    response: http.client.HTTPResponse, part: Path, name: str, offset: int, total: Optional[int], progress: bool
+) -> None:
+    """Write the body to ``part`` from byte ``offset`` on, with a progress bar; a connection that breaks or
+    closes early is :class:`_Interrupted` (what arrived stays)."""
+    received = 0
+    with (
+        open(part, "ab" if offset else "wb") as handle,
+        tqdm(
+            total=total,
+            initial=offset,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            desc=name,
+            file=sys.stderr,
+            leave=False,
+            disable=None if progress else True,
+        ) as bar,
+    ):
+        try:
+            for chunk in iter(lambda: response.read(CHUNK_BYTES), b""):
+                handle.write(chunk)
+                received += len(chunk)
+                bar.update(len(chunk))
+        except (OSError, http.client.HTTPException) as error:
+            raise _Interrupted(_one_line(error)) from None
+    if total is not None and received < total - offset:
+        raise _Interrupted(f"the connection closed after {offset + received:,} of {total:,} bytes")
 
 
 def _parse_content_range(value: str) -> tuple[int, Optional[int]]:

@@ -17,7 +17,9 @@ class VggspecError(Exception):
     ``setting`` names the setting the message is about when there is one: a parameter of
     the library such as ``epochs``, ``batch_size`` or ``run_dir``. Such a message starts
     with the setting's name (``"epochs: expected ..."``), which the command line shows as
-    the option that sets it (``--epochs``).
+    the flag of the option that sets it; a message about something else (a file) may name
+    its setting further on in backticks (``"... use a `val_fraction` nearer 0.5"``), shown
+    as that flag too. The library never writes a command line's flags itself.
     """
 
     def __init__(self, *args: object, setting: Optional[str] = None):

@@ -1,13 +1,21 @@
-"""Write files so that a failure never leaves half a file behind."""
+"""Write files and folders so that a failure never leaves half of one behind.
+
+:func:`atomic_path` writes a file beside its destination and renames it over it; :func:`atomic_folder`
+does the same for a folder, either private to one process (removed when the writing fails) or
+resumable (kept, for the next run to continue). A destination is thus absent or complete.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
+import shutil
+import socket
 import tempfile
 from pathlib import Path
-from typing import Iterator, Union
+from typing import Callable, Iterator, Optional, Union
 
 
 def _umask() -> int:
@@ -39,6 +47,106 @@ def atomic_path(destination: Union[str, Path], suffix: str = "") -> Iterator[Pat
         with contextlib.suppress(FileNotFoundError):
             temporary_path.unlink()
         raise
+
+
+class DestinationTaken(FileExistsError):
+    """:func:`atomic_folder`'s destination was filled (by another process) while its partial folder was written."""
+
+
+@contextlib.contextmanager
+def atomic_folder(
+    destination: Union[str, Path], *, resume: Optional[Callable[[Path], bool]] = None, sync: bool = False
+) -> Iterator[Path]:
+    """Yield a partial folder beside ``destination``; rename it to ``destination`` when the block succeeds.
+
+    ``destination`` must then be absent or an empty folder (which the rename replaces); one holding files
+    raises :class:`DestinationTaken` and the partial folder is treated as on any failure. Two kinds:
+
+    - ``resume=None``, private: ``.<name>.partial-<host>-<pid>``, new and empty. Partial folders of
+      ``destination`` left by processes of this host that have ended (a killed run) are removed first; on
+      any failure (an exception, Ctrl-C) the folder is removed. Several processes may write one
+      destination at once; the first to finish has it.
+    - ``resume`` given, resumable: ``.<name>.partial``, one process at a time. A folder left there by an
+      earlier run is kept when ``resume(folder)`` says it can be continued, else emptied first; temporary
+      files of :func:`atomic_path` in it (a run killed while writing one) are removed, so that a file there
+      is whole. On failure the folder is kept for the next run (removed when empty: nothing to continue).
+
+    ``sync``: flush every file of the folder to disk before the rename, and the parent folder after it, so
+    that not even a power cut leaves a complete-looking ``destination`` with missing data.
+    """
+    destination = Path(destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    partial = _resumed_partial(destination, resume) if resume is not None else _private_partial(destination)
+    try:
+        yield partial
+        if sync:
+            for path in sorted(partial.rglob("*")):
+                if path.is_file():
+                    _fsync(path)
+        _rename_folder(partial, destination)
+        if sync:
+            _fsync(destination.parent)
+    except BaseException:
+        if resume is None:
+            shutil.rmtree(partial, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                partial.rmdir()  # only when empty
+        raise
+
+
+def _resumed_partial(destination: Path, resume: Callable[[Path], bool]) -> Path:
+    partial = destination.parent / f".{destination.name}.partial"
+    if partial.is_dir() and not resume(partial):
+        shutil.rmtree(partial)  # not to be continued: made for other content, or stopped before it said which
+    partial.mkdir(exist_ok=True)
+    for temporary in partial.rglob(".*.part*"):
+        if temporary.is_file():
+            temporary.unlink()
+    return partial
+
+
+def _private_partial(destination: Path) -> Path:
+    prefix = f".{destination.name}.partial-"
+    host = socket.gethostname()
+    for entry in destination.parent.iterdir():
+        owner, _, pid = entry.name[len(prefix) :].rpartition("-")
+        if entry.name.startswith(prefix) and owner == host and pid.isdigit() and not _process_alive(int(pid)):
+            shutil.rmtree(entry, ignore_errors=True)
+    partial = destination.parent / f"{prefix}{host}-{os.getpid()}"
+    shutil.rmtree(partial, ignore_errors=True)  # this pid's, from a process long gone
+    partial.mkdir()
+    return partial
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _rename_folder(partial: Path, destination: Path) -> None:
+    """Rename ``partial`` to ``destination``, replacing an empty folder; DestinationTaken when it holds files."""
+    try:
+        if destination.is_dir() and not any(destination.iterdir()):
+            destination.rmdir()  # not every system renames over an empty folder
+        os.rename(partial, destination)
+    except OSError as error:
+        if error.errno in (errno.EEXIST, errno.ENOTEMPTY) or destination.is_file():
+            raise DestinationTaken(error.errno, error.strerror, str(destination)) from None
+        raise
+
+
+def _fsync(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def file_digest(path: Union[str, Path], algorithm: str, chunk_bytes: int = 1 << 22) -> str:

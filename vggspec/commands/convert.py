@@ -21,12 +21,22 @@ import time
 from pathlib import Path
 from typing import Iterable
 
+from vggspec.errors import WeightsError
 from vggspec.planner.layers import Conv2D
 from vggspec.planner.lower import Plan, lower_to_plan
 from vggspec.spec.load import load_spec
 from vggspec.weights.bundle import StoredArray, StoredBundle, WeightBundle
 from vggspec.weights.canonical import swap_input_channels
-from vggspec.weights.formats import DESCRIPTIONS, detect_format, write_bundle, written_format
+from vggspec.weights.formats import (
+    DESCRIPTIONS,
+    KERAS_ARCHIVE,
+    detect_format,
+    format_for_name,
+    write_bundle,
+    written_format,
+)
+
+MAKE_KERAS_ARCHIVE = "vggspec build SPEC --backend keras --out FILE.keras --weights WEIGHTS"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,6 +73,17 @@ def _swapped(stored: StoredBundle, plan: Plan) -> StoredBundle:
     return StoredBundle(layers, stored.source)
 
 
+def _output_format(destination: Path, keras_version: int) -> str:
+    """The format DST's name picks, an unknown name refused before any work; a .keras name (a model archive,
+    not a weight file) with the command that makes one."""
+    try:
+        return written_format(destination, keras_version)
+    except WeightsError as error:
+        if format_for_name(destination) != KERAS_ARCHIVE:
+            raise
+        raise WeightsError(f"{error}; make one with {MAKE_KERAS_ARCHIVE}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -70,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     source, destination = Path(args.source), Path(args.destination)
-    output_format = written_format(destination, args.keras_version)  # refuses an unknown name before any work
+    output_format = _output_format(destination, args.keras_version)
     plan = lower_to_plan(load_spec(args.spec))
     input_format = detect_format(source)
 

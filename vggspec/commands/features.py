@@ -11,14 +11,23 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vggspec.planner.lower import Plan
+    from vggspec.spec.model import Spec
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", metavar="SPEC", help="a spec file or a shipped name")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, ...)")
     parser.add_argument(
-        "--layers", required=True, metavar="NAMES", help="comma-separated layer names, e.g. block1_conv1,block4_conv2"
+        "--layers",
+        dest="outputs",  # the library's setting: an error about it is shown as --layers
+        required=True,
+        metavar="NAMES",
+        help="comma-separated layer names, e.g. block1_conv1,block4_conv2",
     )
     parser.add_argument(
         "--weights",
@@ -32,29 +41,52 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from vggspec.errors import VggspecError
+    from vggspec.features import feature_plan
+    from vggspec.planner.lower import lower_to_plan
+    from vggspec.spec.load import load_spec
+
+    spec = load_spec(args.spec)
+    names = [name.strip() for name in args.outputs.split(",") if name.strip()]
+    plan, chosen = feature_plan(lower_to_plan(spec), names)
+    if args.out is not None and not str(args.out).endswith(".npz"):
+        raise VggspecError(f"out {args.out}: expected a file name ending in .npz, received another", setting="out")
+    outputs = _layer_outputs(args, spec, plan, chosen)
+    if args.out is not None:
+        _save(args.out, outputs.arrays)
+    rows = _statistics(outputs)
+    if args.json:
+        about = {"spec": outputs.spec, "backend": outputs.backend, "weights": outputs.weights}
+        print(json.dumps({**about, "images": outputs.images, "layers": rows, "out": args.out}, indent=2))
+        return 0
+    _print_table(outputs, rows)
+    if args.out is not None:
+        print(f"saved {', '.join(outputs.arrays)} to {args.out}")
+    return 0
+
+
+@dataclass(frozen=True)
+class LayerOutputs:
+    """The outputs asked for: name -> float32 array, channels last; ``chosen``: name -> the plan layer read."""
+
+    spec: str
+    backend: str
+    weights: str  # where they came from, as the bundle says
+    images: int
+    chosen: dict[str, str]
+    arrays: dict[str, Any]
+
+
+def _layer_outputs(args: argparse.Namespace, spec: Spec, plan: Plan, chosen: dict[str, str]) -> LayerOutputs:
+    """Build ``plan`` (the spec up to the deepest layer asked for), set its weights, run it on the images."""
     import numpy as np
 
     from vggspec.backends import get_backend
     from vggspec.building import read_checked_bundle
-    from vggspec.errors import VggspecError
-    from vggspec.features import feature_plan
-    from vggspec.fileio import atomic_path
     from vggspec.images import image_mode, load_images
     from vggspec.parity.inputs import random_bundle
-    from vggspec.planner.lower import lower_to_plan
     from vggspec.preprocessing import preprocess
-    from vggspec.spec.load import load_spec
 
-    spec = load_spec(args.spec)
-    names = [name.strip() for name in args.layers.split(",") if name.strip()]
-    try:
-        plan, chosen = feature_plan(lower_to_plan(spec), names)
-    except VggspecError as error:  # the library's setting "outputs" is this command's --layers
-        if error.setting != "outputs":
-            raise
-        raise VggspecError("layers" + str(error).removeprefix("outputs"), setting="layers") from None
-    if args.out is not None and not str(args.out).endswith(".npz"):
-        raise VggspecError(f"out {args.out}: expected a file name ending in .npz, received another", setting="out")
     height, width, channels = plan.input_shape
     image_mode(channels, f"{spec.source or spec.name}: input_shape {list(plan.input_shape)}")
     images = preprocess(load_images(args.images, (height, width), channels), plan.preprocessing)
@@ -63,14 +95,26 @@ def run(args: argparse.Namespace) -> int:
     model = backend.build(plan)
     backend.set_weights(model, plan, bundle)
     everything = backend.activations(model, plan, images)
-    arrays: dict[str, Any] = {name: np.asarray(everything[layer], dtype=np.float32) for name, layer in chosen.items()}
-    if args.out is not None:
-        with atomic_path(args.out, suffix=".npz") as temporary, open(temporary, "wb") as file:
-            np.savez(file, **arrays)
-    rows: list[dict[str, Any]] = [
+    arrays = {name: np.asarray(everything[layer], dtype=np.float32) for name, layer in chosen.items()}
+    return LayerOutputs(spec.name, backend.name, bundle.source, len(images), chosen, arrays)
+
+
+def _save(out: str, arrays: dict[str, Any]) -> None:
+    import numpy as np
+
+    from vggspec.fileio import atomic_path
+
+    with atomic_path(out, suffix=".npz") as temporary, open(temporary, "wb") as file:
+        np.savez(file, **arrays)
+
+
+def _statistics(outputs: LayerOutputs) -> list[dict[str, Any]]:
+    import numpy as np
+
+    return [
         {
             "layer": name,
-            "from": chosen[name],
+            "from": outputs.chosen[name],
             "shape": list(array.shape),
             "mean": float(array.mean()),
             "std": float(array.std()),
@@ -78,24 +122,12 @@ def run(args: argparse.Namespace) -> int:
             "max": float(array.max()),
             "zero_fraction": float(np.mean(array == 0)),
         }
-        for name, array in arrays.items()
+        for name, array in outputs.arrays.items()
     ]
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "spec": spec.name,
-                    "backend": backend.name,
-                    "weights": bundle.source,
-                    "images": len(images),
-                    "layers": rows,
-                    "out": args.out,
-                },
-                indent=2,
-            )
-        )
-        return 0
-    print(f"{spec.name} ({backend.name}), {len(images)} image(s), weights: {bundle.source}")
+
+
+def _print_table(outputs: LayerOutputs, rows: list[dict[str, Any]]) -> None:
+    print(f"{outputs.spec} ({outputs.backend}), {outputs.images} image(s), weights: {outputs.weights}")
     width_name = max(len("layer"), *(len(row["layer"]) for row in rows))
     print(
         f"{'layer':<{width_name}}  {'shape (N, H, W, C)':<22} {'mean':>10} {'std':>10} {'min':>10} {'max':>10} "
@@ -107,6 +139,3 @@ def run(args: argparse.Namespace) -> int:
             f"{row['layer']:<{width_name}}  {shape:<22} {row['mean']:>10.4g} {row['std']:>10.4g} "
             f"{row['min']:>10.4g} {row['max']:>10.4g} {row['zero_fraction']:>6.1%}"
         )
-    if args.out is not None:
-        print(f"saved {', '.join(arrays)} to {args.out}")
-    return 0

@@ -48,7 +48,7 @@ class LayerDiff:
 
 @dataclass
 class ParityReport:
-    """The outcome of ``compare_backends``; ``to_dict`` is the ``--json`` output."""
+    """The outcome of ``compare_backends``; ``to_dict`` is its JSON form (what ``vggspec verify`` prints as JSON)."""
 
     spec_name: str
     backends: list[str]

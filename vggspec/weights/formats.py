@@ -181,9 +181,8 @@ def written_format(path: Union[str, Path], keras_version: int = 2) -> str:
     if kind == KERAS_ARCHIVE:
         raise WeightsError(
             f"{path}: expected a weight file to write (.h5, .weights.h5, .safetensors or .pt), "
-            "received a .keras name: a Keras model archive holds the model too; make one with "
-            "vggspec build SPEC --backend keras --out FILE.keras --weights WEIGHTS"
-        )
+            "received a .keras name: a Keras model archive holds the model too"
+        )  # how to make one is the command line's to add, with its own command
     return kind
 
 
