@@ -74,7 +74,7 @@ class PlanLayer:
         return math.prod(self.output_shape)
 
     def config(self) -> dict[str, Any]:
-        """The typed fields of the layer's kind (JSON-ready), as ``vggspec summary --format json`` shows them."""
+        """The typed fields of the layer's kind (JSON-ready), as ``vggspec summary`` shows them in JSON."""
         common = {"name", "output_shape", "origin"}
         return {
             field.name: _jsonable(getattr(self, field.name))

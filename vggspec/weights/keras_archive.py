@@ -6,7 +6,7 @@ That member is copied (at most the bytes the spec's parameters can need, see
 :func:`vggspec.weights.bundle.archive_bytes_limit`) into a private temporary folder under
 a name of ours, never the member's, read there with every check of a ``.weights.h5``
 file, and removed when the reading ends. Writing a ``.keras`` file needs the model itself:
-``vggspec build SPEC --backend keras --out FILE.keras``.
+``vggspec build`` with the keras backend and a ``.keras`` output.
 """
 
 from __future__ import annotations
