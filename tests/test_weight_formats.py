@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import zipfile
@@ -345,7 +346,11 @@ def test_bad_files_give_one_line_errors(tmp_path):
         "other.h5": "expected Keras weights",
         "lost.h5": "layer block1_conv1: expected the dataset 'block1_conv1_W_1:0'",
         "missing.h5": "received a path that does not exist",
+        "fifo.pt": "expected a weight file, received a FIFO (named pipe)",  # reading it would wait for a writer
+        "folder.safetensors": "expected a weight file, received a folder",
     }
+    os.mkfifo(tmp_path / "fifo.pt")
+    (tmp_path / "folder.safetensors").mkdir()
     for name, message in cases.items():
         with pytest.raises(WeightsError) as error:
             read_bundle(tmp_path / name, plan)

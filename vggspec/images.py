@@ -13,6 +13,15 @@ Files cannot provide any other channel count. The image is then resized with
 nearest-neighbour sampling (Keras' default ``interpolation="nearest"``) when
 its size differs from the target. Feed the result to
 :func:`vggspec.preprocessing.preprocess`.
+
+What the user sees is what the network gets, beyond what ``load_img`` does:
+
+- the EXIF orientation is applied (a phone photo stored sideways is turned upright,
+  as every viewer shows it);
+- 16-bit grayscale (PNG, TIFF) is scaled to 0..255 (value / 257: 65535 is 255), where
+  Pillow's own conversion would clip everything above 255;
+- 32-bit float pixels (TIFF) in 0..1 are scaled to 0..255; other float ranges are
+  refused in one line, as is anything that is not a regular file (a FIFO would hang).
 """
 
 from __future__ import annotations
@@ -21,13 +30,16 @@ from pathlib import Path
 from typing import Optional, Sequence, Union
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from vggspec.errors import DataError
+from vggspec.regular_files import NotRegularFile, open_regular
 
 PathLike = Union[str, Path]
 DEFAULT_SIZE = (224, 224)
 MODES = {1: "L", 3: "RGB", 4: "RGBA"}  # channels -> the Pillow mode an image is converted to
+WIDE_GRAY = ("I;16", "I;16L", "I;16B", "I;16N", "I")  # Pillow's modes of 16-bit (and 32-bit integer) grayscale
+SIXTEEN_BITS = 257.0  # 65535 / 255: a 16-bit value over this is its 8-bit value
 # what Pillow raises for a file it cannot read or decode (DecompressionBombError is a subclass of none of them)
 UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
@@ -54,48 +66,72 @@ def unreadable(path: PathLike, error: BaseException) -> DataError:
     """The error of an image file Pillow cannot open or decode, naming the file."""
     if isinstance(error, FileNotFoundError):
         return DataError(f"{path}: expected an image file, received a path that does not exist")
+    if isinstance(error, NotRegularFile):
+        return DataError(f"{path}: expected an image file (a regular file), received {error.strerror}")
+    if isinstance(error, UnsupportedPixels):
+        return DataError(f"{path}: expected an image of 8 or 16 bits or float pixels in 0..1, received {error}")
     return DataError(
         f"{path}: expected an image file Pillow can read (JPEG, PNG, ...), received an unreadable file ({error})"
     )
+
+
+class UnsupportedPixels(ValueError):
+    """Pixels that have no 0..255 meaning (float values outside 0..1)."""
+
+
+def _gray_values(image: Image.Image) -> Optional[Image.Image]:
+    """A 16-bit or float grayscale image as a float ``F`` image of 0..255 values; None for any other mode (which
+    Pillow converts as it is). UnsupportedPixels for float values outside 0..1."""
+    if image.mode in WIDE_GRAY:
+        return Image.fromarray(np.asarray(image, dtype=np.float32) / np.float32(SIXTEEN_BITS), mode="F")
+    if image.mode == "F":
+        values = np.asarray(image, dtype=np.float32)
+        low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+        if not (np.isfinite(values).all() and low >= 0.0 and high <= 1.0):
+            raise UnsupportedPixels(f"32-bit float pixels from {low:g} to {high:g}")
+        return Image.fromarray(values * np.float32(255.0), mode="F")
+    return None
+
+
+def _pixels(image: Image.Image, mode: str, target: Optional[tuple[int, int]]) -> np.ndarray:
+    """An opened image as float32 (H, W, C) of 0..255 in ``mode``'s channels: upright (EXIF), resized."""
+    image = ImageOps.exif_transpose(image)
+    gray = _gray_values(image)
+    if gray is None and image.mode != mode:
+        image = image.convert(mode)
+    picture = image if gray is None else gray
+    if target is not None and picture.size != (target[1], target[0]):
+        picture = picture.resize((target[1], target[0]), Image.Resampling.NEAREST)
+    array = np.asarray(picture, dtype=np.float32)
+    if gray is not None:  # one gray channel, as Pillow gives L, RGB and RGBA from L
+        layers = {"L": [array], "RGB": [array] * 3, "RGBA": [array] * 3 + [np.full_like(array, 255.0)]}[mode]
+        array = np.stack(layers, axis=-1)
+    return array[..., None] if array.ndim == 2 else array
 
 
 def load_image(path: PathLike, size: Optional[Sequence[int]] = DEFAULT_SIZE, channels: int = 3) -> np.ndarray:
     """One image file as float32 (height, width, channels), 0..255: grayscale, RGB or RGBA.
 
     ``size`` is (height, width), as Keras' ``target_size``; ``None`` keeps the
-    file's own size. ``channels`` is 1, 3 or 4 (see the module). A missing,
-    unreadable or corrupt file raises :class:`DataError` naming the file.
+    file's own size (after its EXIF orientation). ``channels`` is 1, 3 or 4 (see the
+    module). A missing, unreadable or corrupt file raises :class:`DataError` naming the file.
     """
     target = _checked_size(size)
     mode = image_mode(channels)
-    path = Path(path)
     try:
-        with Image.open(path) as image:
-            if image.mode != mode:
-                image = image.convert(mode)
-            if target is not None and image.size != (target[1], target[0]):
-                image = image.resize((target[1], target[0]), Image.Resampling.NEAREST)
-            array = np.asarray(image, dtype=np.float32)
-    except UNREADABLE as error:
+        with open_regular(path) as handle, Image.open(handle) as image:
+            return _pixels(image, mode, target)
+    except (*UNREADABLE, UnsupportedPixels) as error:
         raise unreadable(path, error) from None
-    return array[..., None] if array.ndim == 2 else array
 
 
 def check_image_file(path: PathLike, channels: int = 3) -> Optional[DataError]:
-    """None when Pillow opens, fully decodes and converts ``path`` to ``channels``, else the error
-    :func:`load_image` would raise.
-
-    A full decode, not only the header: a truncated JPEG has a good header and
-    fails half-way through its pixels.
-    """
-    mode = image_mode(channels)
+    """None when ``path`` loads as :func:`load_image` loads it (a full decode: a truncated JPEG has a good
+    header and fails half-way through its pixels), else the error it would raise."""
     try:
-        with Image.open(path) as image:
-            image.load()
-            if image.mode != mode:
-                image.convert(mode)
-    except UNREADABLE as error:
-        return unreadable(path, error)
+        load_image(path, None, channels)
+    except DataError as error:
+        return error
     return None
 
 

@@ -11,22 +11,10 @@ import stat
 from pathlib import Path
 
 from vggspec.errors import Problem, SpecError
+from vggspec.regular_files import file_kind
 from vggspec.spec.yaml_source import YamlDocument, parse_yaml
 
 MAX_SPEC_BYTES = 1 << 20
-
-
-def _file_kind(mode: int) -> str:
-    for test, word in (
-        (stat.S_ISDIR, "a folder"),
-        (stat.S_ISFIFO, "a FIFO (named pipe)"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-        (stat.S_ISSOCK, "a socket"),
-    ):
-        if test(mode):
-            return word
-    return "not a regular file"
 
 
 def read_spec_text(path: Path) -> str:
@@ -46,7 +34,7 @@ def read_spec_text(path: Path) -> str:
     except OSError as error:
         raise refuse(f"expected a readable spec file, received {error.strerror or error}") from None
     if not stat.S_ISREG(status.st_mode):
-        raise refuse(f"expected a spec file (a regular file), received {_file_kind(status.st_mode)}")
+        raise refuse(f"expected a spec file (a regular file), received {file_kind(status.st_mode)}")
     if status.st_size > MAX_SPEC_BYTES:
         raise refuse(f"expected a spec file of at most {MAX_SPEC_BYTES:,} bytes, received {status.st_size:,} bytes")
     try:

@@ -31,6 +31,7 @@ import numpy as np
 from vggspec.errors import WeightsError
 from vggspec.fileio import atomic_path
 from vggspec.planner.lower import Plan
+from vggspec.regular_files import not_regular
 from vggspec.weights.bundle import StoredArray, StoredBundle, WeightBundle
 from vggspec.weights.fit import FittedBundle, check_bundle, fit_bundle, read_stored
 from vggspec.weights.hdf5 import group, has_attribute, open_h5
@@ -108,8 +109,9 @@ def detect_format(path: Union[str, Path]) -> str:
     """
     path = Path(path)
     kind = format_for_name(path)
-    if not path.is_file():
-        raise WeightsError(f"{path}: expected a weight file, received a path that does not exist")
+    what = not_regular(path)  # a FIFO would hang the reader, a folder is no file
+    if what is not None:
+        raise WeightsError(f"{path}: expected a weight file, received {what}")
     return _sniff_h5(path) if kind in (LEGACY_H5, KERAS3) else kind
 
 
