@@ -156,6 +156,76 @@ def test_predict_bad_input(cli, tmp_path):
     labels = cli("predict", spec, broken, "--weights", weights, "--labels", "a,b,c")
     assert labels.returncode == 2
     assert labels.stderr.strip() == "error: --labels: expected 2 names (the spec's classes), received 3"
+    for given, message in (("cat,cat", "expected each name once, received 'cat' twice"), (",", "expected 2 non-empty")):
+        labels = cli("predict", spec, broken, "--weights", weights, "--labels", given)
+        assert labels.returncode == 2 and labels.stderr.startswith(f"error: --labels: {message}"), labels.stderr
+
+
+def overflowing_weights(spec: Path, path: Path) -> Path:
+    """Finite weights whose fc1 overflows float32 on any image: its outputs are infinite, its softmax NaN."""
+    plan = vggspec.plan(str(spec))
+    bundle = random_bundle(plan, seed=2)
+    bundle.layers["fc1"]["kernel"][:] = 1e38
+    bundle.layers["fc1"]["bias"][:] = 1e38
+    write_bundle(path, bundle, plan)
+    return path
+
+
+def strict_json(text: str):
+    """``json.loads`` that refuses NaN and Infinity, as JSON itself does."""
+    return json.loads(text, parse_constant=lambda word: pytest.fail(f"not JSON: {word}"))
+
+
+def test_non_finite_outputs_are_said_and_every_json_output_is_strict(cli, tmp_path):
+    spec = small_spec(tmp_path, 2)
+    weights = overflowing_weights(spec, tmp_path / "huge.safetensors")
+    image = tmp_path / "x.png"
+    Image.fromarray(np.full((32, 32, 3), 200, np.uint8)).save(image)
+    done = cli("predict", spec, image, "--weights", weights, "--backend", "torch")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.splitlines() == [
+        f"error: {image}: expected finite scores, received 2 of 2 NaN or infinite "
+        "(the weights overflow float32 on this image)"
+    ]
+    verified = cli("verify", spec, "--weights", weights, "--backends", "torch,onnx", "--json")
+    assert verified.returncode == 1, verified.stderr
+    report = strict_json(verified.stdout)
+    fc1 = next(layer for layer in report["layers"] if layer["name"] == "fc1")
+    assert report["ok"] is False and report["first_divergent_layer"] == "fc1"
+    assert fc1["ok"] is False and fc1["non_finite"] == ["torch", "onnx"] and fc1["max_abs_diff"] is None
+    text = cli("verify", spec, "--weights", weights, "--backends", "torch,onnx")
+    assert "FAILED: first diverging layer: fc1 (torch and onnx gave NaN or infinite values)" in text.stdout
+    features = cli("features", spec, image, "--weights", weights, "--backend", "torch", "--layers", "fc1", "--json")
+    assert features.returncode == 0, features.stderr
+    (row,) = strict_json(features.stdout)["layers"]
+    assert row["non_finite"] == 32 and row["mean"] is None
+    assert "warning: fc1: 32 of 32 values are NaN or infinite" in features.stderr
+    summary = strict_json(cli("summary", spec, "--format", "json").stdout)
+    assert summary["total_params"] == vggspec.plan(str(spec)).total_params
+
+
+def test_predict_reads_and_runs_the_images_a_batch_at_a_time(cli, tmp_path):
+    spec = small_spec(tmp_path, 10)
+    weights = tmp_path / "w.safetensors"
+    write_bundle(weights, random_bundle(vggspec.plan(str(spec)), seed=4))
+    images = []
+    for index in range(5):
+        images.append(tmp_path / f"{index}.png")
+        pixels = np.random.default_rng(index).integers(0, 256, (40, 30, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(images[-1])
+    results = {}
+    for batch in (2, 32):
+        done = cli(
+            "predict", spec, *images, "--weights", weights, "--backend", "torch", "--batch-size", batch, "--json"
+        )
+        assert done.returncode == 0, done.stderr
+        results[batch] = strict_json(done.stdout)
+    assert list(results[2]) == [str(image) for image in images]
+    for image in images:  # batches of 2, 2 and 1 give each image the scores it gets in one batch of 5
+        for ours, theirs in zip(results[2][str(image)], results[32][str(image)]):
+            assert ours["index"] == theirs["index"] and abs(ours["score"] - theirs["score"]) < 1e-6
+    done = cli("predict", spec, *images, "--weights", weights, "--batch-size", 0)
+    assert done.returncode == 2 and done.stderr.startswith("error: --batch-size: expected a positive integer")
 
 
 def every_option_string() -> set[str]:

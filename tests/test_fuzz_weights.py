@@ -2,9 +2,11 @@
 
 Corrupted files (truncated, bytes flipped, ranges overwritten) of every format give either a bundle
 that fits the plan or one WeightsError line naming the file, nothing else, in process and through
-``vggspec convert`` (exit 0 or 2, no traceback). Random valid bundles, every float32 bit pattern
-included, round-trip bit for bit through every writable format. The default run is short and
-derandomized; the ``slow`` variants try many more cases.
+``vggspec convert`` (exit 0 or 2, no traceback). Random valid bundles, every finite float32 bit
+pattern included, round-trip bit for bit through every writable format. A NaN or an infinity
+anywhere in a file of any format (or a float64 beyond float32's range) is refused by every reader,
+naming the layer and the weight. The default run is short and derandomized; the ``slow`` variants
+try many more cases.
 """
 
 from __future__ import annotations
@@ -174,8 +176,8 @@ WRITABLE = (("k1.h5", 1), ("k2.h5", 2), ("w.weights.h5", 2), ("w.safetensors", 2
 
 @st.composite
 def random_bundles(draw):
-    """(a small plan of random shape, a bundle for it whose arrays are random float32 bit patterns:
-    NaNs with payloads, infinities, subnormals and -0.0 among them)."""
+    """(a small plan of random shape, a bundle for it whose arrays are random finite float32 bit patterns:
+    the largest finite values, subnormals and -0.0 among them)."""
     changes = {
         "batch_norm": draw(st.booleans()),
         "classes": draw(st.integers(2, 12)),
@@ -194,12 +196,13 @@ def random_bundles(draw):
         changes.update(include_top=False, pooling=draw(st.sampled_from(["avg", "max"])))
     plan = small_plan(**changes)
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    special = np.array([0x7FC00001, 0xFF800000, 0x7F800000, 0x00000001, 0x80000000, 0x7FA00000], np.uint32)
+    special = np.array([0x7F7FFFFF, 0xFF7FFFFF, 0x00800000, 0x00000001, 0x80000000, 0x807FFFFF], np.uint32)
     layers = {}
     for layer in plan.weighted_layers():
         weights = {}
         for name, shape in layer.weights:
             bits = rng.integers(0, 2**32, size=shape, dtype=np.uint32)
+            bits[(bits & 0x7F800000) == 0x7F800000] &= 0xBFFFFFFF  # NaN and infinity patterns made finite
             bits.ravel()[: special.size] = special[: bits.size]
             weights[name] = bits.view(np.float32)
         layers[layer.name] = weights
@@ -242,3 +245,107 @@ def test_random_bundles_round_trip_bit_for_bit_through_every_writable_format_man
         tmp_path_factory.mktemp("round_trip"),
         settings(max_examples=300, deadline=None, derandomize=True, database=None),
     )
+
+
+# --- non-finite values: refused by every reader ---------------------------------------------------------
+
+
+def write_raw(folder: Path, name: str, layers: dict, plan) -> Path:
+    """``layers`` written in the format of ``name`` as other tools would write it, with no check: the writers
+    of each format themselves (a NaN written by Keras or torch looks the same)."""
+    from vggspec.weights.keras3_h5 import write_keras3_h5
+    from vggspec.weights.keras_h5 import write_keras_h5
+    from vggspec.weights.safetensors_file import write_safetensors
+    from vggspec.weights.torch_file import write_torch
+
+    path, bundle = folder / name, WeightBundle(layers)
+    if name == "m.keras":
+        return write_keras_archive(path, write_raw(folder, "for_archive.weights.h5", layers, plan))
+    if name.endswith(".weights.h5"):
+        write_keras3_h5(path, bundle, plan)
+    elif name.endswith(".h5"):
+        write_keras_h5(path, bundle, [layer.name for layer in plan.layers], 1 if name == "keras1.h5" else 2)
+    elif name.endswith(".safetensors"):
+        write_safetensors(path, bundle)
+    else:
+        write_torch(path, bundle, plan)
+    return path
+
+
+@st.composite
+def non_finite_files(draw):
+    """(a format, a layer, a weight, a flat index, the value put there): NaN, +inf or -inf in float32, or a
+    float64 too large for float32 (formats that store float64)."""
+    plan = small_plan()
+    name = draw(st.sampled_from(FORMATS))
+    layer = draw(st.sampled_from(plan.weighted_layers()))
+    weight, shape = draw(st.sampled_from(layer.weights))
+    index = draw(st.integers(0, int(np.prod(shape)) - 1))
+    value = draw(st.sampled_from([np.nan, np.inf, -np.inf] + ([1e39, -3e300] if name in WITHOUT_PLAN else [])))
+    return name, layer.name, weight, index, value
+
+
+def _refuses_non_finite(folder: Path, settings_) -> None:
+    plan = small_plan()
+    seen = set()
+
+    @settings_
+    @given(case=non_finite_files())
+    def run(case):
+        name, layer, weight, index, value = case
+        layers = as_bundle_layers(plan_layers(plan))
+        wide = abs(value) > 3.5e38 and np.isfinite(value)
+        array = layers[layer][weight].astype(np.float64 if wide else np.float32)
+        array.reshape(-1)[index] = value
+        layers[layer][weight] = array
+        path = write_raw(folder, name, layers, plan)
+        expected = "float32 can hold" if wide else "expected finite values"
+        readers = [lambda: read_checked_bundle(plan, path)]
+        if name in WITHOUT_PLAN:
+            readers.append(lambda: read_bundle(path))  # arrays as stored, without a plan
+        for read in readers:
+            with pytest.raises(WeightsError) as error:
+                read()
+            message = str(error.value)
+            assert "\n" not in message and message.startswith(str(path)), message
+            assert f"layer {layer}: {weight}" in message and expected in message, message
+        seen.add(name)
+
+    run()
+    assert seen == set(FORMATS)
+
+
+def test_non_finite_values_are_refused_by_every_reader(tmp_path):
+    _refuses_non_finite(tmp_path, settings(max_examples=60, deadline=None, derandomize=True, database=None))
+
+
+@pytest.mark.slow
+def test_non_finite_values_are_refused_by_every_reader_many(tmp_path):
+    _refuses_non_finite(tmp_path, settings(max_examples=600, deadline=None, derandomize=True, database=None))
+
+
+def test_the_commands_refuse_non_finite_weights_in_one_line(tmp_path):
+    """convert, build, verify and predict: exit 2, one line naming the file, the layer and the count."""
+    plan = small_plan()
+    spec = small_spec_file(tmp_path)
+    layers = as_bundle_layers(plan_layers(plan))
+    layers["fc1"]["kernel"][3, :2] = np.nan
+    path = write_raw(tmp_path, "w.safetensors", layers, plan)
+    image = tmp_path / "x.png"
+    from PIL import Image
+
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(image)
+    for args in (
+        ("convert", path, tmp_path / "out.pt", "--spec", spec),
+        ("build", spec, "--backend", "torch", "--weights", path, "--out", tmp_path / "m.pt"),
+        ("verify", spec, "--weights", path, "--backends", "torch,onnx", "--json"),
+        ("predict", spec, image, "--weights", path, "--backend", "torch", "--json"),
+        ("features", spec, image, "--weights", path, "--backend", "torch", "--layers", "fc1", "--json"),
+    ):
+        done = run_vggspec(*args)
+        assert done.returncode == 2 and done.stdout == "", (args, done.stdout, done.stderr)
+        lines = [line for line in done.stderr.splitlines() if line.strip() and "layer/s" not in line]
+        assert lines == [  # convert streams array by array, so its progress bar has started; nothing is written
+            f"error: {path}: layer fc1: kernel: expected finite values, received 2 NaN (the first at index (3, 0))"
+        ], args
+    assert not (tmp_path / "out.pt").exists() and not (tmp_path / "m.pt").exists()

@@ -253,14 +253,17 @@ def test_torchvision_keyed_safetensors_read_with_the_plan(tmp_path):
         read_bundle(tmp_path / "hub.safetensors")
 
 
-def test_nan_arrays_survive_every_format(tmp_path):
+def test_non_finite_arrays_are_refused_when_written_and_nothing_is_left(tmp_path):
     plan = small_plan()
     layers = plan_layers(plan)
     layers[1][1]["kernel"][0, 0, 0, :2] = [np.nan, np.inf]
     expected = as_bundle_layers(layers)
     for name in ("n.h5", "n.weights.h5", "n.safetensors", "n.pt"):
-        write_bundle(tmp_path / name, WeightBundle(expected), plan)
-        assert_same_arrays(expected, read_bundle(tmp_path / name, plan).layers)
+        with pytest.raises(
+            WeightsError, match=r"layer block1_conv1: kernel: expected finite values, received 1 NaN, 1"
+        ):
+            write_bundle(tmp_path / name, WeightBundle(expected), plan)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_reading_h5_and_writing_safetensors_imports_no_framework(tmp_path):

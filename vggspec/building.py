@@ -9,6 +9,7 @@ from typing import Any, Iterator, Optional, Union
 
 from vggspec.backends import Backend, get_backend
 from vggspec.errors import VggspecError
+from vggspec.fileio import check_destination
 from vggspec.planner.lower import Plan, lower_to_plan
 from vggspec.spec.model import Spec
 from vggspec.weights.bundle import StoredBundle
@@ -70,14 +71,7 @@ def build_model(
 def save_model(backend: Backend, model: Any, out: Union[str, Path]) -> Optional[str]:
     """``backend.save`` (returns its line for the user, or None), with a destination that cannot be
     written refused in one line naming the setting ``out``; nothing is left there."""
-    path = Path(out)
-    if path.is_dir():
-        raise VggspecError(f"out {out}: expected a file to write, received an existing folder", setting="out")
-    blocking = next((parent for parent in path.absolute().parents if parent.exists()), None)
-    if blocking is not None and not blocking.is_dir():
-        raise VggspecError(
-            f"out {out}: expected a writable destination, received a path under the file {blocking}", setting="out"
-        )
+    check_destination(out, "out")
     try:
         return backend.save(model, str(out))
     except OSError as error:

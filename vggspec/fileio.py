@@ -17,6 +17,8 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Union
 
+from vggspec.errors import VggspecError
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -147,6 +149,49 @@ def _fsync(path: Path) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+def destination_problem(destination: Union[str, Path], folder: bool = False) -> Optional[str]:
+    """Why ``destination`` (a file, or a ``folder``) cannot be written, in the words of a message's "received
+    ...", or None when it can: checked before any work that would end in writing it, creating nothing that stays.
+
+    The folders it needs may be missing (writers make them); the nearest one that exists must be a folder in
+    which a file can be made (tried with a temporary file, removed at once: permissions, a read-only file
+    system or ``/proc`` all say no). A file's destination must not be a folder; a folder's not a file.
+    """
+    path = Path(destination)
+    if path.is_dir() and not folder:
+        return "an existing folder"
+    if path.exists() and not path.is_dir() and folder:
+        return "a file"
+    places = (path.absolute(), *path.absolute().parents) if folder else path.absolute().parents
+    nearest = next((place for place in places if place.exists()), None)
+    if nearest is None:
+        return "a path with no existing folder above it"
+    if not nearest.is_dir():
+        return f"a path under the file {nearest}"
+    try:
+        with tempfile.TemporaryFile(dir=nearest):
+            pass
+    except OSError as error:
+        return f"a place where nothing can be written ({nearest}: {error.strerror or error})"
+    return None
+
+
+def check_destination(
+    destination: Union[str, Path], setting: str, folder: bool = False, error: type[VggspecError] = VggspecError
+) -> None:
+    """``error`` (naming ``setting``, e.g. ``out``) when ``destination`` cannot be written
+    (:func:`destination_problem`): ``out x.npz: expected a writable destination, received a path under the
+    file ...``. Called before the work whose result it would hold."""
+    problem = destination_problem(destination, folder)
+    if problem is None:
+        return
+    if problem == "an existing folder":
+        raise error(f"{setting} {destination}: expected a file to write, received an existing folder", setting=setting)
+    if problem == "a file":
+        raise error(f"{setting} {destination}: expected a folder, received a file", setting=setting)
+    raise error(f"{setting} {destination}: expected a writable destination, received {problem}", setting=setting)
 
 
 def file_digest(path: Union[str, Path], algorithm: str, chunk_bytes: int = 1 << 22) -> str:

@@ -33,7 +33,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from vggspec.errors import DataError
-from vggspec.regular_files import NotRegularFile, open_regular
+from vggspec.regular_files import NotRegularFile, not_regular, open_regular
 
 PathLike = Union[str, Path]
 DEFAULT_SIZE = (224, 224)
@@ -133,6 +133,17 @@ def check_image_file(path: PathLike, channels: int = 3) -> Optional[DataError]:
     except DataError as error:
         return error
     return None
+
+
+def check_image_paths(paths: Sequence[PathLike]) -> None:
+    """DataError for the first path that is no regular file (missing, a folder, a FIFO): checked before
+    anything costly (building a model), while the files themselves are read later, a batch at a time."""
+    for path in paths:
+        what = not_regular(path)
+        if what == "a path that does not exist":
+            raise DataError(f"{path}: expected an image file, received {what}")
+        if what is not None:
+            raise DataError(f"{path}: expected an image file (a regular file), received {what}")
 
 
 def load_images(

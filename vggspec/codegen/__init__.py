@@ -17,7 +17,7 @@ from vggspec.codegen.keras_source import STYLES as KERAS_STYLES
 from vggspec.codegen.keras_source import keras_source
 from vggspec.codegen.torch_source import torch_source
 from vggspec.errors import VggspecError
-from vggspec.fileio import atomic_path
+from vggspec.fileio import atomic_path, check_destination
 from vggspec.planner.lower import Plan
 
 FRAMEWORKS = ("keras", "torch")
@@ -57,8 +57,7 @@ def write_source(path: Union[str, Path], source: str) -> None:
     A folder, a path under a file or an unwritable place is refused naming the setting ``out``.
     """
     path = Path(path)
-    if path.is_dir():
-        raise VggspecError(f"out {path}: expected a file to write, received an existing folder", setting="out")
+    check_destination(path, "out")
     try:
         with atomic_path(path, suffix=".py") as temporary:
             temporary.write_text(source, encoding="utf-8")

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import json
 
+from vggspec.strict_json import dumps
 from vggspec.training.metrics import format_confusion
 
 
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     result = evaluate_run(args.run_dir, **given)
     if args.json:
         print(
-            json.dumps(
+            dumps(
                 {
                     "checkpoint": str(result.checkpoint),
                     "best_epoch": result.best_epoch,
@@ -58,8 +58,7 @@ def run(args: argparse.Namespace) -> int:
                     "accuracy": result.accuracy,
                     "loss": result.loss,
                     "confusion_matrix": result.matrix.tolist(),
-                },
-                indent=2,
+                }
             )
         )
         return 0

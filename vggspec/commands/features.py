@@ -10,9 +10,11 @@ layout whatever the backend, written atomically.
 from __future__ import annotations
 
 import argparse
-import json
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from vggspec.strict_json import dumps
 
 if TYPE_CHECKING:
     from vggspec.planner.lower import Plan
@@ -43,6 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from vggspec.errors import VggspecError
     from vggspec.features import feature_plan
+    from vggspec.fileio import check_destination
     from vggspec.planner.lower import lower_to_plan
     from vggspec.spec.load import load_spec
 
@@ -51,13 +54,15 @@ def run(args: argparse.Namespace) -> int:
     plan, chosen = feature_plan(lower_to_plan(spec), names)
     if args.out is not None and not str(args.out).endswith(".npz"):
         raise VggspecError(f"out {args.out}: expected a file name ending in .npz, received another", setting="out")
+    if args.out is not None:  # before the computing, not after it
+        check_destination(args.out, "out")
     outputs = _layer_outputs(args, spec, plan, chosen)
     if args.out is not None:
         _save(args.out, outputs.arrays)
     rows = _statistics(outputs)
     if args.json:
         about = {"spec": outputs.spec, "backend": outputs.backend, "weights": outputs.weights}
-        print(json.dumps({**about, "images": outputs.images, "layers": rows, "out": args.out}, indent=2))
+        print(dumps({**about, "images": outputs.images, "layers": rows, "out": args.out}))
         return 0
     _print_table(outputs, rows)
     if args.out is not None:
@@ -109,21 +114,33 @@ def _save(out: str, arrays: dict[str, Any]) -> None:
 
 
 def _statistics(outputs: LayerOutputs) -> list[dict[str, Any]]:
+    """Each layer's shape and statistics; a layer holding NaN or infinite values is counted and warned about."""
     import numpy as np
 
-    return [
-        {
-            "layer": name,
-            "from": outputs.chosen[name],
-            "shape": list(array.shape),
-            "mean": float(array.mean()),
-            "std": float(array.std()),
-            "min": float(array.min()),
-            "max": float(array.max()),
-            "zero_fraction": float(np.mean(array == 0)),
-        }
-        for name, array in outputs.arrays.items()
-    ]
+    rows = []
+    for name, array in outputs.arrays.items():
+        non_finite = int(array.size - np.count_nonzero(np.isfinite(array)))
+        if non_finite:
+            warnings.warn(
+                f"{name}: {non_finite:,} of {array.size:,} values are NaN or infinite "
+                "(the weights overflow float32 on these images)",
+                UserWarning,
+                stacklevel=2,
+            )
+        rows.append(
+            {
+                "layer": name,
+                "from": outputs.chosen[name],
+                "shape": list(array.shape),
+                "mean": float(array.mean()),
+                "std": float(array.std()),
+                "min": float(array.min()),
+                "max": float(array.max()),
+                "zero_fraction": float(np.mean(array == 0)),
+                "non_finite": non_finite,
+            }
+        )
+    return rows
 
 
 def _print_table(outputs: LayerOutputs, rows: list[dict[str, Any]]) -> None:

@@ -8,11 +8,11 @@ names given with --labels, e.g. the class folders of a fine-tuning run).
 from __future__ import annotations
 
 import argparse
-import json
 
 from vggspec.errors import VggspecError
 from vggspec.planner.lower import lower_to_plan
 from vggspec.spec.load import load_spec
+from vggspec.strict_json import dumps
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,6 +24,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--top", type=int, help="how many classes to show per image (default 5, or all classes when fewer)"
     )
     parser.add_argument("--labels", metavar="NAMES", help="comma-separated class names for a non-ImageNet head")
+    from vggspec.inference import BATCH_SIZE
+
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=BATCH_SIZE,
+        help=f"images read and run at a time (default {BATCH_SIZE}): memory follows the batch, not the number of "
+        "images",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(
         "--fp32",
@@ -33,40 +42,51 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _labels(text: str, classes: int) -> list[str]:
+    """The class names of ``--labels``: as many as the spec's classes, none empty, each once."""
+    labels = [name.strip() for name in text.split(",")]
+    if len(labels) != classes:
+        raise VggspecError(
+            f"labels: expected {classes} names (the spec's classes), received {len(labels)}", setting="labels"
+        )
+    if not all(labels):
+        raise VggspecError(f"labels: expected {classes} non-empty names, received {text!r}", setting="labels")
+    repeated = next((name for name in labels if labels.count(name) > 1), None)
+    if repeated is not None:
+        raise VggspecError(f"labels: expected each name once, received {repeated!r} twice", setting="labels")
+    return labels
+
+
 def run(args: argparse.Namespace) -> int:
     from vggspec.backends import Accelerates, get_backend
     from vggspec.building import build_model
     from vggspec.imagenet import top_classes
-    from vggspec.images import image_mode, load_images
-    from vggspec.preprocessing import preprocess
+    from vggspec.images import check_image_paths, image_mode
+    from vggspec.inference import predict_files
 
     spec = load_spec(args.spec)
     plan = lower_to_plan(spec)
     if not spec.include_top:
         raise VggspecError(f"{args.spec}: expected a spec with include_top: true to classify, received one without")
-    labels = [name.strip() for name in args.labels.split(",")] if args.labels else None
-    if labels is not None and len(labels) != spec.classes:
-        raise VggspecError(f"--labels: expected {spec.classes} names (the spec's classes), received {len(labels)}")
+    labels = _labels(args.labels, spec.classes) if args.labels is not None else None
     top = min(5, spec.classes) if args.top is None else args.top
     if not 1 <= top <= spec.classes:
-        raise VggspecError(f"--top: expected 1 to {spec.classes}, received {top}")
-    height, width, channels = plan.input_shape
-    image_mode(channels, f"{args.spec}: input_shape {list(plan.input_shape)}")
-    pixels = load_images(args.images, (height, width), channels)
+        raise VggspecError(f"top: expected 1 to {spec.classes}, received {top}", setting="top")
+    image_mode(plan.input_shape[2], f"{args.spec}: input_shape {list(plan.input_shape)}")
+    check_image_paths(args.images)
     backend = get_backend(args.backend)
     model = build_model(spec, backend, args.weights)
     if isinstance(backend, Accelerates) and not args.fp32:  # e.g. torch: CUDA, channels last, bf16
         model = backend.accelerate(model)
-    scores = backend.predict(model, preprocess(pixels, spec.preprocessing))
+    scores = predict_files(backend, model, plan, args.images, spec.preprocessing, args.batch_size, not args.json)
     results = top_classes(scores, top, labels)
     if args.json:
         print(
-            json.dumps(
+            dumps(
                 {
                     path: [{"index": i, "label": name, "score": score} for i, name, score in rows]
                     for path, rows in zip(args.images, results)
-                },
-                indent=2,
+                }
             )
         )
         return 0

@@ -10,11 +10,11 @@ tolerance, 1 when not, 2 on bad input.
 from __future__ import annotations
 
 import argparse
-import json
 
 from vggspec.errors import BackendError, VggspecError
 from vggspec.planner.lower import lower_to_plan
 from vggspec.spec.load import load_spec
+from vggspec.strict_json import dumps
 
 # every layer's output of every image is kept for each backend: some 60 MB per image and backend for VGG16
 # at 224x224, so 16 images hold about 2 GB for two backends
@@ -86,5 +86,5 @@ def run(args: argparse.Namespace) -> int:
     # images of any other channel count (synthetic only) are compared as they are, 0..255
     images = preprocess(pixels, plan.preprocessing) if channels in CHANNELS else pixels
     report = compare_backends(plan, bundle, images, backends, progress=not args.json)
-    print(json.dumps(report.to_dict(), indent=2) if args.json else format_report(report))
+    print(dumps(report.to_dict()) if args.json else format_report(report))
     return 0 if report.ok else 1

@@ -40,6 +40,7 @@ class LayerDiff:
     pair: tuple[str, str] = ("", "")
     odd_one_out: Optional[str] = None
     disagreeing: list[tuple[str, str]] = field(default_factory=list)  # every pair beyond tolerance
+    non_finite: list[str] = field(default_factory=list)  # backends whose output holds NaN or infinity
 
     @property
     def ok(self) -> bool:
@@ -79,6 +80,11 @@ class ParityReport:
     def ok(self) -> bool:
         return self.params_ok and self.first_divergent_layer is None and self.max_rel_diff <= TOLERANCE
 
+    @property
+    def layers_non_finite(self) -> bool:
+        """Some backend gave NaN or infinite values at some layer."""
+        return any(layer.non_finite for layer in self.layers)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
@@ -105,6 +111,7 @@ class ParityReport:
                     "pair": list(d.pair),
                     "disagreeing_pairs": [list(pair) for pair in d.disagreeing],
                     "odd_one_out": d.odd_one_out,
+                    "non_finite": d.non_finite,
                 }
                 for d in self.layers
             ],
@@ -112,10 +119,15 @@ class ParityReport:
 
 
 def _diff(reference: np.ndarray, other: np.ndarray) -> tuple[float, float]:
+    """(max |a - b|, that over max(1, max |a|)); infinite when either holds a NaN or an infinity: a
+    non-finite output agrees with nothing, not even another backend's NaN."""
+    if not reference.size:
+        return 0.0, 0.0
+    if not (np.isfinite(reference).all() and np.isfinite(other).all()):
+        return math.inf, math.inf
     reference = reference.astype(np.float64)
-    absolute = float(np.max(np.abs(reference - other.astype(np.float64)))) if reference.size else 0.0
-    scale = max(1.0, float(np.max(np.abs(reference))) if reference.size else 1.0)
-    return absolute, absolute / scale
+    absolute = float(np.max(np.abs(reference - other.astype(np.float64))))
+    return absolute, absolute / max(1.0, float(np.max(np.abs(reference))))
 
 
 def _top5_agreement(reference: np.ndarray, other: np.ndarray) -> Optional[float]:
@@ -146,6 +158,8 @@ def odd_one_out(backends: Sequence[str], disagreeing: Sequence[tuple[str, str]])
 
 def disagreement(layer: LayerDiff, backends: Sequence[str]) -> str:
     """Who disagrees at a diverging layer, in words: "naive_torch is the odd one out: keras and onnx agree"."""
+    if layer.non_finite:
+        return f"{_and(layer.non_finite)} gave NaN or infinite values"
     if layer.odd_one_out is not None:
         return f"{layer.odd_one_out} is the odd one out: {_and([b for b in backends if b != layer.odd_one_out])} agree"
     if len(layer.disagreeing) == len(list(combinations(backends, 2))):
@@ -189,6 +203,7 @@ def compare_backends(
         ]
         worst = max(diffs, key=_badness)  # the first of equals
         worst.disagreeing = [diff.pair for diff in diffs if not diff.ok]
+        worst.non_finite = [name for name in backend_names if not np.isfinite(activations[name][layer.name]).all()]
         worst.odd_one_out = odd_one_out(backend_names, worst.disagreeing)
         report.layers.append(worst)
     _compare_outputs(report, [(activations[a], activations[b]) for a, b in pairs], plan.layers[-1].name)
@@ -262,7 +277,9 @@ def format_report(report: ParityReport) -> str:
         shape = "(" + ", ".join(map(str, layer.shape)) + ")"
         pair = f"  {' / '.join(layer.pair):<{pair_width}}" if several else ""
         verdict = "ok" if layer.ok else "DIVERGES"
-        if several and layer.odd_one_out is not None:
+        if layer.non_finite:
+            verdict += f" (non-finite values from {_and(layer.non_finite)})"
+        elif several and layer.odd_one_out is not None:
             verdict += f" ({layer.odd_one_out})"
         lines.append(
             f"{layer.name:<{width}}  {shape:<18} {layer.max_abs_diff:>10.2e} {layer.rel_diff:>10.2e}{pair}  {verdict}"
@@ -275,7 +292,7 @@ def format_report(report: ParityReport) -> str:
         lines.append("OK: the backends agree on every layer and on the parameter counts")
     elif not report.params_ok:
         lines.append("FAILED: parameter counts differ from the plan")
-    elif several and report.first_divergent_layer is not None:
+    elif report.first_divergent_layer is not None and (several or report.layers_non_finite):
         first = next(layer for layer in report.layers if not layer.ok)
         lines.append(f"FAILED: first diverging layer: {first.name} ({disagreement(first, report.backends)})")
     else:

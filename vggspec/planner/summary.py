@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, Optional
 
 from vggspec.planner.lower import Plan
+from vggspec.strict_json import dumps
 
 FLOAT32_BYTES = 4
 
@@ -112,4 +112,4 @@ def summary_markdown(plan: Plan) -> str:
 
 
 def summary_json(plan: Plan, framework_params: Optional[dict[str, Any]] = None) -> str:
-    return json.dumps(summary_dict(plan, framework_params), indent=2)
+    return dumps(summary_dict(plan, framework_params))

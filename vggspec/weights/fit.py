@@ -38,6 +38,49 @@ def _mismatch_hint(expected: tuple[int, ...], received: tuple[int, ...]) -> str:
 
 # What a weight may be stored as; every one is read as float32 (torch's bfloat16 widened).
 FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
+FINITE_CHUNK = 1 << 22  # values checked at a time: a bool mask of fc1's 103M values would cost 103 MB
+
+
+def _non_finite(values: np.ndarray) -> str:
+    """How many values are NaN, +inf and -inf, and where the first is (``values`` has some)."""
+    counts = []
+    for word, test in (("NaN", np.isnan), ("+inf", np.isposinf), ("-inf", np.isneginf)):
+        count = int(np.count_nonzero(test(values)))
+        if count:
+            counts.append(f"{count:,} {word}")
+    first = tuple(int(i) for i in np.argwhere(~np.isfinite(values))[0])
+    return f"{', '.join(counts)} (the first at index {first})"
+
+
+def finite_values(array: np.ndarray, where: str, as_float32: bool = True) -> np.ndarray:
+    """``array`` (as float32 unless ``as_float32`` is False) when every value is finite in float32;
+    WeightsError naming ``where`` and counting the NaN and infinite values otherwise (float64 values beyond
+    float32's range, which it would make infinite, are refused with that reason). Checked in chunks of
+    float32: no mask or copy of the whole array."""
+    stored = np.asarray(array)
+    flat = stored.reshape(-1)
+    for start in range(0, flat.size, FINITE_CHUNK):
+        with np.errstate(over="ignore", invalid="ignore"):
+            chunk = flat[start : start + FINITE_CHUNK].astype(np.float32)
+        if not np.isfinite(chunk).all():
+            raise _not_finite(stored, where)
+    return stored.astype(np.float32, copy=False) if as_float32 else stored
+
+
+def _not_finite(stored: np.ndarray, where: str) -> WeightsError:
+    with np.errstate(over="ignore", invalid="ignore"):
+        values = stored.astype(np.float32)
+    if np.isfinite(stored).all():  # finite as stored: too large for float32
+        return WeightsError(
+            f"{where}: expected values float32 can hold (at most {float(np.finfo(np.float32).max):.4g}), "
+            f"received {_non_finite(values)} from values up to {float(np.abs(stored).max()):.4g}"
+        )
+    return WeightsError(f"{where}: expected finite values, received {_non_finite(values)}")
+
+
+def read_finite(array: StoredArray, where: str) -> np.ndarray:
+    """A stored array read as float32, every value finite (:func:`finite_values`): what loading a weight means."""
+    return finite_values(array.read(), f"{where}{_stored_suffix(array)}")
 
 
 def _stored_suffix(array: StoredArray) -> str:
@@ -195,7 +238,8 @@ def fit_bundle(
     checked, by_order, skipped = check_bundle(plan, bundle, skip_mismatch)
     loaded = FittedBundle(source=checked.source, by_order=by_order)
     for layer, arrays in checked.layers.items():
-        loaded.layers[layer] = {name: np.asarray(array.read(), dtype=np.float32) for name, array in arrays.items()}
+        where = f"{checked.source}: layer {layer}: " if checked.source else f"layer {layer}: "
+        loaded.layers[layer] = {name: read_finite(array, where + name) for name, array in arrays.items()}
     return loaded, skipped
 
 
@@ -220,6 +264,12 @@ def read_stored(bundle: StoredBundle) -> WeightBundle:
                     f"{tuple(array.shape)}{_stored_suffix(array)}, past that"
                 )
     return WeightBundle(
-        {layer: {name: array.read() for name, array in arrays.items()} for layer, arrays in bundle.layers.items()},
+        {
+            layer: {
+                name: finite_values(array.read(), f"{bundle.source}: layer {layer}: {name}", as_float32=False)
+                for name, array in arrays.items()
+            }
+            for layer, arrays in bundle.layers.items()
+        },
         source=bundle.source,
     )

@@ -26,14 +26,12 @@ import dataclasses
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional, Union
 
-import numpy as np
-
 from vggspec.errors import WeightsError
 from vggspec.fileio import atomic_path
 from vggspec.planner.lower import Plan
 from vggspec.regular_files import not_regular
 from vggspec.weights.bundle import StoredArray, StoredBundle, WeightBundle
-from vggspec.weights.fit import FittedBundle, check_bundle, fit_bundle, read_stored
+from vggspec.weights.fit import FittedBundle, check_bundle, fit_bundle, read_finite, read_stored
 from vggspec.weights.hdf5 import group, has_attribute, open_h5
 from vggspec.weights.keras3_h5 import stored_keras3_h5, write_keras3_h5
 from vggspec.weights.keras_archive import stored_keras_archive
@@ -158,9 +156,10 @@ def read_bundle(path: Union[str, Path], plan: Optional[Plan] = None) -> WeightBu
         return fit_bundle(plan, stored)[0] if plan is not None else read_stored(stored)
 
 
-def _float32(array: StoredArray) -> StoredArray:
-    """``array`` as ``fit_bundle`` reads it: float32 (a float16, bfloat16 or float64 file widened or narrowed)."""
-    return dataclasses.replace(array, dtype="float32", read=lambda: np.asarray(array.read(), dtype=np.float32))
+def _float32(array: StoredArray, where: str) -> StoredArray:
+    """``array`` as ``fit_bundle`` reads it: float32 (a float16, bfloat16 or float64 file widened or narrowed),
+    every value finite."""
+    return dataclasses.replace(array, dtype="float32", read=lambda: read_finite(array, where))
 
 
 def checked_stored(plan: Plan, stored: StoredBundle) -> tuple[StoredBundle, Optional[str]]:
@@ -170,7 +169,8 @@ def checked_stored(plan: Plan, stored: StoredBundle) -> tuple[StoredBundle, Opti
     order is matched as ``fit_bundle`` matches it); the second item is its ``matching_note()`` (None: by name)."""
     checked, by_order, _ = check_bundle(plan, stored)
     floats = {
-        layer: {name: _float32(array) for name, array in weights.items()} for layer, weights in checked.layers.items()
+        layer: {name: _float32(array, f"{stored.source}: layer {layer}: {name}") for name, array in weights.items()}
+        for layer, weights in checked.layers.items()
     }
     return StoredBundle(floats, stored.source), FittedBundle(source=stored.source, by_order=by_order).matching_note()
 
