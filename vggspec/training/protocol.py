@@ -17,7 +17,11 @@ import numpy as np
 
 from vggspec.errors import VggspecError
 
-OPTIMIZERS = ("adam", "sgd")
+# each optimizer a backend must offer, and the fields of TrainConfig it takes besides the learning rate
+OPTIMIZER_OPTIONS: dict[str, tuple[str, ...]] = {"adam": (), "sgd": ("momentum",)}
+OPTIMIZERS = tuple(OPTIMIZER_OPTIONS)
+# the key (torch) or root attribute (Keras' .weights.h5) under which a checkpoint holds the loop's state, as JSON text
+CHECKPOINT_STATE = "vggspec_state"
 # what training batches may do to an image (vggspec.training.batches.augment): flips are wrong for digits and text
 AUGMENTATIONS = ("none", "flip", "crop", "flip,crop")
 CACHE_DTYPES = ("float16", "float32")  # how cached features are stored (float16: half the disk, ~3 digits)
@@ -97,6 +101,10 @@ class TrainConfig:
         except VggspecError as error:
             raise VggspecError(str(error), setting="seed") from None
 
+    def optimizer_options(self) -> dict[str, float]:
+        """The chosen optimizer's hyper-parameters besides the learning rate, by field name (sgd: momentum)."""
+        return {name: getattr(self, name) for name in OPTIMIZER_OPTIONS[self.optimizer]}
+
 
 class BatchSource(Protocol):
     """Batches of one split: ``len()`` batches per epoch; ``batch(i)`` -> (NHWC float32 preprocessed, int64 labels)."""
@@ -124,13 +132,16 @@ class Trainer(Protocol):
     """One model being trained by a backend, in one process (one rank of a distributed run)."""
 
     def train_epoch(self, data: BatchSource, epoch: int, progress: Progress) -> dict[str, float]:
-        """One pass over ``data``; returns this process' {"loss": mean, "accuracy": fraction, "count": images}."""
+        """One pass over ``data``; returns this process' {"loss": mean, "accuracy": fraction, "count": images}
+        (:class:`~vggspec.training.metrics.RunningMeans`). Its dropout masks are drawn from
+        :func:`~vggspec.training.seeds.dropout_seed` (the same in a resumed run)."""
 
     def predict(self, data: BatchSource) -> np.ndarray:
         """The model's outputs (N, classes) float32 for every batch in order, in inference mode."""
 
     def save_checkpoint(self, path: str, state: dict[str, Any]) -> None:
-        """Weights, optimizer state and the core's JSON-able ``state``, in one file written atomically."""
+        """Weights, optimizer state and the core's JSON-able ``state`` (as JSON text under CHECKPOINT_STATE),
+        in one file written atomically."""
 
     def load_checkpoint(self, path: str) -> dict[str, Any]:
         """Restore what ``save_checkpoint`` wrote; return its ``state``."""
