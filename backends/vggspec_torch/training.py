@@ -1,18 +1,17 @@
 """Training with PyTorch: the optimisation step and the checkpoint of vggspec's Trainer protocol.
 
 The core's batches (NHWC float32, preprocessed) come through a ``DataLoader``
-with ``num_workers`` processes, one batch per item. The network is trained on
+with ``workers`` processes, one batch per item (:mod:`vggspec_torch.loading`). The network is trained on
 its logits (``VGG.forward(x, logits=True)`` leaves the classifier activation, a
 softmax, out; ``cross_entropy`` folds it in); ``predict`` runs the whole network.
 
 On CUDA the model and its inputs use the channels-last memory format and the
 forward pass runs under bfloat16 autocast (``TrainConfig.channels_last`` /
 ``autocast`` turn them off). Under a launcher that sets ``WORLD_SIZE`` > 1
-(``torchrun``) the model is wrapped in ``DistributedDataParallel``: NCCL on
-GPUs (one per ``LOCAL_RANK``), gloo on CPUs. Frozen layers have
+(``torchrun``) the process joins the run's group and the model is wrapped in
+``DistributedDataParallel`` (:mod:`vggspec_torch.distributed`). Frozen layers have
 ``requires_grad`` off, and frozen batch-norm layers stay in eval mode (as
 Keras runs a non-trainable BatchNormalization in inference mode).
-``close`` tears the group down in an order that cannot deadlock (see there).
 
 Checkpoints are ``torch.save`` files: ``{"model": state dict (torchvision
 keys), "optimizer": ..., "vggspec_state" (CHECKPOINT_STATE): JSON text}``; ``vggspec``
@@ -32,16 +31,14 @@ import contextlib
 import gc
 import json
 import os
-import sys
-from typing import Any, Iterator, Optional, Union
+from typing import Any, Iterator, Optional
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
 
-from vggspec.errors import BackendError, VggspecError
+from vggspec.errors import BackendError
 from vggspec.fileio import atomic_path
 from vggspec.frameworks.torch_modules import FEATURES
 from vggspec.planner.layers import Dense, Flatten
@@ -50,41 +47,13 @@ from vggspec.training.distributed import process_rank
 from vggspec.training.metrics import RunningMeans
 from vggspec.training.protocol import CHECKPOINT_STATE, BatchSource, Progress, TrainConfig
 from vggspec.training.seeds import dropout_seed
+from vggspec_torch.distributed import ProcessGroup
+from vggspec_torch.loading import loaded_batches
 from vggspec_torch.network import VGG
 
 SUFFIX = ".pt"
 # the optimizer of each of vggspec's names (TrainConfig.optimizer); they take TrainConfig.optimizer_options()
 OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
-
-
-class BatchDataset(Dataset):
-    """Item ``i`` is the core's batch ``i`` as tensors: (images NHWC float32, labels int64).
-
-    A :class:`VggspecError` of the core's pipeline (an image that cannot be decoded) is
-    returned as the item instead of raised: a DataLoader worker process would hand it
-    over re-made from the text of its traceback; :func:`checked_batches` raises it whole.
-    """
-
-    def __init__(self, source: BatchSource):
-        self.source = source
-
-    def __len__(self) -> int:
-        return len(self.source)
-
-    def __getitem__(self, index: int) -> Union[tuple[torch.Tensor, torch.Tensor], VggspecError]:
-        try:
-            images, labels = self.source.batch(index)
-        except VggspecError as error:
-            return error
-        return torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(np.asarray(labels, dtype=np.int64))
-
-
-def checked_batches(loader: DataLoader) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """The loader's batches; an error a worker returned (see :class:`BatchDataset`) is raised here."""
-    for item in loader:
-        if isinstance(item, VggspecError):
-            raise item
-        yield item
 
 
 def pick_device(config: TrainConfig) -> torch.device:
@@ -185,10 +154,8 @@ class TorchTrainer:
         self.cuda = self.device.type == "cuda"
         self.channels_last = self.cuda and config.channels_last
         self.autocast = self.cuda and config.autocast
-        self.owns_group = False
+        self.group = ProcessGroup(self.device, self.world_size) if self.world_size > 1 else None
         self.closed = False
-        # (work handle, tensors) of every collective this trainer started, kept until the group is gone
-        self.collectives: list[tuple[Any, ...]] = []
         if self.cuda:
             torch.cuda.set_device(self.device)
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
@@ -204,38 +171,20 @@ class TorchTrainer:
         self.features_flat = config.cache_features and isinstance(plan.layer(config.freeze[-1]), Flatten)
         # called with logits=True (the loss takes logits): the network, DDP around it, or torch.compile's wrapper
         self.step_model: Any = self.trained
-        if self.world_size > 1:
-            self._join_group()
-            from torch.nn.parallel import DistributedDataParallel
-
+        if self.group is not None:
+            self.group.join()
             try:
-                self.step_model = DistributedDataParallel(
-                    self.step_model, device_ids=[self.device.index] if self.cuda else None
-                )
+                self.step_model = self.group.wrap(self.step_model)
             except BaseException:
                 self.close()  # the caller gets no trainer to close
                 raise
         if config.compile:
             self.step_model = torch.compile(self.step_model)
 
-    def _join_group(self) -> None:
-        import torch.distributed as dist
-
-        if not dist.is_initialized():
-            dist.init_process_group("nccl" if self.cuda else "gloo")
-            self.owns_group = True
-
-    def _loader(self, data: BatchSource) -> DataLoader:
-        # its own generator: the workers' seeds must not consume the global one (dropout masks);
+    def _batches(self, data: BatchSource) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         # cached features are read from a memory-mapped file, nothing to spread over worker processes
-        return DataLoader(
-            BatchDataset(data),
-            batch_size=None,
-            shuffle=False,
-            num_workers=0 if self.config.cache_features else self.config.workers,
-            pin_memory=self.cuda,
-            generator=torch.Generator().manual_seed(self.config.seed),
-        )
+        workers = 0 if self.config.cache_features else self.config.workers
+        return loaded_batches(data, workers, pin_memory=self.cuda, seed=self.config.seed)
 
     def _inputs(self, images: torch.Tensor) -> torch.Tensor:
         """NHWC batch (images, or cached feature maps) -> NCHW tensor on the device (channels-last memory
@@ -269,7 +218,7 @@ class TorchTrainer:
         for module in self.frozen_norms:
             module.eval()
         means = RunningMeans()
-        for images, labels in checked_batches(self._loader(data)):
+        for images, labels in self._batches(data):
             x, y = self._inputs(images), labels.to(self.device, non_blocking=True)
             with self._precision():
                 logits = self.step_model(x, logits=True)
@@ -285,7 +234,7 @@ class TorchTrainer:
         self.net.eval()
         outputs = []
         with torch.no_grad(), self._precision():
-            for images, _ in checked_batches(self._loader(data)):
+            for images, _ in self._batches(data):
                 outputs.append(self.trained(self._inputs(images)).float().cpu().numpy())
         return np.concatenate(outputs) if outputs else np.zeros((0, self.classes), dtype=np.float32)
 
@@ -308,56 +257,24 @@ class TorchTrainer:
         return SUFFIX
 
     def all_gather(self, values: np.ndarray) -> np.ndarray:
-        if self.world_size == 1:
-            return np.asarray(values)[None]
-        import torch.distributed as dist
-
-        tensor = torch.from_numpy(np.ascontiguousarray(values)).to(self.device)
-        gathered = [torch.empty_like(tensor) for _ in range(self.world_size)]
-        work = dist.all_gather(gathered, tensor, async_op=True)
-        work.wait()
-        self.collectives.append((work, tensor, gathered))  # released by close(), after the group
-        return torch.stack(gathered).cpu().numpy()
+        return np.asarray(values)[None] if self.group is None else self.group.all_gather(values)
 
     def close(self) -> None:
-        """Tear down the process group so that no rank can hang at exit; safe to call again.
-
-        A gloo worker thread finishes a collective after ``wait()`` returns, and dropping
-        a Work that holds tensors made in Python takes the GIL (torch hands the tensors'
-        Python objects back). The group's destructor joins those threads: if it runs
-        while the main thread holds the GIL, for instance when the DDP reducer frees the
-        group's last reference, a worker still dropping a Work waits for the GIL forever.
-        Hence the order: (1) a barrier, so every rank is past its last collective;
-        (2) the DDP wrapper goes while the group is still registered, so its reducer
-        never holds the last reference; (3) the group is destroyed, its last reference
-        being a Python ProcessGroup, whose destructor joins the workers with the GIL
-        released; (4) only then the Work handles kept by ``all_gather`` (so no worker
-        ever dropped one last) are freed, here, on the main thread.
-        Called while an exception propagates (this rank failed), the barrier is skipped:
-        the other ranks may be dead or in another collective; torchrun stops them once
-        this rank exits with an error.
-        """
+        """Leave the process group, in an order that cannot deadlock (:meth:`ProcessGroup.close`); safe to
+        call again."""
         if self.closed:
             return
         self.closed = True
-        failed = sys.exc_info()[0] is not None
-        import torch.distributed as dist
+        if self.group is not None:
+            self.group.close(self._drop_wrapper)
 
-        try:
-            if self.owns_group and not failed and dist.is_initialized():
-                dist.barrier()
-        finally:
-            wrapped, self.step_model = self.step_model is not self.net, self.net
-            if wrapped and self.world_size > 1:
-                if self.config.compile:
-                    torch.compiler.reset()  # compiled graphs hold the DDP module
-                gc.collect()  # the DDP module and its reducer, should they sit in a reference cycle
-            if self.owns_group and dist.is_initialized():
-                group = dist.group.WORLD
-                dist.destroy_process_group()
-                del group  # the last reference: ~ProcessGroupGloo joins its threads here, GIL released
-            self.owns_group = False
-            self.collectives.clear()
+    def _drop_wrapper(self) -> None:
+        """Let the DDP module (and torch.compile's graphs of it) go; the network stays."""
+        wrapped, self.step_model = self.step_model is not self.trained, self.net
+        if wrapped:
+            if self.config.compile:
+                torch.compiler.reset()  # compiled graphs hold the DDP module
+            gc.collect()  # the DDP module and its reducer, should they sit in a reference cycle
 
 
 def make_trainer(model: nn.Module, plan: Plan, config: TrainConfig) -> TorchTrainer:
