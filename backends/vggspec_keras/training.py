@@ -105,6 +105,7 @@ class KerasTrainer:
     :class:`~vggspec.training.protocol.TrainsOnFeatures`)."""
 
     def __init__(self, model: keras.Model, plan: Plan, config: TrainConfig):
+        """``config``: the settings every backend shares; the keras backend declares none of its own."""
         _, world_size = process_rank()
         if world_size > 1:
             raise BackendError(

@@ -6,12 +6,13 @@ its logits (``VGG.forward(x, logits=True)`` leaves the classifier activation, a
 softmax, out; ``cross_entropy`` folds it in); ``predict`` runs the whole network.
 
 On CUDA the model and its inputs use the channels-last memory format and the
-forward pass runs under bfloat16 autocast (``TrainConfig.channels_last`` /
-``autocast`` turn them off). Under a launcher that sets ``WORLD_SIZE`` > 1
-(``torchrun``) the process joins the run's group and the model is wrapped in
-``DistributedDataParallel`` (:mod:`vggspec_torch.distributed`). Frozen layers have
-``requires_grad`` off, and frozen batch-norm layers stay in eval mode (as
-Keras runs a non-trainable BatchNormalization in inference mode).
+forward pass runs under bfloat16 autocast (the backend's settings ``channels_last``
+and ``autocast`` turn them off: :class:`~vggspec_torch.settings.TorchSettings`).
+Under a launcher that sets ``WORLD_SIZE`` > 1 (``torchrun``) the process joins the
+run's group and the model is wrapped in ``DistributedDataParallel``
+(:mod:`vggspec_torch.distributed`). Frozen layers have ``requires_grad`` off, and
+frozen batch-norm layers stay in eval mode (as Keras runs a non-trainable
+BatchNormalization in inference mode).
 
 Checkpoints are ``torch.save`` files: ``{"model": state dict (torchvision
 keys), "optimizer": ..., "vggspec_state" (CHECKPOINT_STATE): JSON text}``; ``vggspec``
@@ -50,23 +51,22 @@ from vggspec.training.seeds import dropout_seed
 from vggspec_torch.distributed import ProcessGroup
 from vggspec_torch.loading import loaded_batches
 from vggspec_torch.network import VGG
+from vggspec_torch.settings import TorchSettings
 
 SUFFIX = ".pt"
 # the optimizer of each of vggspec's names (TrainConfig.optimizer); they take TrainConfig.optimizer_options()
 OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
 
 
-def pick_device(config: TrainConfig) -> torch.device:
-    """``config.device``, else CUDA when available; a CUDA device without index takes ``LOCAL_RANK``."""
+def pick_device(name: Optional[str]) -> torch.device:
+    """The device ``name``, else CUDA when available; a CUDA device without index takes ``LOCAL_RANK``."""
     try:
-        device = torch.device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        device = torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
     except RuntimeError:
-        raise BackendError(
-            f"device: expected cpu, cuda or cuda:N, received {config.device!r}", setting="device"
-        ) from None
+        raise BackendError(f"device: expected cpu, cuda or cuda:N, received {name!r}", setting="device") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise BackendError(
-            f"device: expected a device this machine has, received {config.device!r} "
+            f"device: expected a device this machine has, received {name!r} "
             "(torch.cuda.is_available() is False: no CUDA device)",
             setting="device",
         )
@@ -146,14 +146,15 @@ class TorchTrainer:
     """vggspec's :class:`~vggspec.training.protocol.Trainer` for a torch ``VGG`` network (and
     :class:`~vggspec.training.protocol.TrainsOnFeatures`)."""
 
-    def __init__(self, model: nn.Module, plan: Plan, config: TrainConfig):
+    def __init__(self, model: nn.Module, plan: Plan, config: TrainConfig, settings: TorchSettings):
         self.config = config
+        self.settings = settings
         self.classes = plan.output_shape[-1]
         self.rank, self.world_size = process_rank()
-        self.device = pick_device(config)
+        self.device = pick_device(settings.device)
         self.cuda = self.device.type == "cuda"
-        self.channels_last = self.cuda and config.channels_last
-        self.autocast = self.cuda and config.autocast
+        self.channels_last = self.cuda and settings.channels_last
+        self.autocast = self.cuda and settings.autocast
         self.group = ProcessGroup(self.device, self.world_size) if self.world_size > 1 else None
         self.closed = False
         if self.cuda:
@@ -178,7 +179,7 @@ class TorchTrainer:
             except BaseException:
                 self.close()  # the caller gets no trainer to close
                 raise
-        if config.compile:
+        if settings.compile:
             self.step_model = torch.compile(self.step_model)
 
     def _batches(self, data: BatchSource) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -272,10 +273,10 @@ class TorchTrainer:
         """Let the DDP module (and torch.compile's graphs of it) go; the network stays."""
         wrapped, self.step_model = self.step_model is not self.trained, self.net
         if wrapped:
-            if self.config.compile:
+            if self.settings.compile:
                 torch.compiler.reset()  # compiled graphs hold the DDP module
             gc.collect()  # the DDP module and its reducer, should they sit in a reference cycle
 
 
-def make_trainer(model: nn.Module, plan: Plan, config: TrainConfig) -> TorchTrainer:
-    return TorchTrainer(model, plan, config)
+def make_trainer(model: nn.Module, plan: Plan, config: TrainConfig, settings: TorchSettings) -> TorchTrainer:
+    return TorchTrainer(model, plan, config, settings)

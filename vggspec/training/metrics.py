@@ -20,7 +20,7 @@ EPSILON = 1e-7  # keras.backend.epsilon()
 
 def output_activation(plan: Plan) -> Optional[str]:
     """The activation of the scores ``plan``'s model outputs: its classifier's ("softmax"), None for logits.
-    A trained plan always has a classifier (:func:`vggspec.training.finetune.head_spec` gives it one)."""
+    A trained plan always has a classifier (:func:`vggspec.training.head.head_spec` gives it one)."""
     classifier = plan.classifier
     return classifier.activation if classifier is not None else None
 

@@ -1,4 +1,5 @@
-"""What a backend provides to train: ``backend.seed(seed)``, ``backend.trainer(model, plan, config) -> Trainer``.
+"""What a backend provides to train: ``backend.seed(seed)``, ``backend.trainer(model, plan, config, settings)``
+-> Trainer, and optionally ``backend.training_settings`` (:mod:`vggspec.training.backend_settings`).
 
 The core owns the data (one pipeline for every framework: the same images,
 augmentation and preprocessing), the epoch loop, metrics.csv, the plot and the
@@ -36,7 +37,9 @@ def _finite(value: object) -> bool:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Hyper-parameters of one run. These defaults are the library's and the command line's.
+    """Hyper-parameters of one run, meant alike by every backend. These defaults are the library's and the
+    command line's. A backend's own settings (torch's device, for one) are its ``training_settings``
+    (:mod:`vggspec.training.backend_settings`).
 
     ``freeze`` lists the plan layer names kept frozen (filled in by the run from its
     ``freeze`` setting). Every value is checked on construction; a bad one raises a
@@ -56,10 +59,6 @@ class TrainConfig:
     freeze: tuple[str, ...] = ()
     workers: int = 2  # data loading workers, 0 to MAX_WORKERS
     seed: int = 0  # shuffling, augmentation and dropout, 0 to 2**32 - 1
-    device: Optional[str] = None  # torch: "cpu", "cuda", "cuda:N"; None picks CUDA when available
-    compile: bool = False  # torch.compile where the backend supports it
-    channels_last: bool = True  # torch on CUDA: NHWC memory format
-    autocast: bool = True  # torch on CUDA: bfloat16 autocast
     augment: str = "flip,crop"  # training images: "none", "flip" (left-right), "crop" (pad and crop), "flip,crop"
     cache_features: bool = False  # compute the frozen layers' outputs once and train the rest on them
     cache_dtype: str = "float32"  # the cached features' type: "float32" (exact) or "float16" (half the disk)
@@ -174,15 +173,18 @@ class TrainsOnFeatures(Protocol):
 
 @runtime_checkable
 class TrainingBackend(Protocol):
-    """The two methods a backend adds to :class:`vggspec.backends.Backend` to train."""
+    """The two methods a backend adds to :class:`vggspec.backends.Backend` to train. A backend whose framework
+    has settings of its own also declares them as the class attribute ``training_settings`` (a frozen
+    dataclass: :mod:`vggspec.training.backend_settings`)."""
 
     def seed(self, seed: int) -> None:
         """Seed the framework's global random generators (called before ``build``: weights, dropout). It is
         a training run's first call to the backend: the place to set what the framework must know before it
         starts (the keras and torch backends' memory settings for training)."""
 
-    def trainer(self, model: Any, plan: Any, config: TrainConfig) -> Trainer:
-        """A :class:`Trainer` for ``model`` (built from ``plan``, weights already loaded)."""
+    def trainer(self, model: Any, plan: Any, config: TrainConfig, settings: Any) -> Trainer:
+        """A :class:`Trainer` for ``model`` (built from ``plan``, which has a classifier; weights already loaded).
+        ``settings``: an instance of the backend's ``training_settings``, None when it declares none."""
 
 
 def freeze_names(layer_names: Sequence[str], up_to: str) -> tuple[str, ...]:
