@@ -111,9 +111,10 @@ def resume_finetune(
 ) -> RunRecord:
     """Continue the run in ``run_dir`` after its last finished epoch, on ``data_dir`` (the same class folders).
 
-    The run keeps its recorded settings; ``settings`` (names of :data:`~vggspec.training.settings.SETTINGS`,
-    a value of None is not given) may change those of ``CHANGEABLE_ON_RESUME`` (e.g. ``{"epochs": 20}`` goes
-    on to epoch 20), and any other must equal the recorded one. ``spec`` (None: the recorded one) must be the
+    The run keeps its recorded settings; ``settings`` (names of :data:`~vggspec.training.settings.SETTINGS` or
+    of the backend's own settings, a value of None is not given) may change those of ``CHANGEABLE_ON_RESUME``
+    (e.g. ``{"epochs": 20}`` goes on to epoch 20) and the backend's own (``{"device": "cpu"}``), and any other
+    must equal the recorded one. ``spec`` (None: the recorded one) must be the
     run's spec; the number of classes aside. Refusals are :class:`~vggspec.errors.ResumeError`.
     """
     run = RunFolder(run_dir)

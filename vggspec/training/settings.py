@@ -11,9 +11,9 @@ command line passes the settings it was given and shows these defaults in its he
 A resumed run is the run its run.json records. A setting given again must equal the
 recorded one, except those in CHANGEABLE_ON_RESUME and the backend's own settings, which
 say how long the run goes on and how it is computed, not what it trains; the spec must be
-the recorded one (its number of classes aside: the run's head is kept). The training augmentation (``augment``)
-and the feature cache's settings (``cache_features``, ``cache_dtype``, ``cache_dir``) are
-kept too: a resumed run of a cached run reads the same cache. Every refusal is a
+the recorded one (its number of classes aside: the run's head is kept). The training
+augmentation (``augment``) and the feature cache's settings (``cache_features``,
+``cache_dtype``, ``cache_dir``) are kept too: a resumed run of a cached run reads the same cache. Every refusal is a
 :class:`~vggspec.errors.ResumeError` naming the setting.
 """
 
@@ -62,9 +62,9 @@ class RunSettings:
         if "weights" in chosen:
             chosen["weights"] = str(chosen["weights"])  # a Path
         config = TrainConfig(**{name: value for name, value in chosen.items() if name in CONFIG_SETTINGS})
-        own = {name: value for name, value in chosen.items() if name in RUN_SETTINGS}
-        others = {name: value for name, value in chosen.items() if name not in SETTINGS}
-        return cls(**own, config=config, backend_settings=others)
+        fields = {name: value for name, value in chosen.items() if name in RUN_SETTINGS}
+        backend_given = {name: value for name, value in chosen.items() if name not in SETTINGS}
+        return cls(**fields, config=config, backend_settings=backend_given)
 
     def value(self, setting: str) -> Any:
         """The value of one of SETTINGS (a field of this or of its config)."""
@@ -129,8 +129,8 @@ def resumed_settings(
     config = dataclasses.replace(record.config, **changes)
     # refused here, before a model is built, as far as run.json knows (the last checkpoint may be one epoch ahead)
     check_finished_epochs(config.epochs, record.epochs_done, where.parent)
-    own = {**record.backend_settings, **asked.backend_settings}
-    return trained, dataclasses.replace(recorded, config=config, backend_settings=own)
+    backend_given = {**record.backend_settings, **asked.backend_settings}
+    return trained, dataclasses.replace(recorded, config=config, backend_settings=backend_given)
 
 
 def check_class_folders(record: RunRecord, root: Path, class_names: Sequence[str]) -> None:
