@@ -2,8 +2,8 @@
 
 Declared to the core as ``TorchBackend.training_settings`` (see
 :mod:`vggspec.training.backend_settings`): each field is a setting with its default, and its
-``help`` is what ``vggspec finetune --help`` says of its option. Importing this module does not
-import torch.
+``help`` is what the command line's help says of the option that sets it. Importing this
+module does not import torch.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A run folder: what ``vggspec finetune`` writes and ``vggspec evaluate`` / ``--resume`` read.
+"""A run folder: what a finetune run writes, and what evaluating or resuming the run reads.
 
 RUN_DIR/
     run.json          a :class:`RunRecord`: the spec mapping (head for the data's classes), backend, config,
@@ -10,7 +10,7 @@ RUN_DIR/
     last<suffix>      the backend's checkpoint after the latest epoch: weights, optimizer state and the
                       loop's state (epoch, that epoch's metrics row, the best epoch so far)
     best<suffix>      the weights of the epoch with the best validation accuracy, in the backend's
-                      weight format (``vggspec predict --weights``, ``finetune --weights`` read it)
+                      weight format (read as the ``weights`` of predict or of another finetune run)
 
 Every file is written atomically (:func:`vggspec.fileio.atomic_path`).
 """
@@ -68,7 +68,7 @@ CHECKPOINTS = tuple(item.name for item in dataclasses.fields(Checkpoints))  # ("
 
 @dataclass(frozen=True)
 class RunRecord:
-    """run.json: what a run was asked for and how far it got; read by ``--resume`` and ``vggspec evaluate``.
+    """run.json: what a run was asked for and how far it got; read by a resumed run and by evaluate.
 
     Written as a JSON object headed by ``"format": "vggspec-run"`` and ``"version":
     format_version``, then these fields (nested dataclasses as objects, tuples as lists).
