@@ -415,15 +415,15 @@ def test_evaluate_a_file_says_it_is_a_file(cli, tmp_path):
             'expected "config.seed" to be an integer, received a string ("0")',
         ),
         (
-            lambda record: {**record, "config": {**record["config"], "compile": 0}},
-            'expected "config.compile" to be true or false, received an integer (0)',
+            lambda record: {**record, "config": {**record["config"], "cache_features": 0}},
+            'expected "config.cache_features" to be true or false, received an integer (0)',
         ),
         (
             lambda record: {**record, "classes": "circles,stripes"},
             'expected "classes" to be a list of class names, received a string ("circles,stripes")',
         ),
     ],
-    ids=["spec 3", "a list", "missing key", "seed a string", "compile 0", "classes a string"],
+    ids=["spec 3", "a list", "missing key", "seed a string", "cache_features 0", "classes a string"],
 )
 def test_run_json_that_is_not_a_run_record(change, message, cli, tmp_path, finished_run, image_set):
     run = tmp_path / "run"

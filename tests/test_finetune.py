@@ -24,7 +24,15 @@ import pytest
 
 from vggspec.training.batches import ImageBatches
 from vggspec.training.folders import read_split
-from vggspec.training.metrics import confusion_matrix, cross_entropy, format_confusion, loss_and_correct
+from vggspec.training.metrics import (
+    RunningMeans,
+    confusion_matrix,
+    cross_entropy,
+    format_confusion,
+    loss_and_correct,
+)
+from vggspec.training.protocol import OPTIMIZER_OPTIONS, OPTIMIZERS, TrainConfig
+from vggspec.training.seeds import dropout_seed
 
 from conftest import SPECS, run_vggspec, started_in_own_session
 from image_sets import CLASSES, make_image_set
@@ -143,6 +151,43 @@ def test_loss_accuracy_and_confusion_matrix():
     matrix = confusion_matrix(labels, probabilities.argmax(axis=1), 2)
     assert matrix.tolist() == [[1, 0], [1, 2]]
     assert format_confusion(matrix, ["circles", "stripes"]).splitlines()[2].split() == ["stripes", "1", "2"]
+
+
+def test_running_means_weight_each_batch_by_its_images():
+    """What every backend's trainer returns and shows: the loss weighted by batch size, accuracy over all images."""
+    means = RunningMeans()
+    assert means.result() == {"loss": 0.0, "accuracy": 0.0, "count": 0}
+    means.add(0.5, 3, 4)
+    assert (means.loss, means.accuracy) == (0.5, 0.75)
+    means.add(2.0, 0, 1)  # a short last batch counts for its one image
+    assert means.result() == {"loss": 0.8, "accuracy": 0.6, "count": 5}
+
+
+def test_dropout_seeds_are_the_same_in_every_process():
+    """A resumed run is another process: its dropout seeds must not depend on Python's hash randomisation."""
+    code = (
+        "from vggspec.training.seeds import dropout_seed; "
+        "print(dropout_seed(7, 3, 1, bits=63), dropout_seed(7, 3, 2, bits=31))"
+    )
+    printed = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": hash_seed},
+            capture_output=True,
+            text=True,
+        ).stdout
+        for hash_seed in ("1", "2")
+    }
+    assert len(printed) == 1
+    first, second = map(int, printed.pop().split())
+    assert (first, second) == (dropout_seed(7, 3, 1, bits=63), dropout_seed(7, 3, 2, bits=31))
+    assert 0 <= first < 2**63 and 0 <= second < 2**31 and first != dropout_seed(7, 4, 1, bits=63)
+
+
+def test_the_optimizer_takes_only_its_own_options():
+    assert TrainConfig(optimizer="sgd", momentum=0.5).optimizer_options() == {"momentum": 0.5}
+    assert TrainConfig(optimizer="adam", momentum=0.5).optimizer_options() == {}
+    assert OPTIMIZERS == tuple(OPTIMIZER_OPTIONS) == ("adam", "sgd")
 
 
 def test_first_ctrl_c_stops_at_the_next_check_and_second_at_once():

@@ -107,6 +107,18 @@ def test_training_processes_take_cpu_memory_from_tensorflows_pool(purpose, user_
     assert out.stdout.strip().splitlines()[-1] == expected
 
 
+def test_training_makes_each_optimizer_of_the_core_with_its_options():
+    from vggspec.training.protocol import OPTIMIZERS, TrainConfig
+    from vggspec_keras.training import OPTIMIZERS as KERAS_OPTIMIZERS
+    from vggspec_keras.training import make_optimizer
+
+    assert tuple(KERAS_OPTIMIZERS) == OPTIMIZERS
+    sgd = make_optimizer(TrainConfig(optimizer="sgd", learning_rate=0.25, momentum=0.5))
+    assert type(sgd) is keras.optimizers.SGD and (float(sgd.learning_rate), sgd.momentum) == (0.25, 0.5)
+    adam = make_optimizer(TrainConfig(optimizer="adam", learning_rate=0.125))
+    assert type(adam) is keras.optimizers.Adam and float(adam.learning_rate) == 0.125
+
+
 # --- every shipped name against its plan -----------------------------------------------------------
 
 

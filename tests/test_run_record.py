@@ -1,7 +1,8 @@
-"""run.json as a typed, versioned RunRecord; one set of training defaults; the rules of a resumed run.
+"""run.json as a typed, versioned RunRecord; one set of training defaults; the rules of a resumed run; a
+backend's own settings (torch's device, compile, ...) and their refusal by a backend without them.
 
 Everything here runs without training: records are made by hand from a real spec, and the
-command line is called in this process (``vggspec.cli.main``) except for one real run of it.
+command line is called in this process (``vggspec.cli.main``) except for two real runs of it.
 """
 
 from __future__ import annotations
@@ -13,17 +14,27 @@ from pathlib import Path
 import pytest
 
 import vggspec
+from vggspec.backends import installed_backend
 from vggspec.cli import error_text, main
 from vggspec.errors import DataError, ResumeError, VggspecError
 from vggspec.training import finetune as finetune_module
 from vggspec.training import settings as settings_module
+from vggspec.training.backend_settings import (
+    backend_setting_names,
+    backend_settings,
+    declared_settings,
+    installed_settings,
+)
 from vggspec.training.protocol import TrainConfig
 from vggspec.training.run_folder import Best, Checkpoints, RunFolder, RunRecord
 from vggspec.training.settings import CHANGEABLE_ON_RESUME, SETTINGS, RunSettings, resumed_settings
+from vggspec_torch import TorchBackend
+from vggspec_torch.settings import TorchSettings
 
 from conftest import SPECS
 
 SMALL = SPECS / "examples" / "small64.yaml"
+TORCH_DEFAULTS = {"device": None, "compile": False, "channels_last": True, "autocast": True}
 
 
 def small_record(**changes: object) -> RunRecord:
@@ -37,6 +48,7 @@ def small_record(**changes: object) -> RunRecord:
         weights=None,
         freeze="none",
         config=TrainConfig(epochs=3, batch_size=16, learning_rate=1e-4, optimizer="sgd"),
+        backend_settings=TORCH_DEFAULTS,
         train_images=48,
         val_images=16,
         world_size=1,
@@ -70,7 +82,8 @@ def test_record_round_trips_through_run_json(tmp_path):
     path = write_run(tmp_path / "run", record)
     written = json.loads(path.read_text())
     assert list(written)[:2] == ["format", "version"]
-    assert (written["format"], written["version"]) == ("vggspec-run", RunRecord.format_version) == ("vggspec-run", 1)
+    assert (written["format"], written["version"]) == ("vggspec-run", RunRecord.format_version) == ("vggspec-run", 2)
+    assert written["backend_settings"] == TORCH_DEFAULTS
     assert written["config"]["freeze"] == ["input_layer", "b"] and written["classes"] == ["circles", "stripes"]
     assert written["best"] == {"epoch": 1, "val_accuracy": 0.8125, "val_loss": 0.4375}
     read = RunFolder(tmp_path / "run").read_record()
@@ -115,7 +128,8 @@ def test_every_field_of_the_record_is_required(key, tmp_path):
         ("best", [], 'expected "best" to be a mapping or null, received a list ([])'),
         ("classes", ["a", 1], 'expected "classes" to be a list of class names, received a list (["a", 1])'),
         ("config.learning_rate", "1e-3", 'expected "config.learning_rate" to be a number, received a string ("1e-3")'),
-        ("config.device", 0, 'expected "config.device" to be a string or null, received an integer (0)'),
+        ("config.cache_dir", 0, 'expected "config.cache_dir" to be a string or null, received an integer (0)'),
+        ("backend_settings", [], 'expected "backend_settings" to be a mapping, received a list ([])'),
         ("config.freeze", "none", 'expected "config.freeze" to be a list of strings, received a string ("none")'),
         ("checkpoints.best", None, 'expected "checkpoints.best" to be a file name, received null'),
         ("config.epochs", 0, "config.epochs: expected a positive integer, received 0"),
@@ -132,20 +146,31 @@ def test_a_value_of_the_wrong_type_names_its_key(key, value, expected):
     assert str(caught.value) == f"runs/a/run.json: not a vggspec run record (written by vggspec finetune): {expected}"
 
 
+def as_version_1(record: dict) -> dict:
+    """What vggspec wrote before the backend's own settings left config (RunRecord version 1)."""
+    older = {key: value for key, value in record.items() if key != "backend_settings"}
+    return {**older, "version": 1, "config": {**record["config"], **record["backend_settings"]}}
+
+
 @pytest.mark.parametrize(
     "change, expected",
     [
         (
-            lambda record: {**record, "version": 2},
-            "{path}: written by a newer vggspec (version 2); this vggspec reads version 1",
+            lambda record: {**record, "version": 3},
+            "{path}: written by a newer vggspec (version 3); this vggspec reads version 2",
+        ),
+        (
+            lambda record: as_version_1(record),
+            "{path}: written by an older vggspec (version 1); this vggspec reads version 2: the run must be "
+            "started again (in a new run folder)",
         ),
         (
             lambda record: {key: value for key, value in record.items() if key not in ("format", "version")},
-            "{path}: written by an older vggspec (no version); this vggspec reads version 1: the run must be "
+            "{path}: written by an older vggspec (no version); this vggspec reads version 2: the run must be "
             "started again (in a new run folder)",
         ),
     ],
-    ids=["version 2", "no version"],
+    ids=["version 3", "version 1", "no version"],
 )
 def test_a_record_of_another_version_is_one_line(change, expected, tmp_path, capsys):
     path = write_run(tmp_path / "run", small_record())
@@ -155,13 +180,13 @@ def test_a_record_of_another_version_is_one_line(change, expected, tmp_path, cap
     assert error_line(capsys, "finetune", SMALL, "--data", tmp_path, "--out", tmp_path / "run", "--resume") == line
 
 
-def test_a_record_of_version_2_is_refused_by_the_real_command_line(cli, tmp_path):
+def test_a_record_of_a_newer_version_is_refused_by_the_real_command_line(cli, tmp_path):
     path = write_run(tmp_path / "run", small_record())
-    path.write_text(json.dumps({**json.loads(path.read_text()), "version": 2, "a_field_of_version_2": []}))
+    path.write_text(json.dumps({**json.loads(path.read_text()), "version": 3, "a_field_of_version_3": []}))
     result = cli("evaluate", tmp_path / "run")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [
-        f"error: {path}: written by a newer vggspec (version 2); this vggspec reads version 1"
+        f"error: {path}: written by a newer vggspec (version 3); this vggspec reads version 2"
     ]
 
 
@@ -178,13 +203,11 @@ def test_train_config_defaults_are_the_command_lines():
         freeze=(),
         workers=2,
         seed=0,
-        device=None,
-        compile=False,
-        channels_last=True,
-        autocast=True,
     )
     assert not hasattr(TrainConfig(), "extra")
-    assert RunSettings() == RunSettings("keras", None, None, None, TrainConfig())
+    assert not hasattr(TrainConfig(), "device")  # torch's own: TorchSettings
+    assert RunSettings() == RunSettings("keras", None, None, None, TrainConfig(), {})
+    assert dataclasses.asdict(TorchSettings()) == TORCH_DEFAULTS
 
 
 def finetune_help(capsys: pytest.CaptureFixture[str]) -> str:
@@ -195,10 +218,11 @@ def finetune_help(capsys: pytest.CaptureFixture[str]) -> str:
 
 
 def test_the_help_shows_the_library_defaults(capsys, monkeypatch):
-    def shown(settings: RunSettings) -> list[str]:
+    def shown(settings: RunSettings, torch: TorchSettings) -> list[str]:
         config = settings.config
         on = {True: "on", False: "off"}
         return [
+            "torch backend: --device DEVICE cpu, cuda or cuda:N (default: CUDA when available)",
             f"--backend BACKEND keras or torch (default {settings.backend})",
             f"--epochs EPOCHS epochs in all (default {config.epochs})",
             f"--batch-size BATCH_SIZE images per batch and process (default {config.batch_size})",
@@ -206,28 +230,35 @@ def test_the_help_shows_the_library_defaults(capsys, monkeypatch):
             f"adam or sgd, sgd with momentum {config.momentum} (default {config.optimizer})",
             f"0 to 64 (default {config.workers};",
             f"0 to 4294967295 (default {config.seed})",
-            f"torch.compile the model (default {on[config.compile]})",
-            f"memory format (default {on[config.channels_last]})",
-            f"bfloat16 autocast; off: float32 (default {on[config.autocast]})",
+            f"--compile, --no-compile torch.compile the model (default {on[torch.compile]})",
+            f"--channels-last, --no-channels-last on CUDA, the channels-last (NHWC) memory format "
+            f"(default {on[torch.channels_last]})",
+            f"--autocast, --no-autocast on CUDA, bfloat16 autocast; off: float32 (default {on[torch.autocast]})",
         ]
 
     text = finetune_help(capsys)
-    assert [line for line in shown(RunSettings()) if line not in text] == []
+    assert [line for line in shown(RunSettings(), TorchSettings()) if line not in text] == []
     assert "(default 10)" in text and "(default 32)" in text and "(default 0.001)" in text
 
-    # other defaults in the library: the help follows them
+    # other defaults in the library and in the torch backend: the help follows them
     @dataclasses.dataclass(frozen=True)
     class Other(RunSettings):
         backend: str = "torch"
         config: TrainConfig = dataclasses.field(
             default_factory=lambda: TrainConfig(
-                epochs=7, batch_size=5, learning_rate=0.25, optimizer="sgd", workers=3, seed=11, compile=True
+                epochs=7, batch_size=5, learning_rate=0.25, optimizer="sgd", workers=3, seed=11
             )
         )
 
+    @dataclasses.dataclass(frozen=True)
+    class OtherTorch(TorchSettings):
+        compile: bool = dataclasses.field(default=True, metadata={"help": "torch.compile the model"})
+        autocast: bool = dataclasses.field(default=False, metadata={"help": "on CUDA, bfloat16 autocast; off: float32"})
+
     monkeypatch.setattr(settings_module, "RunSettings", Other)
+    monkeypatch.setattr(TorchBackend, "training_settings", OtherTorch)
     text = finetune_help(capsys)
-    assert [line for line in shown(Other()) if line not in text] == []
+    assert [line for line in shown(Other(), OtherTorch()) if line not in text] == []
 
 
 def test_options_left_out_leave_the_library_defaults(tmp_path, capsys, monkeypatch):
@@ -255,7 +286,8 @@ def test_options_left_out_leave_the_library_defaults(tmp_path, capsys, monkeypat
         backend="torch",
         weights="w.h5",
         freeze="block1_pool",
-        config=TrainConfig(epochs=3, learning_rate=0.01, autocast=False),
+        config=TrainConfig(epochs=3, learning_rate=0.01),
+        backend_settings={"autocast": False},
     )
 
 
@@ -323,7 +355,7 @@ def test_evaluate_names_its_settings(tmp_path, capsys):
 
 def test_a_resumed_run_keeps_its_settings_and_takes_the_changeable_ones(tmp_path):
     record = small_record()
-    given = {name: None for name in SETTINGS}  # as the command line gives them: None is not given
+    given = {name: None for name in (*SETTINGS, *TORCH_DEFAULTS)}  # as the command line gives them: None is not given
     given.update(epochs=5, workers=0, device="cpu", compile=True, channels_last=False, autocast=False)
     given.update(batch_size=16, optimizer="sgd", backend="torch", freeze="none", classes=2)  # the same again
     spec, settings = resumed_settings(record, tmp_path / "run.json", given, vggspec.load_spec(SMALL))
@@ -333,13 +365,15 @@ def test_a_resumed_run_keeps_its_settings_and_takes_the_changeable_ones(tmp_path
         weights=None,
         freeze="none",
         classes=2,
-        config=dataclasses.replace(
-            record.config, epochs=5, workers=0, device="cpu", compile=True, channels_last=False, autocast=False
-        ),
+        config=dataclasses.replace(record.config, epochs=5, workers=0),
+        backend_settings={"device": "cpu", "compile": True, "channels_last": False, "autocast": False},
     )
-    assert set(CHANGEABLE_ON_RESUME) == {"epochs", "workers", "device", "compile", "channels_last", "autocast"}
+    assert set(CHANGEABLE_ON_RESUME) == {"epochs", "workers"}  # and every setting of the backend's own
     _, unchanged = resumed_settings(record, tmp_path / "run.json", {})
     assert unchanged.config == record.config and unchanged.backend == "torch"
+    assert unchanged.backend_settings == TORCH_DEFAULTS
+    _, some = resumed_settings(record, tmp_path / "run.json", {"compile": True})
+    assert some.backend_settings == {**TORCH_DEFAULTS, "compile": True}
 
 
 @pytest.mark.parametrize(
@@ -419,3 +453,101 @@ def test_a_resume_on_other_class_folders_is_refused(tmp_path):
         f"{tmp_path / 'data' / 'train'}: expected the run's class folders circles, stripes, received cats, dogs"
     )
     assert caught.value.setting is None
+
+
+# ---- a backend's own settings: declared by it, checked by the core, refused by another backend ----
+
+
+def test_a_backend_makes_its_own_settings_from_those_given():
+    keras, torch = installed_backend("keras"), installed_backend("torch")
+    assert declared_settings(keras) is None and declared_settings(torch) is TorchSettings
+    assert backend_settings(keras, {}) is None
+    assert backend_settings(torch, {}) == TorchSettings()
+    assert backend_settings(torch, {"device": "cpu", "compile": True}) == TorchSettings(device="cpu", compile=True)
+    assert backend_setting_names() == ("device", "compile", "channels_last", "autocast")
+    assert installed_settings() == {"torch": TorchSettings}
+
+
+@pytest.mark.parametrize(
+    "backend, given, message",
+    [
+        (
+            "keras",
+            {"compile": True},
+            "compile: expected a setting of the keras backend (it has none of its own), "
+            "received a setting of the torch backend",
+        ),
+        (
+            "torch",
+            {"precision": "bf16"},
+            "precision: expected a setting of the torch backend (device, compile, channels_last, autocast), "
+            "received a setting no installed backend has",
+        ),
+        ("torch", {"compile": 0}, "compile: expected true or false, received 0"),
+        ("torch", {"device": 0}, "device: expected a string or null, received 0"),
+    ],
+)
+def test_a_setting_the_backend_does_not_have_is_refused_naming_it(backend, given, message):
+    with pytest.raises(VggspecError) as caught:
+        backend_settings(installed_backend(backend), given)
+    assert (caught.value.setting, str(caught.value)) == (next(iter(given)), message)
+
+
+@pytest.mark.parametrize("argv", [["--compile"], ["--no-autocast"], ["--device", "cpu"]])
+def test_keras_given_a_torch_option_is_one_line_before_anything_is_read_or_written(argv, tmp_path, capsys):
+    """Refused before the data is read (there is none here) and before anything is written."""
+    name = argv[0].removeprefix("--no-").removeprefix("--")
+    argv = ["finetune", SMALL, "--data", tmp_path / "data", "--backend", "keras", *argv, "--out", tmp_path / "run"]
+    assert error_line(capsys, *argv) == (
+        f"error: --{name}: expected a setting of the keras backend (it has none of its own), "
+        "received a setting of the torch backend"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_keras_given_a_torch_option_exits_2_from_the_real_command_line(cli, tmp_path):
+    result = cli("finetune", SMALL, "--data", tmp_path, "--backend", "keras", "--compile", "--out", tmp_path / "run")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "error: --compile: expected a setting of the keras backend (it has none of its own), "
+        "received a setting of the torch backend"
+    ]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_resumed_keras_run_refuses_a_torch_option(tmp_path, capsys):
+    record = small_record(
+        backend="keras", backend_settings={}, checkpoints=Checkpoints("best.weights.h5", "last.weights.h5")
+    )
+    write_run(tmp_path / "run", record)
+    argv = ["finetune", SMALL, "--data", tmp_path / "data", "--out", tmp_path / "run", "--resume", "--device", "cpu"]
+    assert error_line(capsys, *argv) == (
+        "error: --device: expected a setting of the keras backend (it has none of its own), "
+        "received a setting of the torch backend"
+    )
+
+
+@pytest.mark.parametrize(
+    "recorded, message",
+    [
+        (
+            {**TORCH_DEFAULTS, "compile": 0},
+            'expected "backend_settings.compile" to be true or false, received an integer (0)',
+        ),
+        (
+            {"device": None},
+            'expected the key "backend_settings.compile", received a record without it',
+        ),
+        (
+            {**TORCH_DEFAULTS, "xla": True},
+            'expected "backend_settings" to hold settings of the torch backend (device, compile, channels_last, '
+            "autocast), received xla",
+        ),
+    ],
+)
+def test_a_recorded_backend_setting_that_is_not_the_backends_names_run_json(recorded, message, tmp_path, capsys):
+    path = write_run(tmp_path / "run", small_record(backend_settings=recorded))
+    argv = ["finetune", SMALL, "--data", tmp_path / "data", "--out", tmp_path / "run", "--resume"]
+    assert (
+        error_line(capsys, *argv) == f"error: {path}: not a vggspec run record (written by vggspec finetune): {message}"
+    )

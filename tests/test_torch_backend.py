@@ -414,6 +414,19 @@ def test_training_processes_put_large_tensors_on_huge_pages(purpose, user_settin
     assert (huge_bytes >= 100_000_000) if huge else (huge_bytes == 0), huge_bytes
 
 
+def test_training_makes_each_optimizer_of_the_core_with_its_options():
+    from vggspec.training.protocol import OPTIMIZERS, TrainConfig
+    from vggspec_torch.training import OPTIMIZERS as TORCH_OPTIMIZERS
+    from vggspec_torch.training import make_optimizer
+
+    assert tuple(TORCH_OPTIMIZERS) == OPTIMIZERS
+    parameters = [torch.nn.Parameter(torch.zeros(3))]
+    sgd = make_optimizer(parameters, TrainConfig(optimizer="sgd", learning_rate=0.25, momentum=0.5))
+    assert type(sgd) is torch.optim.SGD and (sgd.defaults["lr"], sgd.defaults["momentum"]) == (0.25, 0.5)
+    adam = make_optimizer(parameters, TrainConfig(optimizer="adam", learning_rate=0.125))
+    assert type(adam) is torch.optim.Adam and adam.defaults["lr"] == 0.125
+
+
 # --- parity with keras.applications.VGG16 ---------------------------------------------------------
 
 

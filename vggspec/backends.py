@@ -146,6 +146,12 @@ def available_backends() -> list[str]:
     return sorted(_entry_points())
 
 
+def installed_backend(name: str) -> Optional[Backend]:
+    """The object registered as ``name`` (one of :func:`available_backends`), whether or not its framework is
+    installed: what it declares can be read without the framework. None when its plugin fails to import (warned)."""
+    return _load(name)
+
+
 def framework_missing(backend: Backend) -> list[str]:
     """The modules of the backend's framework that are not installed (checked without importing)."""
     return [module for module in backend.requires if importlib.util.find_spec(module) is None]

@@ -102,8 +102,9 @@ class KerasBackend:
 
         keras.utils.set_random_seed(seed)
 
-    def trainer(self, model: Any, plan: Plan, config: Any) -> Any:
-        """A trainer for ``vggspec finetune`` (see :mod:`vggspec_keras.training`)."""
+    def trainer(self, model: Any, plan: Plan, config: Any, settings: None) -> Any:
+        """A trainer for ``vggspec finetune`` (see :mod:`vggspec_keras.training`); no settings of its own
+        (declares no ``training_settings``: the core refuses torch's)."""
         from vggspec_keras.training import make_trainer
 
         return make_trainer(model, plan, config)

@@ -4,8 +4,8 @@ The core's image batches reach ``model.fit`` / ``model.predict`` through a
 ``keras.utils.PyDataset`` (``workers`` threads prepare batches ahead). Cached
 features are slices of a memory-mapped array, ready at once: they go to
 ``train_on_batch`` / ``predict_on_batch`` a batch at a time, without the data
-pipeline and threads that ``fit`` and ``predict`` set up on every call (0.4 s of
-a 1.2 s epoch on VGG16's cached block5_pool features, 2 cores). The
+pipeline and threads that ``fit`` and ``predict`` set up on every call (a large
+part of an epoch on cached features, whose steps are short). The
 model is compiled with Adam or SGD (momentum), sparse categorical
 cross-entropy (on the softmax outputs, or ``from_logits`` when the spec has no
 classifier activation) and sparse categorical accuracy; frozen layers have
@@ -13,7 +13,7 @@ classifier activation) and sparse categorical accuracy; frozen layers have
 
 A checkpoint is Keras 3's ``save_weights`` file (``.weights.h5``: the layers
 and the optimizer's variables) with the loop's state as the JSON root
-attribute ``vggspec_state``; vggspec reads its weights like any ``.weights.h5``.
+attribute ``vggspec_state`` (CHECKPOINT_STATE); vggspec reads its weights like any ``.weights.h5``.
 Single process only: a distributed run needs the torch backend.
 
 With ``config.cache_features`` two more functional models share the model's layers:
@@ -39,10 +39,13 @@ from vggspec.errors import BackendError
 from vggspec.fileio import atomic_path
 from vggspec.planner.lower import Plan
 from vggspec.training.distributed import process_rank
-from vggspec.training.protocol import BatchSource, Progress, TrainConfig
+from vggspec.training.metrics import RunningMeans, output_activation
+from vggspec.training.protocol import CHECKPOINT_STATE, BatchSource, Progress, TrainConfig
+from vggspec.training.seeds import dropout_seed
 
 SUFFIX = ".weights.h5"
-STATE_ATTRIBUTE = "vggspec_state"
+# the optimizer of each of vggspec's names (TrainConfig.optimizer); they take TrainConfig.optimizer_options()
+OPTIMIZERS = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}
 
 
 class Batches(keras.utils.PyDataset):
@@ -72,11 +75,7 @@ class ProgressCallback(keras.callbacks.Callback):
 
 
 def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
-    if config.optimizer == "adam":
-        return keras.optimizers.Adam(learning_rate=config.learning_rate)
-    if config.optimizer == "sgd":
-        return keras.optimizers.SGD(learning_rate=config.learning_rate, momentum=config.momentum)
-    raise BackendError(f"optimizer: expected adam or sgd, received {config.optimizer!r}", setting="optimizer")
+    return OPTIMIZERS[config.optimizer](learning_rate=config.learning_rate, **config.optimizer_options())
 
 
 def compile_updates(optimizer: keras.optimizers.Optimizer, variables: list[Any]) -> None:
@@ -84,8 +83,8 @@ def compile_updates(optimizer: keras.optimizers.Optimizer, variables: list[Any])
     train step that Keras traces without XLA (the forward pass, dropout masks included, stays as it was).
 
     Keras' TensorFlow optimizers update op by op: Adam reads and writes VGG16's 119M head parameters and
-    their moments about ten times a step (0.7 s on two cores), where XLA fuses it into one pass (0.3 s a
-    step with the gradients). Other Keras frameworks keep their own update."""
+    their moments about ten times a step, where XLA fuses it into one pass, which on a CPU is most of a step
+    on cached features. Other Keras frameworks keep their own update."""
     if keras.backend.backend() != "tensorflow":
         return
     import tensorflow as tf
@@ -106,6 +105,7 @@ class KerasTrainer:
     :class:`~vggspec.training.protocol.TrainsOnFeatures`)."""
 
     def __init__(self, model: keras.Model, plan: Plan, config: TrainConfig):
+        """``config``: the settings every backend shares; the keras backend declares none of its own."""
         _, world_size = process_rank()
         if world_size > 1:
             raise BackendError(
@@ -118,10 +118,7 @@ class KerasTrainer:
         for layer in model.layers:
             if layer.name in config.freeze:
                 layer.trainable = False
-        classifier = plan.classifier
-        if classifier is None:
-            raise BackendError(f"plan {plan.name}: expected a classifier (include_top: true) to train, received none")
-        from_logits = classifier.activation is None
+        from_logits = output_activation(plan) is None
         optimizer = make_optimizer(config)
 
         def compile_model(trained: keras.Model) -> None:
@@ -151,7 +148,7 @@ class KerasTrainer:
         for index, layer in enumerate(self.model.layers):
             generator = getattr(layer, "seed_generator", None)
             if isinstance(generator, keras.random.SeedGenerator):
-                value = hash((self.config.seed, epoch, index)) % 2**31
+                value = dropout_seed(self.config.seed, epoch, index, bits=31)
                 generator.state.assign(np.array([value, 0], dtype=generator.state.dtype))
 
     def train_epoch(self, data: BatchSource, epoch: int, progress: Progress) -> dict[str, float]:
@@ -184,16 +181,13 @@ class KerasTrainer:
     def _train_on_features(self, data: BatchSource, progress: Progress) -> dict[str, float]:
         """One epoch of ``train_on_batch`` over cached features, with the means ``fit`` would log: the loss
         weighted by batch size, the accuracy over all images."""
-        loss_sum = correct = 0.0
-        count = 0
+        means = RunningMeans()
         for index in range(len(data)):
             features, labels = data.batch(index)
             logs = self.trained.train_on_batch(features, labels, return_dict=True)
-            count += len(labels)
-            loss_sum += float(logs["loss"]) * len(labels)
-            correct += float(logs["accuracy"]) * len(labels)
-            progress.step(loss_sum / count, correct / count)
-        return {"loss": loss_sum / max(count, 1), "accuracy": correct / max(count, 1), "count": count}
+            means.add(float(logs["loss"]), float(logs["accuracy"]) * len(labels), len(labels))
+            progress.step(means.loss, means.accuracy)
+        return means.result()
 
     def frozen_features(self, images: np.ndarray) -> np.ndarray:
         """The last frozen layer's outputs for NHWC ``images`` (inference mode), float32, the plan's layout."""
@@ -205,7 +199,7 @@ class KerasTrainer:
         with atomic_path(path, suffix=SUFFIX) as temporary:
             self.model.save_weights(str(temporary))
             with h5py.File(temporary, "a") as file:
-                file.attrs[STATE_ATTRIBUTE] = json.dumps(state)
+                file.attrs[CHECKPOINT_STATE] = json.dumps(state)
 
     def load_checkpoint(self, path: str) -> dict[str, Any]:
         import h5py
@@ -215,7 +209,7 @@ class KerasTrainer:
             optimizer.build(self.model.trainable_variables)
         self.model.load_weights(path)
         with h5py.File(path, "r") as file:
-            return json.loads(file.attrs[STATE_ATTRIBUTE])
+            return json.loads(file.attrs[CHECKPOINT_STATE])
 
     def weights_file_suffix(self) -> str:
         return SUFFIX

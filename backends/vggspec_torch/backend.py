@@ -20,6 +20,7 @@ from vggspec.fileio import atomic_path
 from vggspec.planner.lower import Plan
 from vggspec.weights.bundle import WeightBundle
 from vggspec.weights.torchvision import bundle_to_torch, torch_to_bundle
+from vggspec_torch.settings import TorchSettings
 
 # running statistics Keras counts as non-trainable weights (not num_batches_tracked)
 COUNTED_BUFFERS = ("running_mean", "running_var")
@@ -61,6 +62,7 @@ class TorchBackend:
     name = "torch"
     requires = ("torch",)
     extra = "torch"
+    training_settings = TorchSettings  # device, compile, channels_last, autocast: how torch computes a run
 
     def build(self, plan: Plan) -> Any:
         """A freshly initialised ``VGG`` nn.Module with torchvision's module paths; takes NCHW."""
@@ -144,8 +146,8 @@ class TorchBackend:
 
         torch.manual_seed(seed)
 
-    def trainer(self, model: Any, plan: Plan, config: Any) -> Any:
+    def trainer(self, model: Any, plan: Plan, config: Any, settings: TorchSettings) -> Any:
         """A trainer for ``vggspec finetune``, DDP under torchrun (see :mod:`vggspec_torch.training`)."""
         from vggspec_torch.training import make_trainer
 
-        return make_trainer(model, plan, config)
+        return make_trainer(model, plan, config, settings)

@@ -1,29 +1,29 @@
 """Training with PyTorch: the optimisation step and the checkpoint of vggspec's Trainer protocol.
 
 The core's batches (NHWC float32, preprocessed) come through a ``DataLoader``
-with ``num_workers`` processes, one batch per item. The network is trained on
+with ``workers`` processes, one batch per item (:mod:`vggspec_torch.loading`). The network is trained on
 its logits (``VGG.forward(x, logits=True)`` leaves the classifier activation, a
 softmax, out; ``cross_entropy`` folds it in); ``predict`` runs the whole network.
 
 On CUDA the model and its inputs use the channels-last memory format and the
-forward pass runs under bfloat16 autocast (``TrainConfig.channels_last`` /
-``autocast`` turn them off). Under a launcher that sets ``WORLD_SIZE`` > 1
-(``torchrun``) the model is wrapped in ``DistributedDataParallel``: NCCL on
-GPUs (one per ``LOCAL_RANK``), gloo on CPUs. Frozen layers have
-``requires_grad`` off, and frozen batch-norm layers stay in eval mode (as
-Keras runs a non-trainable BatchNormalization in inference mode).
-``close`` tears the group down in an order that cannot deadlock (see there).
+forward pass runs under bfloat16 autocast (the backend's settings ``channels_last``
+and ``autocast`` turn them off: :class:`~vggspec_torch.settings.TorchSettings`).
+Under a launcher that sets ``WORLD_SIZE`` > 1 (``torchrun``) the process joins the
+run's group and the model is wrapped in ``DistributedDataParallel``
+(:mod:`vggspec_torch.distributed`). Frozen layers have ``requires_grad`` off, and
+frozen batch-norm layers stay in eval mode (as Keras runs a non-trainable
+BatchNormalization in inference mode).
 
 Checkpoints are ``torch.save`` files: ``{"model": state dict (torchvision
-keys), "optimizer": ..., "vggspec_state": JSON text}``; ``vggspec`` reads the
-weights of such a file like any ``.pt`` state dict.
+keys), "optimizer": ..., "vggspec_state" (CHECKPOINT_STATE): JSON text}``; ``vggspec``
+reads the weights of such a file like any ``.pt`` state dict.
 
 With ``config.cache_features`` (one process) the network is split after the last frozen
 layer (:func:`split_network`): ``frozen_features`` runs the frozen part, and the epochs
 train and validate the rest, a ``VGG`` sharing the network's modules, on the cached
 features; the checkpoints are still the whole network's. Adam and SGD use torch's fused
-implementation where it has one (the step of VGG16's 119M head parameters on a CPU: 0.04 s
-fused, 0.4 s with the per-tensor loop, which is most of an epoch on cached features).
+implementation where it has one: on a CPU, the per-tensor loop's update of VGG16's 119M head
+parameters would be most of an epoch on cached features.
 """
 
 from __future__ import annotations
@@ -32,68 +32,41 @@ import contextlib
 import gc
 import json
 import os
-import sys
-from typing import Any, Iterator, Optional, Union
+from typing import Any, Iterator, Optional
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
 
-from vggspec.errors import BackendError, VggspecError
+from vggspec.errors import BackendError
 from vggspec.fileio import atomic_path
 from vggspec.frameworks.torch_modules import FEATURES
 from vggspec.planner.layers import Dense, Flatten
 from vggspec.planner.lower import Plan
 from vggspec.training.distributed import process_rank
-from vggspec.training.protocol import BatchSource, Progress, TrainConfig
+from vggspec.training.metrics import RunningMeans
+from vggspec.training.protocol import CHECKPOINT_STATE, BatchSource, Progress, TrainConfig
+from vggspec.training.seeds import dropout_seed
+from vggspec_torch.distributed import ProcessGroup
+from vggspec_torch.loading import loaded_batches
 from vggspec_torch.network import VGG
+from vggspec_torch.settings import TorchSettings
 
 SUFFIX = ".pt"
+# the optimizer of each of vggspec's names (TrainConfig.optimizer); they take TrainConfig.optimizer_options()
+OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
 
 
-class BatchDataset(Dataset):
-    """Item ``i`` is the core's batch ``i`` as tensors: (images NHWC float32, labels int64).
-
-    A :class:`VggspecError` of the core's pipeline (an image that cannot be decoded) is
-    returned as the item instead of raised: a DataLoader worker process would hand it
-    over re-made from the text of its traceback; :func:`checked_batches` raises it whole.
-    """
-
-    def __init__(self, source: BatchSource):
-        self.source = source
-
-    def __len__(self) -> int:
-        return len(self.source)
-
-    def __getitem__(self, index: int) -> Union[tuple[torch.Tensor, torch.Tensor], VggspecError]:
-        try:
-            images, labels = self.source.batch(index)
-        except VggspecError as error:
-            return error
-        return torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(np.asarray(labels, dtype=np.int64))
-
-
-def checked_batches(loader: DataLoader) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """The loader's batches; an error a worker returned (see :class:`BatchDataset`) is raised here."""
-    for item in loader:
-        if isinstance(item, VggspecError):
-            raise item
-        yield item
-
-
-def pick_device(config: TrainConfig) -> torch.device:
-    """``config.device``, else CUDA when available; a CUDA device without index takes ``LOCAL_RANK``."""
+def pick_device(name: Optional[str]) -> torch.device:
+    """The device ``name``, else CUDA when available; a CUDA device without index takes ``LOCAL_RANK``."""
     try:
-        device = torch.device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        device = torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
     except RuntimeError:
-        raise BackendError(
-            f"device: expected cpu, cuda or cuda:N, received {config.device!r}", setting="device"
-        ) from None
+        raise BackendError(f"device: expected cpu, cuda or cuda:N, received {name!r}", setting="device") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise BackendError(
-            f"device: expected a device this machine has, received {config.device!r} "
+            f"device: expected a device this machine has, received {name!r} "
             "(torch.cuda.is_available() is False: no CUDA device)",
             setting="device",
         )
@@ -156,15 +129,12 @@ def split_network(net: VGG, plan: Plan, layer: str) -> tuple[nn.Module, VGG]:
 
 
 def make_optimizer(parameters: list[nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
-    """Adam or SGD (momentum) over ``parameters``: torch's fused kernel where this torch has one for
+    """``config.optimizer`` over ``parameters``: torch's fused kernel where this torch has one for
     their device, else its default implementation."""
-    if config.optimizer not in ("adam", "sgd"):
-        raise BackendError(f"optimizer: expected adam or sgd, received {config.optimizer!r}", setting="optimizer")
 
     def make(fused: Optional[bool]) -> torch.optim.Optimizer:
-        if config.optimizer == "adam":
-            return torch.optim.Adam(parameters, lr=config.learning_rate, fused=fused)
-        return torch.optim.SGD(parameters, lr=config.learning_rate, momentum=config.momentum, fused=fused)
+        optimizer: Any = OPTIMIZERS[config.optimizer]
+        return optimizer(parameters, lr=config.learning_rate, fused=fused, **config.optimizer_options())
 
     try:
         return make(True)
@@ -176,18 +146,17 @@ class TorchTrainer:
     """vggspec's :class:`~vggspec.training.protocol.Trainer` for a torch ``VGG`` network (and
     :class:`~vggspec.training.protocol.TrainsOnFeatures`)."""
 
-    def __init__(self, model: nn.Module, plan: Plan, config: TrainConfig):
+    def __init__(self, model: nn.Module, plan: Plan, config: TrainConfig, settings: TorchSettings):
         self.config = config
+        self.settings = settings
         self.classes = plan.output_shape[-1]
         self.rank, self.world_size = process_rank()
-        self.device = pick_device(config)
+        self.device = pick_device(settings.device)
         self.cuda = self.device.type == "cuda"
-        self.channels_last = self.cuda and config.channels_last
-        self.autocast = self.cuda and config.autocast
-        self.owns_group = False
+        self.channels_last = self.cuda and settings.channels_last
+        self.autocast = self.cuda and settings.autocast
+        self.group = ProcessGroup(self.device, self.world_size) if self.world_size > 1 else None
         self.closed = False
-        # (work handle, tensors) of every collective this trainer started, kept until the group is gone
-        self.collectives: list[tuple[Any, ...]] = []
         if self.cuda:
             torch.cuda.set_device(self.device)
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
@@ -198,48 +167,25 @@ class TorchTrainer:
         # with cached features: the frozen part (frozen_features) and the part trained on its outputs
         self.frozen_part: nn.Module = nn.Identity()
         self.trained: nn.Module = self.net  # what train_epoch and predict run
-        if config.cache_features:
-            if self.world_size > 1:
-                raise BackendError(
-                    f"cache_features: expected one process, received {self.world_size} (WORLD_SIZE)",
-                    setting="cache_features",
-                )
+        if config.cache_features:  # in one process (vggspec.training.feature_cache.check_cacheable)
             self.frozen_part, self.trained = split_network(self.net, plan, config.freeze[-1])
         self.features_flat = config.cache_features and isinstance(plan.layer(config.freeze[-1]), Flatten)
         # called with logits=True (the loss takes logits): the network, DDP around it, or torch.compile's wrapper
         self.step_model: Any = self.trained
-        if self.world_size > 1:
-            self._join_group()
-            from torch.nn.parallel import DistributedDataParallel
-
+        if self.group is not None:
+            self.group.join()
             try:
-                self.step_model = DistributedDataParallel(
-                    self.step_model, device_ids=[self.device.index] if self.cuda else None
-                )
+                self.step_model = self.group.wrap(self.step_model)
             except BaseException:
                 self.close()  # the caller gets no trainer to close
                 raise
-        if config.compile:
+        if settings.compile:
             self.step_model = torch.compile(self.step_model)
 
-    def _join_group(self) -> None:
-        import torch.distributed as dist
-
-        if not dist.is_initialized():
-            dist.init_process_group("nccl" if self.cuda else "gloo")
-            self.owns_group = True
-
-    def _loader(self, data: BatchSource) -> DataLoader:
-        # its own generator: the workers' seeds must not consume the global one (dropout masks);
+    def _batches(self, data: BatchSource) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         # cached features are read from a memory-mapped file, nothing to spread over worker processes
-        return DataLoader(
-            BatchDataset(data),
-            batch_size=None,
-            shuffle=False,
-            num_workers=0 if self.config.cache_features else self.config.workers,
-            pin_memory=self.cuda,
-            generator=torch.Generator().manual_seed(self.config.seed),
-        )
+        workers = 0 if self.config.cache_features else self.config.workers
+        return loaded_batches(data, workers, pin_memory=self.cuda, seed=self.config.seed)
 
     def _inputs(self, images: torch.Tensor) -> torch.Tensor:
         """NHWC batch (images, or cached feature maps) -> NCHW tensor on the device (channels-last memory
@@ -268,12 +214,12 @@ class TorchTrainer:
             yield
 
     def train_epoch(self, data: BatchSource, epoch: int, progress: Progress) -> dict[str, float]:
-        torch.manual_seed(hash((self.config.seed, epoch, self.rank)) % 2**63)  # dropout masks, the same on resuming
+        torch.manual_seed(dropout_seed(self.config.seed, epoch, self.rank, bits=63))
         self.net.train()
         for module in self.frozen_norms:
             module.eval()
-        loss_sum, correct, count = 0.0, 0, 0
-        for images, labels in checked_batches(self._loader(data)):
+        means = RunningMeans()
+        for images, labels in self._batches(data):
             x, y = self._inputs(images), labels.to(self.device, non_blocking=True)
             with self._precision():
                 logits = self.step_model(x, logits=True)
@@ -281,17 +227,15 @@ class TorchTrainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
-            loss_sum += float(loss.detach()) * len(y)
-            correct += int((logits.detach().argmax(dim=1) == y).sum())
-            count += len(y)
-            progress.step(loss_sum / count, correct / count)
-        return {"loss": loss_sum / max(count, 1), "accuracy": correct / max(count, 1), "count": count}
+            means.add(float(loss.detach()), int((logits.detach().argmax(dim=1) == y).sum()), len(y))
+            progress.step(means.loss, means.accuracy)
+        return means.result()
 
     def predict(self, data: BatchSource) -> np.ndarray:
         self.net.eval()
         outputs = []
         with torch.no_grad(), self._precision():
-            for images, _ in checked_batches(self._loader(data)):
+            for images, _ in self._batches(data):
                 outputs.append(self.trained(self._inputs(images)).float().cpu().numpy())
         return np.concatenate(outputs) if outputs else np.zeros((0, self.classes), dtype=np.float32)
 
@@ -299,7 +243,7 @@ class TorchTrainer:
         payload = {
             "model": self.net.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "vggspec_state": json.dumps(state),
+            CHECKPOINT_STATE: json.dumps(state),
         }
         with atomic_path(path, suffix=SUFFIX) as temporary:
             torch.save(payload, temporary)
@@ -308,63 +252,31 @@ class TorchTrainer:
         payload = torch.load(path, map_location=self.device, weights_only=True)
         self.net.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
-        return json.loads(payload["vggspec_state"])
+        return json.loads(payload[CHECKPOINT_STATE])
 
     def weights_file_suffix(self) -> str:
         return SUFFIX
 
     def all_gather(self, values: np.ndarray) -> np.ndarray:
-        if self.world_size == 1:
-            return np.asarray(values)[None]
-        import torch.distributed as dist
-
-        tensor = torch.from_numpy(np.ascontiguousarray(values)).to(self.device)
-        gathered = [torch.empty_like(tensor) for _ in range(self.world_size)]
-        work = dist.all_gather(gathered, tensor, async_op=True)
-        work.wait()
-        self.collectives.append((work, tensor, gathered))  # released by close(), after the group
-        return torch.stack(gathered).cpu().numpy()
+        return np.asarray(values)[None] if self.group is None else self.group.all_gather(values)
 
     def close(self) -> None:
-        """Tear down the process group so that no rank can hang at exit; safe to call again.
-
-        A gloo worker thread finishes a collective after ``wait()`` returns, and dropping
-        a Work that holds tensors made in Python takes the GIL (torch hands the tensors'
-        Python objects back). The group's destructor joins those threads: if it runs
-        while the main thread holds the GIL, for instance when the DDP reducer frees the
-        group's last reference, a worker still dropping a Work waits for the GIL forever.
-        Hence the order: (1) a barrier, so every rank is past its last collective;
-        (2) the DDP wrapper goes while the group is still registered, so its reducer
-        never holds the last reference; (3) the group is destroyed, its last reference
-        being a Python ProcessGroup, whose destructor joins the workers with the GIL
-        released; (4) only then the Work handles kept by ``all_gather`` (so no worker
-        ever dropped one last) are freed, here, on the main thread.
-        Called while an exception propagates (this rank failed), the barrier is skipped:
-        the other ranks may be dead or in another collective; torchrun stops them once
-        this rank exits with an error.
-        """
+        """Leave the process group, in an order that cannot deadlock (:meth:`ProcessGroup.close`); safe to
+        call again."""
         if self.closed:
             return
         self.closed = True
-        failed = sys.exc_info()[0] is not None
-        import torch.distributed as dist
+        if self.group is not None:
+            self.group.close(self._drop_wrapper)
 
-        try:
-            if self.owns_group and not failed and dist.is_initialized():
-                dist.barrier()
-        finally:
-            wrapped, self.step_model = self.step_model is not self.net, self.net
-            if wrapped and self.world_size > 1:
-                if self.config.compile:
-                    torch.compiler.reset()  # compiled graphs hold the DDP module
-                gc.collect()  # the DDP module and its reducer, should they sit in a reference cycle
-            if self.owns_group and dist.is_initialized():
-                group = dist.group.WORLD
-                dist.destroy_process_group()
-                del group  # the last reference: ~ProcessGroupGloo joins its threads here, GIL released
-            self.owns_group = False
-            self.collectives.clear()
+    def _drop_wrapper(self) -> None:
+        """Let the DDP module (and torch.compile's graphs of it) go; the network stays."""
+        wrapped, self.step_model = self.step_model is not self.trained, self.net
+        if wrapped:
+            if self.settings.compile:
+                torch.compiler.reset()  # compiled graphs hold the DDP module
+            gc.collect()  # the DDP module and its reducer, should they sit in a reference cycle
 
 
-def make_trainer(model: nn.Module, plan: Plan, config: TrainConfig) -> TorchTrainer:
-    return TorchTrainer(model, plan, config)
+def make_trainer(model: nn.Module, plan: Plan, config: TrainConfig, settings: TorchSettings) -> TorchTrainer:
+    return TorchTrainer(model, plan, config, settings)

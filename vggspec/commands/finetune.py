@@ -38,23 +38,18 @@ all ranks ended with identical parameters) in run.json.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import typing
 from pathlib import Path
 
 from vggspec.errors import VggspecError
 
 
+def _on(value: bool) -> str:
+    return "on" if value else "off"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from vggspec.parity.inputs import SEED_MAX
-    from vggspec.training.protocol import AUGMENTATIONS, CACHE_DTYPES, MAX_WORKERS, OPTIMIZERS
-    from vggspec.training.settings import RunSettings
-
-    # the library's defaults, shown here; every option left out is None, which leaves the library's value
-    defaults = RunSettings()
-    config = defaults.config
-
-    def on(value: bool) -> str:
-        return "on" if value else "off"
-
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument(
         "spec", metavar="SPEC", help="a spec file or a shipped name (e.g. vgg16, specs/examples/small64.yaml)"
@@ -62,6 +57,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data", required=True, metavar="DIR", help="class folders DIR/train/<class>/, DIR/val/<class>/"
     )
+    parser.add_argument(
+        "--out", dest="run_dir", metavar="RUN_DIR", help="the run folder (default runs/<spec>-<backend>-<time>)"
+    )
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out after its last epoch")
+    _add_run_settings(parser)
+    _add_cache_settings(parser)
+    _add_backend_settings(parser)
+
+
+def _add_run_settings(parser: argparse.ArgumentParser) -> None:
+    """The options of the settings every backend has, showing the library's defaults (an option left out is
+    None, which leaves the library's value)."""
+    from vggspec.parity.inputs import SEED_MAX
+    from vggspec.training.protocol import AUGMENTATIONS, MAX_WORKERS, OPTIMIZERS
+    from vggspec.training.settings import RunSettings
+
+    defaults = RunSettings()
+    config = defaults.config
     parser.add_argument("--backend", help=f"keras or torch (default {defaults.backend})")
     parser.add_argument(
         "--weights",
@@ -91,10 +104,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"{' or '.join(OPTIMIZERS)}, sgd with momentum {config.momentum} (default {config.optimizer})",
     )
     parser.add_argument(
-        "--out", dest="run_dir", metavar="RUN_DIR", help="the run folder (default runs/<spec>-<backend>-<time>)"
-    )
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out after its last epoch")
-    parser.add_argument(
         "--workers",
         type=int,
         help=f"data loading workers, 0 to {MAX_WORKERS} (default {config.workers}; each is "
@@ -110,46 +119,62 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"training augmentation: {', '.join(AUGMENTATIONS[:-1])} or {AUGMENTATIONS[-1]} (flip: left-right, "
         f"crop: pad and crop back; default {config.augment})",
     )
-    cache = parser.add_argument_group("cached features (a frozen base computed once)")
-    cache.add_argument(
+
+
+def _add_cache_settings(parser: argparse.ArgumentParser) -> None:
+    from vggspec.training.protocol import CACHE_DTYPES, TrainConfig
+
+    config = TrainConfig()
+    group = parser.add_argument_group("cached features (a frozen base computed once)")
+    group.add_argument(
         "--cache-features",
         action=argparse.BooleanOptionalAction,
         help="compute the frozen layers' outputs once per image and train the rest on them; needs --augment none "
-        f"(default {on(config.cache_features)})",
+        f"(default {_on(config.cache_features)})",
     )
-    cache.add_argument(
+    group.add_argument(
         "--cache-dtype",
         choices=CACHE_DTYPES,
         help=f"how cached features are stored, float16 takes half the disk (default {config.cache_dtype})",
     )
-    cache.add_argument("--cache-dir", metavar="DIR", help="where cached features live (default $VGGSPEC_HOME/features)")
-    torch = parser.add_argument_group("torch backend")
-    torch.add_argument("--device", help="cpu, cuda or cuda:N (default: CUDA when available)")
-    torch.add_argument(
-        "--compile",
-        action=argparse.BooleanOptionalAction,
-        help=f"torch.compile the model (default {on(config.compile)})",
-    )
-    torch.add_argument(
-        "--channels-last",
-        action=argparse.BooleanOptionalAction,
-        help=f"on CUDA, the channels-last (NHWC) memory format (default {on(config.channels_last)})",
-    )
-    torch.add_argument(
-        "--autocast",
-        action=argparse.BooleanOptionalAction,
-        help=f"on CUDA, bfloat16 autocast; off: float32 (default {on(config.autocast)})",
-    )
+    group.add_argument("--cache-dir", metavar="DIR", help="where cached features live (default $VGGSPEC_HOME/features)")
+
+
+def _add_backend_settings(parser: argparse.ArgumentParser) -> None:
+    """A group of options per installed backend with settings of its own (torch's --device, ...), made from
+    its declaration: a bool setting is --name / --no-name, another takes a value; the help shows the default."""
+    from vggspec.training.backend_settings import installed_settings
+
+    added: set[str] = set()
+    for backend, declared in installed_settings().items():
+        group = parser.add_argument_group(f"{backend} backend")
+        hints, defaults = typing.get_type_hints(declared), declared()
+        for item in dataclasses.fields(declared):
+            if item.name in added:  # two backends with one setting: one option sets it for either
+                continue
+            added.add(item.name)
+            flag, default = "--" + item.name.replace("_", "-"), getattr(defaults, item.name)
+            text = item.metadata.get("help", f"a setting of the {backend} backend")
+            if hints[item.name] is bool:
+                group.add_argument(flag, action=argparse.BooleanOptionalAction, help=f"{text} (default {_on(default)})")
+                continue
+            value_type = next(
+                (arg for arg in typing.get_args(hints[item.name]) if arg is not type(None)), hints[item.name]
+            )
+            shown = f": {item.metadata['default']}" if "default" in item.metadata else f" {default}"
+            group.add_argument(flag, type=value_type, help=f"{text} (default{shown})")
 
 
 def run(args: argparse.Namespace) -> int:
     from vggspec.spec.load import load_spec
+    from vggspec.training.backend_settings import backend_setting_names
     from vggspec.training.distributed import process_rank
     from vggspec.training.finetune import finetune, resume_finetune
     from vggspec.training.run_folder import default_run_dir
     from vggspec.training.settings import SETTINGS, RunSettings
 
-    given = {name: getattr(args, name) for name in SETTINGS if getattr(args, name, None) is not None}
+    names = (*SETTINGS, *backend_setting_names())
+    given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
     if args.resume:
         if args.run_dir is None:
             raise VggspecError("--resume: expected --out RUN_DIR, the run folder to continue, received none")

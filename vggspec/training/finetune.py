@@ -1,7 +1,7 @@
 """Fine-tune (or train from scratch) a spec on class folders, with any backend that can train.
 
 The flow: read the train/val class folders (two classes at least); give the
-spec a head for their classes; decode every image once, so that a broken file
+spec a head for their classes (:mod:`vggspec.training.head`); decode every image once, so that a broken file
 is named before anything is written rather than half-way through an epoch
 (:func:`vggspec.training.folders.check_images`); build the model; load the weights that fit (every layer but a head of
 another size); freeze the layers up to the ``freeze`` setting; then, epoch after epoch,
@@ -17,72 +17,29 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional, Union
 
 import numpy as np
 
 from vggspec.backends import Backend, get_backend
-from vggspec.errors import BackendError, DataError, VggspecError, WeightsError
-from vggspec.images import image_mode
-from vggspec.planner.layers import Dense, Dropout, Flatten, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D
+from vggspec.errors import BackendError, DataError, VggspecError
 from vggspec.planner.lower import Plan, lower_to_plan
-from vggspec.spec.load import spec_from_mapping, spec_to_mapping
+from vggspec.spec.load import spec_to_mapping
 from vggspec.spec.model import Spec
+from vggspec.training.backend_settings import backend_settings, check_recorded, recorded_settings
 from vggspec.training.batches import ImageBatches
 from vggspec.training.distributed import process_rank
 from vggspec.training.feature_cache import check_cacheable, check_trainer, plan_feature_cache
 from vggspec.training.folders import ImageSet, check_images, read_split
+from vggspec.training.head import default_freeze, head_spec, load_pretrained
 from vggspec.training.interrupt import StopOnInterrupt
 from vggspec.training.loop import Session, ranks_agree, run_epochs
 from vggspec.training.plot import plot_available
-from vggspec.training.protocol import TrainingBackend, freeze_names
+from vggspec.training.protocol import TrainConfig, Trainer, TrainingBackend, freeze_names
 from vggspec.training.run_folder import Checkpoints, RunFolder, RunRecord
 from vggspec.training.settings import RunSettings, check_class_folders, recorded_run, resumed_settings
-
-# the layers after the convolutional part: what fine-tuning may replace
-HEAD_TYPES = (Flatten, Dense, Dropout, GlobalAveragePooling2D, GlobalMaxPooling2D)
-
-
-def head_spec(spec: Spec, classes: int) -> Spec:
-    """``spec`` with a predictions layer of ``classes`` outputs (everything else unchanged)."""
-    where = spec.source or spec.name
-    if not spec.include_top:
-        raise VggspecError(
-            f"{where}: expected a spec with include_top: true (a classifier head to train), received include_top: false"
-        )
-    if spec.classifier_activation not in ("softmax", None):
-        raise VggspecError(
-            f"{where}: expected classifier_activation softmax or null (training uses "
-            f"categorical cross-entropy), received {spec.classifier_activation!r}"
-        )
-    image_mode(spec.input_shape[2], f"{where}: input_shape {list(spec.input_shape)}")
-    return spec_from_mapping({**spec_to_mapping(spec), "classes": classes}, source=f"{where} (classes {classes})")
-
-
-def default_freeze(plan: Plan, pretrained: bool) -> str:
-    """The classic recipe with pretrained weights: freeze the convolutional base (up to the last
-    pool). From scratch nothing is frozen (random features are not worth keeping)."""
-    pools = [layer.name for layer in plan.layers if isinstance(layer, MaxPooling2D)]
-    return pools[-1] if pretrained and pools else "none"
-
-
-def load_pretrained(backend: Backend, model: Any, plan: Plan, weights: Union[str, Path]) -> list[str]:
-    """Load the layers of ``weights`` that fit; return a line per skipped head layer.
-
-    Only head layers (fc1, fc2, predictions) may be skipped: a convolutional layer
-    that does not fit means the wrong file, and is refused with its shapes.
-    """
-    from vggspec.building import read_checked_bundle
-
-    bundle, skipped = read_checked_bundle(plan, weights, skip_mismatch=True)
-    head = {layer.name for layer in plan.layers if isinstance(layer, HEAD_TYPES)}
-    for layer in plan.weighted_layers():
-        if layer.name not in bundle.layers and layer.name not in head:
-            line = next((s for s in skipped if f"layer {layer.name}:" in s), f"layer {layer.name}")
-            raise WeightsError(line + " (only head layers may differ when fine-tuning)")
-    backend.set_weights(model, plan, bundle)
-    return [f"skipped: {line}" for line in skipped]
 
 
 def training_backend(backend: Backend) -> TrainingBackend:
@@ -154,9 +111,10 @@ def resume_finetune(
 ) -> RunRecord:
     """Continue the run in ``run_dir`` after its last finished epoch, on ``data_dir`` (the same class folders).
 
-    The run keeps its recorded settings; ``settings`` (names of :data:`~vggspec.training.settings.SETTINGS`,
-    a value of None is not given) may change those of ``CHANGEABLE_ON_RESUME`` (e.g. ``{"epochs": 20}`` goes
-    on to epoch 20), and any other must equal the recorded one. ``spec`` (None: the recorded one) must be the
+    The run keeps its recorded settings; ``settings`` (names of :data:`~vggspec.training.settings.SETTINGS` or
+    of the backend's own settings, a value of None is not given) may change those of ``CHANGEABLE_ON_RESUME``
+    (e.g. ``{"epochs": 20}`` goes on to epoch 20) and the backend's own (``{"device": "cpu"}``), and any other
+    must equal the recorded one. ``spec`` (None: the recorded one) must be the
     run's spec; the number of classes aside. Refusals are :class:`~vggspec.errors.ResumeError`.
     """
     run = RunFolder(run_dir)
@@ -165,20 +123,62 @@ def resume_finetune(
     return _train(spec, data_dir, run, resumed, record)
 
 
-def _train(
-    spec: Spec, data_dir: Union[str, Path], run: RunFolder, settings: RunSettings, resumed: Optional[RunRecord]
-) -> RunRecord:
-    """A new run (``resumed`` None) or the rest of the ``resumed`` one.
+@dataclass(frozen=True)
+class _Run:
+    """A run being started or resumed: everything decided before a model is built or a file written."""
+
+    folder: RunFolder
+    data_dir: Union[str, Path]
+    settings: RunSettings
+    resumed: Optional[RunRecord]  # None: a new run
+    backend: Backend
+    trains: TrainingBackend  # the backend, as one that can train
+    own_settings: Any  # an instance of the backend's own settings; None when it has none
+    spec: Spec  # with the head for the data's classes
+    plan: Plan
+    freeze: str  # the freeze setting, resolved
+    config: TrainConfig  # with config.freeze filled in
+    train_set: ImageSet
+    val_set: ImageSet
+    rank: int
+    world_size: int
+
+    def batches(self, images: ImageSet, train: bool) -> ImageBatches:
+        """This process' batches of ``images``, for training (shuffled, augmented) or in order."""
+        height, width, channels = self.plan.input_shape
+        return ImageBatches(
+            images,
+            (height, width),
+            self.spec.preprocessing,
+            self.config.batch_size,
+            train=train,
+            channels=channels,
+            seed=self.config.seed,
+            rank=self.rank,
+            world_size=self.world_size,
+            augment=self.config.augment,
+        )
+
+
+def _plan_run(
+    spec: Spec, data_dir: Union[str, Path], folder: RunFolder, settings: RunSettings, resumed: Optional[RunRecord]
+) -> _Run:
+    """The backend and its own settings (one it does not have is refused first), the data (every image
+    decoded once), the spec with its head, the plan and the frozen layers, all checked.
 
     ``settings.freeze`` is a layer name (frozen with every layer before it) or ``"none"``;
     None picks :func:`default_freeze`. ``config.freeze`` is filled in from it.
     """
+    backend = get_backend(settings.backend)
+    trains = training_backend(backend)
+    if resumed is not None:
+        check_recorded(backend, resumed.backend_settings, folder.run_json)
+    own_settings = backend_settings(backend, settings.backend_settings)
     rank, world_size = process_rank()
     train_set, val_set = prepare_data(data_dir, settings.classes, resumed)
     spec = head_spec(spec, len(train_set.class_names))
     plan = lower_to_plan(spec)
-    weights = settings.weights
-    freeze = settings.freeze or default_freeze(plan, weights is not None)
+    freeze = settings.freeze or default_freeze(plan, settings.weights is not None)
     config = dataclasses.replace(settings.config, freeze=freeze_names([layer.name for layer in plan.layers], freeze))
     if all(layer.name in config.freeze for layer in plan.weighted_layers()):
         raise VggspecError(
@@ -188,96 +188,105 @@ def _train(
         )
     if config.cache_features:
         check_cacheable(plan, config, world_size)
-    backend = get_backend(settings.backend)
-    trains = training_backend(backend)
     for images in (train_set, val_set):  # before anything is written: not half-way through an epoch
         check_images(images, plan.input_shape[2])
+    return _Run(
+        folder, data_dir, settings, resumed, backend, trains, own_settings, spec, plan, freeze, config,
+        train_set, val_set, rank, world_size,
+    )  # fmt: skip
 
-    random.seed(config.seed)
-    np.random.seed(config.seed)
-    trains.seed(config.seed)
-    model = backend.build(plan)
-    trainer = trains.trainer(model, plan, config)
+
+def _record(run: _Run, trainer: Trainer) -> RunRecord:
+    """run.json's record: a new run's, or the resumed one's going on to ``config.epochs``."""
+    if run.resumed is not None:
+        return dataclasses.replace(
+            run.resumed, config=dataclasses.replace(run.resumed.config, epochs=run.config.epochs)
+        )
+    suffix = trainer.weights_file_suffix()
+    return RunRecord(
+        spec=spec_to_mapping(run.spec),
+        backend=run.backend.name,
+        classes=run.train_set.class_names,
+        data=str(Path(run.data_dir).resolve()),
+        weights=run.settings.weights,
+        freeze=run.freeze,
+        config=run.config,
+        backend_settings=recorded_settings(run.own_settings),
+        train_images=len(run.train_set),
+        val_images=len(run.val_set),
+        world_size=run.world_size,
+        checkpoints=Checkpoints(
+            best=run.folder.checkpoint("best", suffix).name, last=run.folder.checkpoint("last", suffix).name
+        ),
+    )
+
+
+def _session(run: _Run, model: Any, trainer: Trainer) -> Session:
+    """The epochs' session: the weights to start from loaded, the feature cache ready, run.json's record made."""
+    weights, config = run.settings.weights, run.config
+    resuming = run.resumed is not None and run.folder.checkpoint("last", trainer.weights_file_suffix()).is_file()
+    # a resumed run starts from its checkpoint, not from the weights it started with
+    skipped = load_pretrained(run.backend, model, run.plan, weights) if weights is not None and not resuming else []
+    features = None
+    if config.cache_features:
+        check_trainer(trainer, run.backend.name)
+        in_order = {"train": run.batches(run.train_set, train=False), "val": run.batches(run.val_set, train=False)}
+        features = plan_feature_cache(run.plan, config, run.backend.name, weights, run.data_dir, in_order)
+    session = Session(
+        run=run.folder,
+        record=_record(run, trainer),
+        backend=run.backend,
+        model=model,
+        plan=run.plan,
+        trainer=trainer,
+        train=run.batches(run.train_set, train=True),
+        val=run.batches(run.val_set, train=False),
+        config=config,
+        rank=run.rank,
+        world_size=run.world_size,
+        features=features,
+    )
+    for line in skipped:
+        session.warn(line)
+    if not plot_available():
+        session.warn('matplotlib is not installed: no curves.png (pip install "vggspec[plot]")')
+    return session
+
+
+def _run_epochs(session: Session, run: _Run) -> RunRecord:
+    """A new run's folder written, then the epochs; returns the final record (rank 0 writes it)."""
+    folder, world_size, config = run.folder, run.world_size, run.config
+    if run.resumed is None and session.writer:
+        folder.create()
+        folder.write_record(session.record)
+    session.say(
+        f"{folder.path}: {run.plan.name} on {len(run.train_set)} training and {len(run.val_set)} validation images "
+        f"({', '.join(run.train_set.class_names)}), {run.backend.name}, frozen up to {run.freeze}"
+        + (f", {world_size} processes" if world_size > 1 else "")
+        + (f", features cached ({config.cache_dtype})" if config.cache_features else "")
+    )
+    with StopOnInterrupt() as stop:
+        rows, best = run_epochs(session, run.resumed is not None, stop)
+    agree = ranks_agree(session) if world_size > 1 else None
+    session.record = dataclasses.replace(
+        session.record, best=best, epochs_done=len(rows), world_size=world_size, ranks_agree=agree
+    )
+    if session.writer:
+        folder.write_record(session.record)
+    return session.record
+
+
+def _train(
+    spec: Spec, data_dir: Union[str, Path], folder: RunFolder, settings: RunSettings, resumed: Optional[RunRecord]
+) -> RunRecord:
+    """A new run (``resumed`` None) or the rest of the ``resumed`` one."""
+    run = _plan_run(spec, data_dir, folder, settings, resumed)
+    random.seed(run.config.seed)
+    np.random.seed(run.config.seed)
+    run.trains.seed(run.config.seed)
+    model = run.backend.build(run.plan)
+    trainer = run.trains.trainer(model, run.plan, run.config, run.own_settings)
     try:
-        suffix = trainer.weights_file_suffix()
-        resuming = resumed is not None and run.checkpoint("last", suffix).is_file()
-        # a resumed run starts from its checkpoint, not from the weights it started with
-        skipped = load_pretrained(backend, model, plan, weights) if weights is not None and not resuming else []
-        height, width, channels = plan.input_shape
-
-        def batches(images: ImageSet, train: bool) -> ImageBatches:
-            return ImageBatches(
-                images,
-                (height, width),
-                spec.preprocessing,
-                config.batch_size,
-                train=train,
-                channels=channels,
-                seed=config.seed,
-                rank=rank,
-                world_size=world_size,
-                augment=config.augment,
-            )
-
-        features = None
-        if config.cache_features:
-            check_trainer(trainer, backend.name)
-            in_order = {"train": batches(train_set, train=False), "val": batches(val_set, train=False)}
-            features = plan_feature_cache(plan, config, backend.name, weights, data_dir, in_order)
-
-        if resumed is not None:
-            record = dataclasses.replace(resumed, config=dataclasses.replace(resumed.config, epochs=config.epochs))
-        else:
-            record = RunRecord(
-                spec=spec_to_mapping(spec),
-                backend=backend.name,
-                classes=train_set.class_names,
-                data=str(Path(data_dir).resolve()),
-                weights=weights,
-                freeze=freeze,
-                config=config,
-                train_images=len(train_set),
-                val_images=len(val_set),
-                world_size=world_size,
-                checkpoints=Checkpoints(
-                    best=run.checkpoint("best", suffix).name, last=run.checkpoint("last", suffix).name
-                ),
-            )
-        session = Session(
-            run=run,
-            record=record,
-            backend=backend,
-            model=model,
-            plan=plan,
-            trainer=trainer,
-            train=batches(train_set, train=True),
-            val=batches(val_set, train=False),
-            config=config,
-            rank=rank,
-            world_size=world_size,
-            features=features,
-        )
-        for line in skipped:
-            session.warn(line)
-        if not plot_available():
-            session.warn('matplotlib is not installed: no curves.png (pip install "vggspec[plot]")')
-        if resumed is None and session.writer:
-            run.create()
-            run.write_record(session.record)
-        session.say(
-            f"{run.path}: {plan.name} on {len(train_set)} training and {len(val_set)} validation images "
-            f"({', '.join(train_set.class_names)}), {backend.name}, frozen up to {freeze}"
-            + (f", {world_size} processes" if world_size > 1 else "")
-            + (f", features cached ({config.cache_dtype})" if config.cache_features else "")
-        )
-        with StopOnInterrupt() as stop:
-            rows, best = run_epochs(session, resumed is not None, stop)
-        agree = ranks_agree(session) if world_size > 1 else None
-        session.record = dataclasses.replace(
-            session.record, best=best, epochs_done=len(rows), world_size=world_size, ranks_agree=agree
-        )
-        if session.writer:
-            run.write_record(session.record)
-        return session.record
+        return _run_epochs(_session(run, model, trainer), run)
     finally:
         trainer.close()  # from here, also on an error: a failing rank must not wait for the others

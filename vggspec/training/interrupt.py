@@ -5,7 +5,8 @@ finalizer (a framework object's ``__del__`` run by the garbage collector) the
 exception is printed as "Exception ignored" and lost, and training goes on
 (seen with TensorFlow's functions). So the first SIGINT only sets a flag, which
 the loop checks after every batch and between epochs; the finished epochs are
-already committed to the run folder, and ``--resume`` continues from them. A
+already committed to the run folder, and a resumed run
+(:func:`~vggspec.training.finetune.resume_finetune`) continues from them. A
 second Ctrl-C gets Python's usual handler back and stops at once.
 """
 

@@ -30,7 +30,7 @@ from vggspec.planner.lower import Plan
 from vggspec.training.distributed import parameters_checksum
 from vggspec.training.feature_cache import FeatureCache, cached_batches, check_trainer
 from vggspec.training.interrupt import StopOnInterrupt
-from vggspec.training.metrics import loss_and_correct
+from vggspec.training.metrics import loss_and_correct, output_activation
 from vggspec.training.plot import plot_available
 from vggspec.training.progress import EpochBar
 from vggspec.training.protocol import BatchSource, TrainConfig, Trainer
@@ -130,8 +130,7 @@ def run_epochs(session: Session, resume: bool, stop: StopOnInterrupt) -> tuple[l
         session.train, session.val = cached_batches(
             session.features, trainer, session.config.batch_size, session.config.seed, session.say, stop.check
         )
-    classifier = session.plan.classifier
-    activation = classifier.activation if classifier is not None else None
+    activation = output_activation(session.plan)
     epochs = session.config.epochs
     for epoch in range(len(rows) + 1, epochs + 1):
         stop.check()

@@ -1,9 +1,10 @@
-"""Loss, accuracy and the confusion matrix, from a model's outputs (numpy, every backend alike).
+"""Loss, accuracy and the confusion matrix, from a model's outputs (numpy, every backend alike), and the
+running means of a training epoch that every backend's trainer feeds.
 
 ``scores`` are the outputs of the predictions layer, (N, classes): probabilities
-when the spec's ``classifier_activation`` is ``softmax``, logits when it is null.
-The loss is the mean sparse categorical cross-entropy in natural log units,
-computed as Keras does (probabilities clipped to [1e-7, 1 - 1e-7]).
+when the spec's ``classifier_activation`` is ``softmax``, logits when it is null
+(:func:`output_activation`). The loss is the mean sparse categorical cross-entropy
+in natural log units, computed as Keras does (probabilities clipped to [1e-7, 1 - 1e-7]).
 """
 
 from __future__ import annotations
@@ -12,7 +13,45 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from vggspec.planner.lower import Plan
+
 EPSILON = 1e-7  # keras.backend.epsilon()
+
+
+def output_activation(plan: Plan) -> Optional[str]:
+    """The activation of the scores ``plan``'s model outputs: its classifier's ("softmax"), None for logits.
+    A trained plan always has a classifier (:func:`vggspec.training.head.head_spec` gives it one)."""
+    classifier = plan.classifier
+    return classifier.activation if classifier is not None else None
+
+
+class RunningMeans:
+    """A training epoch's means over the batches so far, as Keras' ``fit`` logs them: the loss weighted by
+    batch size, the accuracy over all images. A trainer adds each batch, shows ``loss`` and ``accuracy``
+    on the progress bar, and returns :meth:`result` at the epoch's end."""
+
+    def __init__(self) -> None:
+        self.loss_sum = 0.0  # nats, summed over the images
+        self.correct = 0.0  # images whose highest score is their label
+        self.count = 0
+
+    def add(self, loss: float, correct: float, count: int) -> None:
+        """One batch of ``count`` images: its mean ``loss`` and how many of them were classified right."""
+        self.loss_sum += loss * count
+        self.correct += correct
+        self.count += count
+
+    @property
+    def loss(self) -> float:
+        return self.loss_sum / max(self.count, 1)
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / max(self.count, 1)
+
+    def result(self) -> dict[str, float]:
+        """What ``Trainer.train_epoch`` returns: {"loss": mean, "accuracy": fraction, "count": images}."""
+        return {"loss": self.loss, "accuracy": self.accuracy, "count": self.count}
 
 
 def cross_entropy(scores: np.ndarray, labels: np.ndarray, activation: Optional[str]) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""What a backend provides to train: ``backend.seed(seed)``, ``backend.trainer(model, plan, config) -> Trainer``.
+"""What a backend provides to train: ``backend.seed(seed)``, ``backend.trainer(model, plan, config, settings)``
+-> Trainer, and optionally ``backend.training_settings`` (:mod:`vggspec.training.backend_settings`).
 
 The core owns the data (one pipeline for every framework: the same images,
 augmentation and preprocessing), the epoch loop, metrics.csv, the plot and the
@@ -17,7 +18,11 @@ import numpy as np
 
 from vggspec.errors import VggspecError
 
-OPTIMIZERS = ("adam", "sgd")
+# each optimizer a backend must offer, and the fields of TrainConfig it takes besides the learning rate
+OPTIMIZER_OPTIONS: dict[str, tuple[str, ...]] = {"adam": (), "sgd": ("momentum",)}
+OPTIMIZERS = tuple(OPTIMIZER_OPTIONS)
+# the key (torch) or root attribute (Keras' .weights.h5) under which a checkpoint holds the loop's state, as JSON text
+CHECKPOINT_STATE = "vggspec_state"
 # what training batches may do to an image (vggspec.training.batches.augment): flips are wrong for digits and text
 AUGMENTATIONS = ("none", "flip", "crop", "flip,crop")
 CACHE_DTYPES = ("float16", "float32")  # how cached features are stored (float16: half the disk, ~3 digits)
@@ -32,7 +37,9 @@ def _finite(value: object) -> bool:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Hyper-parameters of one run. These defaults are the library's and the command line's.
+    """Hyper-parameters of one run, meant alike by every backend. These defaults are the library's and the
+    command line's. A backend's own settings (torch's device, for one) are its ``training_settings``
+    (:mod:`vggspec.training.backend_settings`).
 
     ``freeze`` lists the plan layer names kept frozen (filled in by the run from its
     ``freeze`` setting). Every value is checked on construction; a bad one raises a
@@ -52,10 +59,6 @@ class TrainConfig:
     freeze: tuple[str, ...] = ()
     workers: int = 2  # data loading workers, 0 to MAX_WORKERS
     seed: int = 0  # shuffling, augmentation and dropout, 0 to 2**32 - 1
-    device: Optional[str] = None  # torch: "cpu", "cuda", "cuda:N"; None picks CUDA when available
-    compile: bool = False  # torch.compile where the backend supports it
-    channels_last: bool = True  # torch on CUDA: NHWC memory format
-    autocast: bool = True  # torch on CUDA: bfloat16 autocast
     augment: str = "flip,crop"  # training images: "none", "flip" (left-right), "crop" (pad and crop), "flip,crop"
     cache_features: bool = False  # compute the frozen layers' outputs once and train the rest on them
     cache_dtype: str = "float32"  # the cached features' type: "float32" (exact) or "float16" (half the disk)
@@ -97,6 +100,10 @@ class TrainConfig:
         except VggspecError as error:
             raise VggspecError(str(error), setting="seed") from None
 
+    def optimizer_options(self) -> dict[str, float]:
+        """The chosen optimizer's hyper-parameters besides the learning rate, by field name (sgd: momentum)."""
+        return {name: getattr(self, name) for name in OPTIMIZER_OPTIONS[self.optimizer]}
+
 
 class BatchSource(Protocol):
     """Batches of one split: ``len()`` batches per epoch; ``batch(i)`` -> (NHWC float32 preprocessed, int64 labels)."""
@@ -124,13 +131,16 @@ class Trainer(Protocol):
     """One model being trained by a backend, in one process (one rank of a distributed run)."""
 
     def train_epoch(self, data: BatchSource, epoch: int, progress: Progress) -> dict[str, float]:
-        """One pass over ``data``; returns this process' {"loss": mean, "accuracy": fraction, "count": images}."""
+        """One pass over ``data``; returns this process' {"loss": mean, "accuracy": fraction, "count": images}
+        (:class:`~vggspec.training.metrics.RunningMeans`). Its dropout masks are drawn from
+        :func:`~vggspec.training.seeds.dropout_seed` (the same in a resumed run)."""
 
     def predict(self, data: BatchSource) -> np.ndarray:
         """The model's outputs (N, classes) float32 for every batch in order, in inference mode."""
 
     def save_checkpoint(self, path: str, state: dict[str, Any]) -> None:
-        """Weights, optimizer state and the core's JSON-able ``state``, in one file written atomically."""
+        """Weights, optimizer state and the core's JSON-able ``state`` (as JSON text under CHECKPOINT_STATE),
+        in one file written atomically."""
 
     def load_checkpoint(self, path: str) -> dict[str, Any]:
         """Restore what ``save_checkpoint`` wrote; return its ``state``."""
@@ -163,15 +173,18 @@ class TrainsOnFeatures(Protocol):
 
 @runtime_checkable
 class TrainingBackend(Protocol):
-    """The two methods a backend adds to :class:`vggspec.backends.Backend` to train."""
+    """The two methods a backend adds to :class:`vggspec.backends.Backend` to train. A backend whose framework
+    has settings of its own also declares them as the class attribute ``training_settings`` (a frozen
+    dataclass: :mod:`vggspec.training.backend_settings`)."""
 
     def seed(self, seed: int) -> None:
         """Seed the framework's global random generators (called before ``build``: weights, dropout). It is
         a training run's first call to the backend: the place to set what the framework must know before it
         starts (the keras and torch backends' memory settings for training)."""
 
-    def trainer(self, model: Any, plan: Any, config: TrainConfig) -> Trainer:
-        """A :class:`Trainer` for ``model`` (built from ``plan``, weights already loaded)."""
+    def trainer(self, model: Any, plan: Any, config: TrainConfig, settings: Any) -> Trainer:
+        """A :class:`Trainer` for ``model`` (built from ``plan``, which has a classifier; weights already loaded).
+        ``settings``: an instance of the backend's ``training_settings``, None when it declares none."""
 
 
 def freeze_names(layer_names: Sequence[str], up_to: str) -> tuple[str, ...]:

@@ -1,23 +1,22 @@
-"""A run folder: what ``vggspec finetune`` writes and ``vggspec evaluate`` / ``--resume`` read.
+"""A run folder: what a finetune run writes, and what evaluating or resuming the run reads.
 
 RUN_DIR/
     run.json          a :class:`RunRecord`: the spec mapping (head for the data's classes), backend, config,
-                      class names, data, weights, the best epoch and, after a distributed run,
-                      ``ranks_agree``; headed by "format": "vggspec-run" and its "version"
+                      the backend's own settings, class names, data, weights, the best epoch and, after a
+                      distributed run, ``ranks_agree``; headed by "format": "vggspec-run" and its "version"
     metrics.csv       one row per finished epoch: epoch, train_loss, train_accuracy, val_loss,
                       val_accuracy, seconds (losses: mean cross-entropy in nats; accuracies: fractions)
     curves.png        loss and accuracy per epoch, training and validation
     last<suffix>      the backend's checkpoint after the latest epoch: weights, optimizer state and the
                       loop's state (epoch, that epoch's metrics row, the best epoch so far)
     best<suffix>      the weights of the epoch with the best validation accuracy, in the backend's
-                      weight format (``vggspec predict --weights``, ``finetune --weights`` read it)
+                      weight format (read as the ``weights`` of predict or of another finetune run)
 
 Every file is written atomically (:func:`vggspec.fileio.atomic_path`).
 """
 
 from __future__ import annotations
 
-import collections.abc
 import contextlib
 import csv
 import dataclasses
@@ -25,14 +24,14 @@ import hashlib
 import io
 import json
 import time
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Iterator, Mapping, Optional, Union
 
-from vggspec.errors import DataError, VggspecError
+from vggspec.errors import DataError
 from vggspec.fileio import atomic_path
 from vggspec.training.protocol import TrainConfig
+from vggspec.training.record_json import from_json_fields, json_kind
 
 RUN_JSON = "run.json"
 METRICS_CSV = "metrics.csv"
@@ -69,14 +68,14 @@ CHECKPOINTS = tuple(item.name for item in dataclasses.fields(Checkpoints))  # ("
 
 @dataclass(frozen=True)
 class RunRecord:
-    """run.json: what a run was asked for and how far it got; read by ``--resume`` and ``vggspec evaluate``.
+    """run.json: what a run was asked for and how far it got; read by a resumed run and by evaluate.
 
     Written as a JSON object headed by ``"format": "vggspec-run"`` and ``"version":
     format_version``, then these fields (nested dataclasses as objects, tuples as lists).
     A reader takes its own version only: a change of the fields is a new version.
     """
 
-    format_version: ClassVar[int] = 1
+    format_version: ClassVar[int] = 2  # 2: the backend's own settings (torch's device, ...) left config
 
     spec: Mapping[str, Any]  # the trained spec as spec_to_mapping writes it (its head for the data's classes)
     backend: str
@@ -85,6 +84,7 @@ class RunRecord:
     weights: Optional[str]  # the weight file it started from; None: from scratch
     freeze: str  # the layer frozen with every layer before it, or "none"
     config: TrainConfig
+    backend_settings: Mapping[str, Any]  # every setting of the backend's own the run used (none for keras)
     train_images: int
     val_images: int
     world_size: int  # processes of the latest session
@@ -101,9 +101,9 @@ class RunRecord:
     def from_json(cls, value: Any, where: Union[str, Path]) -> RunRecord:
         """The record in ``value`` (run.json's JSON); DataError naming ``where`` and the key when it is not one
         of this version, or was written by an older or newer vggspec."""
-        what = f"{where}: not a vggspec run record (written by vggspec finetune)"
+        what = not_a_record(where)
         if not isinstance(value, dict):
-            raise DataError(f"{what}: expected a JSON object, received {_kind(value)}")
+            raise DataError(f"{what}: expected a JSON object, received {json_kind(value)}")
         if "format" not in value and "version" not in value:
             raise DataError(
                 f"{where}: written by an older vggspec (no version); this vggspec reads version "
@@ -113,9 +113,9 @@ class RunRecord:
             if key not in value:
                 raise DataError(f'{what}: expected the key "{key}", received a record without it')
         if value["format"] != RECORD_FORMAT:
-            raise DataError(f'{what}: expected "format" to be "{RECORD_FORMAT}", received {_kind(value["format"])}')
+            raise DataError(f'{what}: expected "format" to be "{RECORD_FORMAT}", received {json_kind(value["format"])}')
         if type(value["version"]) is not int:
-            raise DataError(f'{what}: expected "version" to be an integer, received {_kind(value["version"])}')
+            raise DataError(f'{what}: expected "version" to be an integer, received {json_kind(value["version"])}')
         version = value["version"]
         if version > cls.format_version:
             raise DataError(
@@ -127,66 +127,14 @@ class RunRecord:
                 f"{where}: written by an older vggspec (version {version}); this vggspec reads version "
                 f"{cls.format_version}: the run must be started again (in a new run folder)"
             )
-        record = _from_json(cls, value, "", what)
+        record = from_json_fields(cls, value, "", what)
         assert isinstance(record, cls)
         return record
 
 
-def _described(hint: Any, meta: Mapping[str, Any]) -> str:
-    """How a message says what a value of type ``hint`` is: 'an integer', 'a string or null'."""
-    if "json" in meta:
-        return str(meta["json"])
-    args = typing.get_args(hint)
-    if type(None) in args:
-        (inner,) = (arg for arg in args if arg is not type(None))
-        return _described(inner, {}).replace(" or ", ", ") + " or null"
-    if dataclasses.is_dataclass(hint) or typing.get_origin(hint) in (dict, collections.abc.Mapping):
-        return "a mapping"
-    if typing.get_origin(hint) is tuple:
-        return "a list of strings"
-    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}[hint]
-
-
-def _fits(hint: Any, value: Any) -> bool:
-    """``value`` (from JSON) is of type ``hint``: bool is never taken for a number, int is a float."""
-    args = typing.get_args(hint)
-    if type(None) in args:
-        return value is None or _fits(next(arg for arg in args if arg is not type(None)), value)
-    if dataclasses.is_dataclass(hint) or typing.get_origin(hint) in (dict, collections.abc.Mapping):
-        return isinstance(value, dict)
-    if typing.get_origin(hint) is tuple:  # tuple[str, ...]
-        return isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value)
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    return type(value) is hint
-
-
-def _from_json(cls: type, mapping: Mapping[str, Any], prefix: str, what: str) -> Any:
-    """A ``cls`` (a dataclass) from ``mapping``: every field present and of its type (keys named with
-    ``prefix``, nested keys joined by "."); other keys are ignored."""
-    hints = typing.get_type_hints(cls)
-    values: dict[str, Any] = {}
-    for item in dataclasses.fields(cls):
-        key, hint = prefix + item.name, hints[item.name]
-        if item.name not in mapping:
-            raise DataError(f'{what}: expected the key "{key}", received a record without it')
-        value = mapping[item.name]
-        if not _fits(hint, value):
-            raise DataError(
-                f'{what}: expected "{key}" to be {_described(hint, item.metadata)}, received {_kind(value)}'
-            )
-        inner = next((arg for arg in typing.get_args(hint) if arg is not type(None)), hint)
-        if value is not None and dataclasses.is_dataclass(inner):
-            value = _from_json(inner, value, key + ".", what)  # type: ignore[arg-type]
-        elif typing.get_origin(hint) is tuple:
-            value = tuple(value)
-        elif hint is float:
-            value = float(value)
-        values[item.name] = value
-    try:
-        return cls(**values)
-    except VggspecError as error:  # a value out of range, e.g. "config.epochs": 0
-        raise DataError(f"{what}: {prefix}{error}") from None
+def not_a_record(where: Union[str, Path]) -> str:
+    """How a refusal of run.json's content begins."""
+    return f"{where}: not a vggspec run record (written by vggspec finetune)"
 
 
 def default_run_dir(spec_name: str, backend: str) -> Path:
@@ -200,22 +148,6 @@ def default_run_dir(spec_name: str, backend: str) -> Path:
         digest = hashlib.sha256(spec_name.encode()).hexdigest()[:8]
         spec_name = f"{spec_name[: NAME_LENGTH - 9]}-{digest}"
     return Path("runs") / f"{spec_name}-{backend}-{time.strftime('%Y%m%d-%H%M%S')}"
-
-
-def _kind(value: Any) -> str:
-    """What a JSON value is, for a message: 'an integer (3)'."""
-    kinds = {
-        bool: "a boolean",
-        int: "an integer",
-        float: "a number",
-        str: "a string",
-        list: "a list",
-        dict: "a mapping",
-        type(None): "null",
-    }
-    shown = json.dumps(value)
-    shown = shown if len(shown) <= 40 else shown[:37] + "..."
-    return kinds.get(type(value), type(value).__name__) + ("" if value is None else f" ({shown})")
 
 
 class RunFolder:
