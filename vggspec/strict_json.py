@@ -1,4 +1,4 @@
-"""JSON that every parser reads: what vggspec prints with ``--json`` and writes into its records.
+"""JSON that every parser reads: what vggspec prints as JSON and writes into its records.
 
 Python's ``json`` writes ``NaN`` and ``Infinity``, which are not JSON (JavaScript's ``JSON.parse``,
 ``jq`` and strict parsers refuse them). A non-finite number is written as ``null`` instead; every
