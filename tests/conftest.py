@@ -271,3 +271,11 @@ def pytest_report_header(config: pytest.Config) -> str:
     folder = tempfile.gettempdir()
     free = shutil.disk_usage(folder).free / 1e9
     return f"temporary folder: {folder}, {free:.1f} GB free (the slow tests need about {SLOW_SUITE_DISK_GB:g} GB)"
+
+
+@pytest.fixture(scope="module")
+def tiny_image_set(module_tmp) -> Path:
+    """8 training and 2 validation RGB JPEGs per class (circles, stripes), 32×32: for runs of a tiny spec."""
+    from image_sets import make_image_set
+
+    return make_image_set(module_tmp.mktemp("rgb"), size=32, train_per_class=8, val_per_class=2, seed=4)

@@ -3,17 +3,24 @@ refused in one line), and nothing but a regular file opened (a FIFO named *.jpg 
 
 from __future__ import annotations
 
+import json
 import os
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+import vggspec
 from vggspec.errors import DataError
 from vggspec.images import check_image_file, load_image, load_images
+from vggspec.parity.inputs import random_bundle
+from vggspec.weights.formats import write_bundle
 
+from cli_cases import BACKENDS, ONE_THREAD, one_line, tiny_spec
 from conftest import SMALL_SPEC
+from image_sets import make_image_set
 
 
 def gradient16(height: int = 24, width: int = 40) -> np.ndarray:
@@ -109,3 +116,115 @@ def test_the_commands_refuse_a_fifo_image_in_one_line(cli, tmp_path):
         assert result.stderr.strip().splitlines() == [
             f"error: {fifo}: expected an image file (a regular file), received a FIFO (named pipe)"
         ], args
+
+
+def gray_image_set(root: Path, train_per_class: int, val_per_class: int) -> Path:
+    """The shapes of tests/image_sets.py saved as real grayscale ("L") files, PNG and JPEG in turn."""
+    make_image_set(root, size=32, train_per_class=train_per_class, val_per_class=val_per_class, seed=2)
+    for index, path in enumerate(sorted(root.rglob("*.jpg"))):
+        with Image.open(path) as image:
+            gray = image.convert("L")
+        path.unlink()
+        gray.save(path.with_suffix(".png" if index % 2 else ".jpg"))
+    return root
+
+
+@pytest.fixture(scope="module")
+def gray_set(module_tmp) -> Path:
+    return gray_image_set(module_tmp.mktemp("gray"), train_per_class=8, val_per_class=2)
+
+
+def test_gray_files_are_gray(gray_set):
+    files = sorted(gray_set.rglob("*.*"))
+    assert {p.suffix for p in files} == {".png", ".jpg"} and len(files) == 20
+    for path in files:
+        with Image.open(path) as image:
+            assert image.mode == "L"
+
+
+def test_predict_and_verify_on_a_one_channel_spec(cli, tmp_path, gray_set):
+    spec = tiny_spec(tmp_path, channels=1)
+    plan = vggspec.plan(str(spec))
+    assert plan.input_shape == (32, 32, 1)
+    weights = tmp_path / "gray.safetensors"
+    write_bundle(weights, random_bundle(plan, seed=2))
+    images = [gray_set / "val" / "circles" / "circles.0000.jpg", gray_set / "val" / "stripes" / "stripes.0001.png"]
+    colour = tmp_path / "colour.jpg"  # a colour file is read as its luma
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (40, 30, 3), dtype=np.uint8)).save(colour)
+    scores = {}
+    for backend in BACKENDS:
+        result = cli(
+            "predict", spec, *images, colour, "--weights", weights, "--backend", backend, "--json", env=ONE_THREAD
+        )
+        assert result.returncode == 0, result.stderr
+        scores[backend] = json.loads(result.stdout)
+    for path in map(str, [*images, colour]):
+        keras_rows, torch_rows = scores["keras"][path], scores["torch"][path]
+        assert [row["index"] for row in keras_rows] == [row["index"] for row in torch_rows]
+        assert abs(keras_rows[0]["score"] - torch_rows[0]["score"]) < 1e-5
+        assert sum(row["score"] for row in keras_rows) == pytest.approx(1.0, abs=1e-5)
+    result = cli("verify", spec, "--weights", weights, "--image", *images, colour, "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["ok"] and report["images"] == 3 and report["input_shape"] == [32, 32, 1]
+
+
+def test_predict_on_a_four_channel_spec_reads_rgba(cli, tmp_path):
+    spec = tiny_spec(tmp_path, channels=4, preprocessing="torch")
+    weights = tmp_path / "rgba.safetensors"
+    write_bundle(weights, random_bundle(vggspec.plan(str(spec)), seed=4))
+    image = tmp_path / "alpha.png"
+    Image.fromarray(np.random.default_rng(2).integers(0, 256, (32, 32, 4), dtype=np.uint8), "RGBA").save(image)
+    scores = []
+    for backend in BACKENDS:
+        result = cli("predict", spec, image, "--weights", weights, "--backend", backend, "--json", env=ONE_THREAD)
+        assert result.returncode == 0, result.stderr
+        scores.append([row["score"] for row in json.loads(result.stdout)[str(image)]])
+    np.testing.assert_allclose(scores[0], scores[1], atol=1e-5)
+
+
+def test_a_channel_count_images_cannot_provide_is_one_line(cli, tmp_path, gray_set):
+    spec = tiny_spec(tmp_path, channels=2)
+    weights = tmp_path / "two.safetensors"
+    write_bundle(weights, random_bundle(vggspec.plan(str(spec))))
+    image = gray_set / "val" / "circles" / "circles.0000.jpg"
+    expected = (
+        f"error: {spec}: input_shape [32, 32, 2]: expected 1 (grayscale), 3 (RGB) or 4 (RGBA) channels, "
+        "the counts image files can provide, received 2"
+    )
+    assert one_line(cli("predict", spec, image, "--weights", weights)) == expected
+    assert one_line(cli("verify", spec, "--image", image)) == expected
+    result = cli("finetune", spec, "--data", gray_set, "--backend", "torch", "--out", tmp_path / "run")
+    assert one_line(result) == expected
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_finetune_and_evaluate_a_one_channel_spec(backend, cli, tmp_path, gray_set):
+    spec = tiny_spec(tmp_path, channels=1, preprocessing="torch")
+    run = tmp_path / "run"
+    result = cli(
+        "finetune",
+        spec,
+        "--data",
+        gray_set,
+        "--backend",
+        backend,
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--workers",
+        "0",
+        "--out",
+        run,
+        env=ONE_THREAD,
+    )
+    assert result.returncode == 0, result.stderr
+    record = json.loads((run / "run.json").read_text())
+    assert record["spec"]["input_shape"] == [32, 32, 1] and record["epochs_done"] == 1
+    assert record["train_images"] == 16 and record["val_images"] == 4
+    evaluated = cli("evaluate", run, "--json", env=ONE_THREAD)
+    assert evaluated.returncode == 0, evaluated.stderr
+    scored = json.loads(evaluated.stdout)
+    assert scored["images"] == 4 and scored["accuracy"] == pytest.approx(record["best"]["val_accuracy"])

@@ -26,12 +26,13 @@ from vggspec.training.backend_settings import (
     installed_settings,
 )
 from vggspec.training.protocol import TrainConfig
-from vggspec.training.run_folder import Best, Checkpoints, RunFolder, RunRecord
+from vggspec.training.run_folder import NAME_LENGTH, Best, Checkpoints, RunFolder, RunRecord, default_run_dir
 from vggspec.training.settings import CHANGEABLE_ON_RESUME, SETTINGS, RunSettings, resumed_settings
 from vggspec_torch import TorchBackend
 from vggspec_torch.settings import TorchSettings
 
-from conftest import SPECS
+from cli_cases import ONE_THREAD, files_under, one_line, tiny_spec
+from conftest import SPECS, run_vggspec
 
 SMALL = SPECS / "examples" / "small64.yaml"
 TORCH_DEFAULTS = {"device": None, "compile": False, "channels_last": True, "autocast": True}
@@ -551,3 +552,118 @@ def test_a_recorded_backend_setting_that_is_not_the_backends_names_run_json(reco
     assert (
         error_line(capsys, *argv) == f"error: {path}: not a vggspec run record (written by vggspec finetune): {message}"
     )
+
+
+@pytest.fixture(scope="module")
+def finished_run(module_tmp, tiny_image_set) -> Path:
+    run = module_tmp.mktemp("finished") / "run"
+    spec = tiny_spec(run.parent)
+    result = run_vggspec(
+        "finetune",
+        spec,
+        "--data",
+        tiny_image_set,
+        "--backend",
+        "torch",
+        "--epochs",
+        1,
+        "--workers",
+        0,
+        "--out",
+        run,
+        env=ONE_THREAD,
+    )
+    assert result.returncode == 0, result.stderr
+    return run
+
+
+def test_default_run_folder_of_a_long_name_is_short_and_unique(tmp_path):
+    long_a, long_b = "a" * 299 + "x", "a" * 299 + "y"
+    folder_a, folder_b = default_run_dir(long_a, "torch"), default_run_dir(long_b, "torch")
+    assert folder_a.parent == Path("runs") and folder_a != folder_b
+    for folder in (folder_a, folder_b):
+        assert len(folder.name.encode()) <= NAME_LENGTH + len("-torch-20250101-000000")
+        assert folder.name.startswith("a" * (NAME_LENGTH - 9))
+        (tmp_path / folder).mkdir(parents=True)  # "File name too long" before
+    assert default_run_dir("vgg16", "keras").name.startswith("vgg16-keras-")  # short names stay as they were
+
+
+def test_finetune_default_folder_of_a_128_character_name(cli, tmp_path, tiny_image_set):
+    name = "a" + "b" * 127
+    result = cli(
+        "finetune",
+        tiny_spec(tmp_path, name=name),
+        "--data",
+        tiny_image_set,
+        "--backend",
+        "torch",
+        "--epochs",
+        "1",
+        "--workers",
+        "0",
+        env=ONE_THREAD,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    (folder,) = (tmp_path / "runs").iterdir()
+    assert folder.name.startswith(name[: NAME_LENGTH - 9] + "-") and "-torch-" in folder.name
+    assert len(folder.name) == NAME_LENGTH + len("-torch-20250101-000000")
+    assert json.loads((folder / "run.json").read_text())["spec"]["name"] == name
+
+
+def test_evaluate_a_file_says_it_is_a_file(cli, tmp_path):
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(b"mine")
+    assert one_line(cli("evaluate", photo)) == (
+        f"error: {photo}: expected a run folder with run.json (written by vggspec finetune), received a file"
+    )
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda record: {**record, "spec": 3}, 'expected "spec" to be a mapping, received an integer (3)'),
+        (lambda record: [1, 2], "expected a JSON object, received a list ([1, 2])"),
+        (
+            lambda record: {k: v for k, v in record.items() if k != "checkpoints"},
+            'expected the key "checkpoints", received a record without it',
+        ),
+        (
+            lambda record: {**record, "config": {**record["config"], "seed": "0"}},
+            'expected "config.seed" to be an integer, received a string ("0")',
+        ),
+        (
+            lambda record: {**record, "config": {**record["config"], "cache_features": 0}},
+            'expected "config.cache_features" to be true or false, received an integer (0)',
+        ),
+        (
+            lambda record: {**record, "classes": "circles,stripes"},
+            'expected "classes" to be a list of class names, received a string ("circles,stripes")',
+        ),
+    ],
+    ids=["spec 3", "a list", "missing key", "seed a string", "cache_features 0", "classes a string"],
+)
+def test_run_json_that_is_not_a_run_record(change, message, cli, tmp_path, finished_run, tiny_image_set):
+    run = tmp_path / "run"
+    run.mkdir()
+    for path in finished_run.iterdir():
+        (run / path.name).write_bytes(path.read_bytes())
+    record = change(json.loads((finished_run / "run.json").read_text()))
+    (run / "run.json").write_text(json.dumps(record))
+    before = files_under(run)
+    expected = f"error: {run / 'run.json'}: not a vggspec run record (written by vggspec finetune): {message}"
+    assert one_line(cli("evaluate", run, "--data", tiny_image_set)) == expected
+    resumed = cli(
+        "finetune",
+        tiny_spec(tmp_path),
+        "--data",
+        tiny_image_set,
+        "--out",
+        run,
+        "--resume",
+        "--epochs",
+        "2",
+        env=ONE_THREAD,
+    )
+    assert one_line(resumed) == expected
+    assert files_under(run) == before

@@ -16,6 +16,7 @@ from vggspec.data.cats_vs_dogs import split as split_module
 from vggspec.data.cats_vs_dogs.checking import check_image
 from vggspec.errors import DataError
 
+from cli_cases import one_line
 from http_server import FileServer
 
 GOOD = {"cat": 22, "dog": 19}  # plain JFIF JPEGs per class, numbered from 0
@@ -342,3 +343,35 @@ def test_keras_reads_the_tree(tmp_path, petimages_zip):
     assert train.class_names == ["cat", "dog"]
     labels = np.concatenate([batch_labels.numpy() for _, batch_labels in train])
     assert np.bincount(labels).tolist() == [18, 16]
+
+
+def small_jpeg(seed: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "cats, dogs, broken, fraction, message",
+    [
+        (1, 1, 0, "0.2", "cat: train 1, val 0 (of 1 image, --val-fraction 0.2)"),
+        (22, 19, 0, "0.99", "cat: train 0, val 22 (of 22 images, --val-fraction 0.99)"),
+        (6, 1, 5, "0.2", "dog: train 1, val 0 (of 1 image kept, 5 dropped, --val-fraction 0.2)"),
+    ],
+    ids=["one image per class", "val fraction 0.99", "dropped files empty a split"],
+)
+def test_data_refuses_a_split_with_an_empty_class(cats, dogs, broken, fraction, message, cli, tmp_path):
+    source = kaggle_zip(tmp_path / "train.zip", cats, dogs, broken)
+    dest = tmp_path / "split"
+    result = cli("data", "cats-vs-dogs", "--dest", dest, "--source", source, "--val-fraction", fraction)
+    assert one_line(result) == (
+        f"error: {source}: expected a split with images of each class in train and in val, "
+        f"received {message}; use more images or a --val-fraction nearer 0.5"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["train.zip"]  # no DIR, no .split.partial
+
+
+def test_data_with_enough_images_still_splits(tmp_path):
+    source = kaggle_zip(tmp_path / "train.zip", 2, 2)
+    prepared = prepare_cats_vs_dogs(tmp_path / "split", str(source), val_fraction=0.5, progress=False)
+    assert prepared.manifest["counts"] == {"train": {"cat": 1, "dog": 1}, "val": {"cat": 1, "dog": 1}}

@@ -38,7 +38,7 @@ torch = pytest.importorskip("torch")
 
 FORMS = [("keras", "sequential"), ("keras", "functional"), ("torch", None)]
 
-# The edited specs of the backend tests (tests/test_keras_backend.py, tests/test_torch_backend.py) and more:
+# The edited specs of the backend tests (tests/backends/test_keras_backend.py, tests/backends/test_torch_backend.py) and more:
 EDITED = {
     "small": SMALL,
     "small_lrn": {
@@ -403,7 +403,7 @@ def test_command_prints_or_writes_the_file(cli, tmp_path):
 
 def test_command_refuses_bad_input_and_writes_nothing(cli, tmp_path):
     out = tmp_path / "model.py"
-    bad = REPO / "tests" / "bad_specs" / "token_typo.yaml"
+    bad = REPO / "tests" / "spec" / "bad_specs" / "token_typo.yaml"
     result = cli("codegen", bad, "--framework", "keras", "--out", out)
     assert result.returncode == 2 and result.stdout == ""
     assert "token_typo.yaml:5:5 $.layers[2]: expected a layer token in the paper's notation" in result.stderr

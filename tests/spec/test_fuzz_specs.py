@@ -26,7 +26,7 @@ from vggspec.errors import SpecError
 from vggspec.planner.budget import MAX_ACTIVATIONS, MAX_PARAMS
 from vggspec.spec.load import load_spec
 
-SPECS = Path(__file__).resolve().parents[1] / "specs"
+SPECS = Path(__file__).resolve().parents[2] / "specs"
 SHIPPED = sorted(p for p in SPECS.glob("*.yaml")) + sorted((SPECS / "examples").glob("*.yaml"))
 ACTIVATIONS = ["relu", "relu6", "elu", "selu", "gelu", "silu", "tanh", "sigmoid"]
 FAST = settings(

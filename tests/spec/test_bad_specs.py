@@ -1,4 +1,4 @@
-"""Every bad spec in tests/bad_specs gives exit status 2, the line where the YAML has one, no traceback."""
+"""Every bad spec in tests/spec/bad_specs gives exit status 2, the line where the YAML has one, no traceback."""
 
 from __future__ import annotations
 
@@ -164,7 +164,7 @@ def test_only_regular_spec_files_of_a_sane_size_are_read(cli, tmp_path, kind):
 
 
 def test_the_shipped_table_validates_and_a_broken_one_is_located(cli, tmp_path):
-    table = Path(__file__).resolve().parents[1] / "specs" / "vgg.yaml"
+    table = Path(__file__).resolve().parents[2] / "specs" / "vgg.yaml"
     result = cli("validate", table)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"{table}: ok (a table of 6 configurations: A, A-LRN, B, C, D, E)"

@@ -34,12 +34,11 @@ from vggspec.training.metrics import (
 from vggspec.training.protocol import OPTIMIZER_OPTIONS, OPTIMIZERS, TrainConfig
 from vggspec.training.seeds import dropout_seed
 
+from cli_cases import BACKENDS, ONE_THREAD, one_line, tiny_spec
 from conftest import SPECS, run_vggspec, started_in_own_session
 from image_sets import CLASSES, make_image_set
 
 SMALL = SPECS / "examples" / "small64.yaml"
-BACKENDS = ("keras", "torch")
-ONE_THREAD = {"OMP_NUM_THREADS": "1"}
 
 
 def metrics(run: Path) -> list[dict[str, str]]:
@@ -569,3 +568,51 @@ def test_vgg16_finetuning_step_trains_the_head_only(backend, vgg16_h5, tmp_path)
     assert after.layers["predictions"]["kernel"].shape == (4096, 2)
     best = read_bundle(run / record["checkpoints"]["best"], plan)
     np.testing.assert_array_equal(best.layers["fc1"]["kernel"], after.layers["fc1"]["kernel"])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_finetune_out_that_cannot_be_written(backend, cli, tmp_path, tiny_image_set):
+    spec = tiny_spec(tmp_path)
+    a_file = tmp_path / "photo.jpg"
+    a_file.write_bytes(b"mine")
+    cases = {
+        Path("/proc/run"): "error: /proc/run: expected a run folder that can be created and written, received "
+        "one that cannot (No such file or directory)",
+        a_file / "run": f"error: {a_file / 'run'}: expected a run folder that can be created, received a path "
+        f"under the file {a_file}",
+        # 14: an existing file as --out is a file, not a folder "with files"
+        a_file: f"error: --out {a_file}: expected a new or empty folder, received a file",
+    }
+    for out, expected in cases.items():
+        result = cli(
+            "finetune",
+            spec,
+            "--data",
+            tiny_image_set,
+            "--backend",
+            backend,
+            "--epochs",
+            "1",
+            "--workers",
+            "0",
+            "--out",
+            out,
+            env=ONE_THREAD,
+            cwd=tmp_path,
+        )
+        assert one_line(result) == expected
+    assert a_file.read_bytes() == b"mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.jpg", spec.name]
+
+
+def test_one_class_folder_is_refused(cli, tmp_path, tiny_image_set):
+    data = tmp_path / "one_class"
+    for split in ("train", "val"):
+        (data / split).mkdir(parents=True)
+        os.symlink(tiny_image_set / split / "circles", data / split / "circles")
+    result = cli("finetune", tiny_spec(tmp_path), "--data", data, "--backend", "torch", cwd=tmp_path)
+    assert one_line(result) == (
+        f"error: {data / 'train'}: expected at least 2 class folders (a classifier tells "
+        "classes apart), received 1: circles"
+    )
+    assert not (tmp_path / "runs").exists()

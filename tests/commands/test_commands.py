@@ -17,10 +17,12 @@ from vggspec.errors import DataError
 from vggspec.parity.inputs import random_bundle
 from vggspec.weights.formats import write_bundle
 
+from cli_cases import BACKENDS, ONE_THREAD, files_under, one_line, tiny_spec
+
 pytest.importorskip("torch")
 pytest.importorskip("keras")
 
-REPOSITORY = Path(__file__).resolve().parent.parent
+REPOSITORY = Path(__file__).resolve().parents[2]
 
 SMALL_YAML = (
     "name: small\nlayers: [conv3-8, conv3-8, maxpool, conv3-16, maxpool]\n"
@@ -281,3 +283,88 @@ def test_the_command_line_shows_a_setting_named_in_backticks_as_its_flag():
     # only the error's own setting, and only where the command has a flag for it
     assert error_text(DataError("a `dest` b", setting="val_fraction"), flags) == "error: a `dest` b"
     assert error_text(DataError("a `dest` b", setting="dest"), {}) == "error: a `dest` b"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_build_out_that_cannot_be_written(backend, cli, tmp_path):
+    spec = tiny_spec(tmp_path)
+    folder = tmp_path / "models"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("mine")
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    name = "model.keras" if backend == "keras" else "model.pt"
+    cases = {
+        folder: f"error: --out {folder}: expected a file to write, received an existing folder",
+        a_file / name: f"error: --out {a_file / name}: expected a writable destination, received a path under "
+        f"the file {a_file}",
+        Path("/proc") / name: f"error: --out /proc/{name}: expected a writable destination, received one where "
+        "the file cannot be written (No such file or directory)",
+    }
+    for out, expected in cases.items():
+        assert one_line(cli("build", spec, "--backend", backend, "--out", out, env=ONE_THREAD)) == expected
+    assert files_under(folder) == {"keep.txt": b"mine"} and a_file.read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models", "notes.txt", spec.name]
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (
+            ["verify", "{spec}", "--images", "0"],
+            "error: --images: expected 1 to 16 images (every layer's output of "
+            "every image is kept for each backend), received 0",
+        ),
+        (["verify", "{spec}", "--images", "-3"], "error: --images: expected 1 to 16 images"),
+        (["verify", "{spec}", "--images", "100000"], "error: --images: expected 1 to 16 images"),
+        (["verify", "{spec}", "--image", *["{image}"] * 17], "error: --image: expected 1 to 16 images"),
+        (
+            ["verify", "{spec}", "--seed", "-1"],
+            "error: --seed: expected an integer from 0 to 4294967295 (2**32 - 1), received -1",
+        ),
+        (
+            ["verify", "{spec}", "--seed", "4294967296"],
+            "error: --seed: expected an integer from 0 to 4294967295 (2**32 - 1), received 4294967296",
+        ),
+        (
+            ["finetune", "{spec}", "--data", "{data}", "--seed", "-1"],
+            "error: --seed: expected an integer from 0 to 4294967295 (2**32 - 1), received -1",
+        ),
+        (["finetune", "{spec}", "--data", "{data}", "--seed", "4294967296"], "error: --seed: expected an integer"),
+        (
+            ["finetune", "{spec}", "--data", "{data}", "--workers", "65"],
+            "error: --workers: expected 0 to 64, received 65",
+        ),
+        (
+            ["finetune", "{spec}", "--data", "{data}", "--batch-size", "0"],
+            "error: --batch-size: expected a positive integer, received 0",
+        ),
+        (["evaluate", "{run}", "--batch-size", "-2"], "error: --batch-size: expected a positive integer, received -2"),
+    ],
+    ids=[
+        "images 0",
+        "images -3",
+        "images 100000",
+        "17 image files",
+        "verify seed -1",
+        "verify seed 2**32",
+        "finetune seed -1",
+        "finetune seed 2**32",
+        "workers 65",
+        "batch size 0",
+        "evaluate batch size",
+    ],
+)
+def test_numbers_out_of_range(args, expected, cli, tmp_path, tiny_image_set):
+    image = tiny_image_set / "val" / "circles" / "circles.0000.jpg"
+    values = {"spec": tiny_spec(tmp_path), "data": tiny_image_set, "image": image, "run": tmp_path / "run"}
+    result = cli(*[arg.format(**values) for arg in args], cwd=tmp_path)
+    assert one_line(result).startswith(expected)
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "run").exists()
+
+
+def test_verify_takes_the_largest_seed_and_the_most_images(cli, tmp_path):
+    result = cli("verify", tiny_spec(tmp_path), "--seed", "4294967295", "--images", "16", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["ok"] and report["images"] == 16 and report["weights"] == "random weights (seed 4294967295)"
