@@ -174,7 +174,8 @@ def destination_problem(destination: Union[str, Path], folder: bool = False) -> 
         with tempfile.TemporaryFile(dir=nearest):
             pass
     except OSError as error:
-        return f"a place where nothing can be written ({nearest}: {error.strerror or error})"
+        what = "folder cannot be made" if folder else "file cannot be written"
+        return f"one where the {what} ({error.strerror or error})"
     return None
 
 

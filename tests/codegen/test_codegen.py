@@ -38,7 +38,7 @@ torch = pytest.importorskip("torch")
 
 FORMS = [("keras", "sequential"), ("keras", "functional"), ("torch", None)]
 
-# The edited specs of the backend tests (tests/backends/test_keras_backend.py, tests/backends/test_torch_backend.py) and more:
+# The edited specs of the backend tests (tests/backends/test_keras_backend.py and test_torch_backend.py), and more:
 EDITED = {
     "small": SMALL,
     "small_lrn": {

@@ -351,6 +351,17 @@ def small_jpeg(seed: int) -> bytes:
     return buffer.getvalue()
 
 
+def kaggle_zip_of(path: Path, cats: int, dogs: int, broken_dogs: int = 0) -> Path:
+    """Kaggle's train.zip layout with ``cats`` and ``dogs`` small JPEGs, and ``broken_dogs`` files that are not."""
+    with zipfile.ZipFile(path, "w") as archive:
+        for label, count in (("cat", cats), ("dog", dogs)):
+            for n in range(count):
+                archive.writestr(f"train/{label}.{n}.jpg", small_jpeg(n + 100 * (label == "dog")))
+        for n in range(dogs, dogs + broken_dogs):
+            archive.writestr(f"train/dog.{n}.jpg", b"not a jpeg")
+    return path
+
+
 @pytest.mark.parametrize(
     "cats, dogs, broken, fraction, message",
     [
@@ -361,7 +372,7 @@ def small_jpeg(seed: int) -> bytes:
     ids=["one image per class", "val fraction 0.99", "dropped files empty a split"],
 )
 def test_data_refuses_a_split_with_an_empty_class(cats, dogs, broken, fraction, message, cli, tmp_path):
-    source = kaggle_zip(tmp_path / "train.zip", cats, dogs, broken)
+    source = kaggle_zip_of(tmp_path / "train.zip", cats, dogs, broken)
     dest = tmp_path / "split"
     result = cli("data", "cats-vs-dogs", "--dest", dest, "--source", source, "--val-fraction", fraction)
     assert one_line(result) == (
@@ -372,6 +383,6 @@ def test_data_refuses_a_split_with_an_empty_class(cats, dogs, broken, fraction, 
 
 
 def test_data_with_enough_images_still_splits(tmp_path):
-    source = kaggle_zip(tmp_path / "train.zip", 2, 2)
+    source = kaggle_zip_of(tmp_path / "train.zip", 2, 2)
     prepared = prepare_cats_vs_dogs(tmp_path / "split", str(source), val_fraction=0.5, progress=False)
     assert prepared.manifest["counts"] == {"train": {"cat": 1, "dog": 1}, "val": {"cat": 1, "dog": 1}}
