@@ -15,6 +15,7 @@ The epochs themselves run in :mod:`vggspec.training.loop`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import random
 from dataclasses import dataclass
@@ -54,16 +55,21 @@ def training_backend(backend: Backend) -> TrainingBackend:
 
 
 def _check_new_run_folder(run: RunFolder) -> None:
-    """A new run needs a new or empty folder (checked by rank 0, which writes it)."""
+    """A new run needs a new or empty folder that no run is using (checked by rank 0, which writes it)."""
     if run.path.exists() and not run.path.is_dir():
         raise DataError(f"run_dir {run.path}: expected a new or empty folder, received a file", setting="run_dir")
-    if run.path.is_dir() and any(run.path.iterdir()):
+    run.check_free()
+    _check_empty(run)
+    run.check_creatable()
+
+
+def _check_empty(run: RunFolder) -> None:
+    if run.holds_files():
         raise DataError(
             f"run_dir {run.path}: expected a new or empty folder, received one with files "
             "(resume that run to continue it, or choose another folder)",
             setting="run_dir",
         )
-    run.check_creatable()
 
 
 def prepare_data(
@@ -119,6 +125,8 @@ def resume_finetune(
     """
     run = RunFolder(run_dir)
     record = recorded_run(run)
+    if process_rank()[0] == 0:
+        run.check_free()
     spec, resumed = resumed_settings(record, run.run_json, settings or {}, spec)
     return _train(spec, data_dir, run, resumed, record)
 
@@ -281,12 +289,15 @@ def _train(
 ) -> RunRecord:
     """A new run (``resumed`` None) or the rest of the ``resumed`` one."""
     run = _plan_run(spec, data_dir, folder, settings, resumed)
-    random.seed(run.config.seed)
-    np.random.seed(run.config.seed)
-    run.trains.seed(run.config.seed)
-    model = run.backend.build(run.plan)
-    trainer = run.trains.trainer(model, run.plan, run.config, run.own_settings)
-    try:
-        return _run_epochs(_session(run, model, trainer), run)
-    finally:
-        trainer.close()  # from here, also on an error: a failing rank must not wait for the others
+    with folder.owned() if run.rank == 0 else contextlib.nullcontext():  # the writer holds the folder
+        if run.rank == 0 and resumed is None:
+            _check_empty(folder)  # again, now that no other run can write it
+        random.seed(run.config.seed)
+        np.random.seed(run.config.seed)
+        run.trains.seed(run.config.seed)
+        model = run.backend.build(run.plan)
+        trainer = run.trains.trainer(model, run.plan, run.config, run.own_settings)
+        try:
+            return _run_epochs(_session(run, model, trainer), run)
+        finally:
+            trainer.close()  # from here, also on an error: a failing rank must not wait for the others

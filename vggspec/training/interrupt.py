@@ -8,10 +8,15 @@ the loop checks after every batch and between epochs; the finished epochs are
 already committed to the run folder, and a resumed run
 (:func:`~vggspec.training.finetune.resume_finetune`) continues from them. A
 second Ctrl-C gets Python's usual handler back and stops at once.
+
+A terminal's Ctrl-C reaches every process of the group, the data-loading workers a framework
+forked too: they inherit the handler, which acts in the process that installed it only (the
+workers go on until the training process stops them), so the line is printed once.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -24,8 +29,11 @@ class StopOnInterrupt:
     def __init__(self) -> None:
         self.requested = False
         self.previous: Any = None
+        self.pid = os.getpid()
 
     def _handle(self, signum: int, frame: Any) -> None:
+        if os.getpid() != self.pid:  # a forked worker: the training process decides
+            return
         self.requested = True
         signal.signal(signal.SIGINT, self.previous)
         print("\ninterrupt: stopping after this batch (Ctrl-C again to stop at once)", file=sys.stderr, flush=True)

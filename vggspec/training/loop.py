@@ -16,6 +16,7 @@ the ones that count) and before the first epoch; the epochs then run on them.
 from __future__ import annotations
 
 import dataclasses
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from typing import Any, Optional
 import numpy as np
 
 from vggspec.backends import Backend
-from vggspec.errors import DataError
+from vggspec.errors import DataError, ResumeError, VggspecError
 from vggspec.planner.lower import Plan
 from vggspec.training.distributed import parameters_checksum
 from vggspec.training.feature_cache import FeatureCache, cached_batches, check_trainer
@@ -99,12 +100,34 @@ class Session:
         self.run.write_record(self.record)
 
 
+def _checkpoint_state(session: Session, last: Path) -> dict[str, Any]:
+    """The loop's state in the run's last checkpoint, restored into the trainer; ResumeError naming the file
+    when it cannot be read (empty, truncated, written by something else, a pickle that is not data)."""
+    try:
+        state = session.trainer.load_checkpoint(str(last))
+        if not isinstance(state, dict) or not {"epoch", "row", "best"} <= set(state):
+            raise ValueError("it holds no state of vggspec's epoch loop")
+        int(state["epoch"])
+        Best(**state["best"])
+    except (VggspecError, KeyboardInterrupt):
+        raise
+    except Exception as error:  # each framework has its own errors for a damaged file
+        reason = " ".join(re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", str(error)).split())[:200] or type(error).__name__
+        raise ResumeError(
+            f"{last}: expected the checkpoint of the run's last finished epoch (written by vggspec finetune), "
+            f"received a file that cannot be read ({reason}); the run cannot resume from it: start a new run "
+            f"from {session.checkpoint('best').name} with it as the weights",
+            setting="resume",
+        ) from None
+    return state
+
+
 def _restore(session: Session) -> tuple[list[dict[str, float]], Best]:
     """Rows and best epoch after ``last`` (its state is the truth; metrics.csv may lag one epoch)."""
     last = session.checkpoint("last")
     if not last.is_file():
         return [], Best()
-    state = session.trainer.load_checkpoint(str(last))
+    state = _checkpoint_state(session, last)
     epoch = int(state["epoch"])
     rows = [row for row in session.run.read_metrics() if row["epoch"] < epoch] + [state["row"]]
     if [row["epoch"] for row in rows] != list(range(1, epoch + 1)):

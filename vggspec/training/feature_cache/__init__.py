@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
 from vggspec.errors import BackendError, VggspecError
+from vggspec.fileio import check_destination
 from vggspec.planner.layers import Dropout
 from vggspec.planner.lower import Plan
 from vggspec.training.batches import ImageBatches
@@ -67,6 +68,13 @@ def check_cacheable(plan: Plan, config: TrainConfig, world_size: int = 1) -> Non
         )
     if world_size > 1:
         raise refuse(f"one process (the cache is written by one), received {world_size} (WORLD_SIZE)")
+    # where it goes, before anything is written: a run folder is not left behind for a cache that cannot be made
+    check_destination(cache_folder(config), "cache_dir", folder=True)
+
+
+def cache_folder(config: TrainConfig) -> Path:
+    """The folder caches go in: ``cache_dir``, or :func:`default_cache_dir`."""
+    return Path(config.cache_dir) if config.cache_dir is not None else default_cache_dir()
 
 
 def check_trainer(trainer: Any, backend: str) -> TrainsOnFeatures:
@@ -95,7 +103,7 @@ def plan_feature_cache(
     key = feature_key(plan, layer, backend, weights, config.seed, config.cache_dtype, data)
     digest = key_sha256(key)
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", plan.name)[:NAME_LENGTH]
-    folder = Path(config.cache_dir) if config.cache_dir is not None else default_cache_dir()
+    folder = cache_folder(config)
     return FeatureCache(
         folder=folder / f"{name}-{layer}-{backend}-{config.cache_dtype}-{digest[:16]}",
         key=key,
