@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
+import threading
 import warnings
 from typing import Mapping, Optional, Sequence
 
@@ -95,19 +97,35 @@ def _one_line_warning(
     return f"warning: {message}\n"
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a scheduler, a container stopping), raised where the program is, as Ctrl-C's
+    KeyboardInterrupt is: everything unwinds, so temporary files are removed and processes closed."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     warnings.formatwarning = _one_line_warning
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     argv = list(sys.argv[1:] if argv is None else argv)
-    command = _command_name(argv)
-    args = make_parser(command).parse_args(argv)
+    try:
+        return _run(make_parser(_command_name(argv)).parse_args(argv))
+    except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM (Terminated), wherever it landed
+        terminated = isinstance(interrupt, Terminated)
+        print("terminated" if terminated else "interrupted", file=sys.stderr)
+        return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The command's ``run``, its bad input as one line (exit 2)."""
     try:
         return int(args.run(args) or 0)
     except VggspecError as error:
         print(error_text(error, getattr(args, "setting_flags", {})), file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
     except BrokenPipeError:  # e.g. `vggspec summary vgg16 | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

@@ -30,14 +30,19 @@ def _umask() -> int:
 def atomic_path(destination: Union[str, Path], suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``destination``; rename it over ``destination`` on success.
 
-    On any exception the temporary file is removed and an existing
-    ``destination`` is left untouched. ``suffix`` keeps a file extension on the
+    On any exception (Ctrl-C and a SIGTERM the command line turns into one included) the temporary file is
+    removed and an existing ``destination`` is left untouched. A process killed outright (SIGKILL, a power
+    cut) cannot remove it: the temporary name carries the writer's pid and host, and the next write of the
+    same destination removes those whose process has ended. ``suffix`` keeps a file extension on the
     temporary name for writers that look at it (e.g. Keras' ``.weights.h5``).
     """
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
+    _remove_dead_writers_files(destination)
     handle, temporary = tempfile.mkstemp(
-        prefix=f".{destination.name}.", suffix=".part" + suffix, dir=destination.parent
+        prefix=f".{destination.name}.{os.getpid()}@{socket.gethostname()}.",
+        suffix=".part" + suffix,
+        dir=destination.parent,
     )
     os.close(handle)
     temporary_path = Path(temporary)
@@ -49,6 +54,23 @@ def atomic_path(destination: Union[str, Path], suffix: str = "") -> Iterator[Pat
         with contextlib.suppress(FileNotFoundError):
             temporary_path.unlink()
         raise
+
+
+def _remove_dead_writers_files(destination: Path) -> None:
+    """Remove the temporary files of ``destination`` that processes of this host left when they were killed."""
+    prefix, host = f".{destination.name}.", socket.gethostname()
+    with contextlib.suppress(OSError):
+        for entry in destination.parent.iterdir():
+            pid, at, rest = entry.name[len(prefix) :].partition("@")
+            if (
+                entry.name.startswith(prefix)
+                and at
+                and pid.isdigit()
+                and rest.startswith(f"{host}.")
+                and ".part" in rest
+                and not _process_alive(int(pid))
+            ):
+                entry.unlink(missing_ok=True)
 
 
 class DestinationTaken(FileExistsError):
