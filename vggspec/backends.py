@@ -162,8 +162,10 @@ def framework_problem(backend: Backend) -> Optional[str]:
     return backend.framework_problem() if isinstance(backend, ChecksFramework) else None
 
 
-def get_backend(name: str) -> Backend:
-    """The backend registered as ``name``; BackendError with a hint when it cannot be used."""
+def get_backend(name: Optional[str]) -> Backend:
+    """The backend registered as ``name`` (None: :func:`default_backend`); BackendError with a hint when it cannot
+    be used."""
+    name = default_backend() if name is None else name
     entries = _entry_points()
     if name not in entries:
         installed = ", ".join(sorted(entries)) or "none"
@@ -184,6 +186,38 @@ def get_backend(name: str) -> Backend:
     if problem:
         raise BackendError(f"backend {name!r}: {problem}")
     return backend
+
+
+# The backend a command uses when none is named: the first of these that can run here
+PREFERRED = ("keras", "torch", "onnx")
+
+
+def usable_backends() -> list[str]:
+    """The installed backends whose framework can run here: the PREFERRED ones first, then the others by name."""
+    usable = [name for name, state, _ in backend_status() if state == "ok"]
+    return sorted(usable, key=lambda name: (PREFERRED.index(name) if name in PREFERRED else len(PREFERRED), name))
+
+
+def default_backend() -> str:
+    """keras, else torch, else onnx (else any other plugin), whichever can run here; keras when none can, so
+    that its error says what to install."""
+    usable = usable_backends()
+    return usable[0] if usable else PREFERRED[0]
+
+
+def default_backends(count: int = 2) -> list[str]:
+    """The first ``count`` backends that can run here (for ``verify``); BackendError naming the setting ``backends``
+    and what to install when fewer can."""
+    usable = usable_backends()
+    if len(usable) >= count:
+        return usable[:count]
+    others = [f'"vggspec[{BUILTIN_EXTRAS[name]}]"' for name in PREFERRED if name not in usable]
+    raise BackendError(
+        f"backends: expected {count} backends that can run here to compare, received "
+        + (f"only {', '.join(usable)}" if usable else "none")
+        + (f" (install another: pip install {' or '.join(others)})" if others else ""),
+        setting="backends",
+    )
 
 
 def backend_status() -> list[tuple[str, str, str]]:

@@ -231,3 +231,50 @@ def test_a_plugin_distribution_installed_with_pip_is_listed(tmp_path):
     rows = {line.split()[0]: line.split(None, 1)[1] for line in listing.stdout.splitlines()[1:]}
     assert set(rows) == {"echo", "keras", "onnx", "torch"}
     assert rows["echo"].split() == ["missing", "framework", "pip", "install", '"vggspec[jax]"']
+
+
+def test_commands_default_to_a_backend_that_can_run_here(tmp_path):
+    """With Keras unable to run (KERAS_BACKEND names a framework that is not installed, as an install of
+    vggspec[torch] alone has none), predict, features and verify use the backends that can: no flag needed."""
+    pytest.importorskip("onnxruntime")
+    import importlib.util
+
+    if importlib.util.find_spec("jax") is not None:
+        pytest.skip("jax is installed here")
+    import numpy as np
+    from PIL import Image
+
+    import vggspec
+    from vggspec.parity.inputs import random_bundle
+    from vggspec.weights.formats import write_bundle
+
+    from cli_cases import tiny_spec
+
+    spec = tiny_spec(tmp_path)
+    plan = vggspec.plan(str(spec))
+    weights = tmp_path / "w.safetensors"
+    write_bundle(weights, random_bundle(plan, seed=3), plan)
+    image = tmp_path / "x.png"
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(image)
+    without_keras = {"KERAS_BACKEND": "jax"}
+    predicted = run_vggspec("predict", spec, image, "--weights", weights, "--json", env=without_keras)
+    assert predicted.returncode == 0, predicted.stderr
+    features = run_vggspec("features", spec, image, "--layers", "block1_conv1", "--json", env=without_keras)
+    assert features.returncode == 0 and json.loads(features.stdout)["backend"] == "torch", features.stderr
+    verified = run_vggspec("verify", spec, "--json", env=without_keras)
+    assert verified.returncode == 0 and json.loads(verified.stdout)["backends"] == ["torch", "onnx"], verified.stderr
+    everything = run_vggspec("verify", spec, "--json")  # Keras can run: it is the first choice
+    assert json.loads(everything.stdout)["backends"] == ["keras", "torch"]
+
+
+def test_fewer_usable_backends_than_a_comparison_needs_is_one_line(monkeypatch):
+    from vggspec import backends
+
+    monkeypatch.setattr(backends, "usable_backends", lambda: ["torch"])
+    with pytest.raises(backends.BackendError) as error:
+        backends.default_backends()
+    assert str(error.value) == (
+        "backends: expected 2 backends that can run here to compare, received only torch (install another: pip "
+        'install "vggspec[keras]" or "vggspec[onnx]")'
+    )
+    assert error.value.setting == "backends"

@@ -21,6 +21,14 @@ def test_every_shipped_name_is_listed_and_loads():
         assert vggspec.load_spec(name).name
 
 
+def test_the_examples_are_shipped_names_too(tmp_path, monkeypatch):
+    """The README trains small64 by name: the wheel holds specs/examples/, and no clone is needed."""
+    monkeypatch.chdir(tmp_path)  # no specs/ folder here: the name must find the shipped file
+    spec = vggspec.load_spec("small64")
+    assert (spec.name, spec.input_shape, vggspec.plan(spec).total_params) == ("small64", (64, 64, 3), 322_850)
+    assert "small64" in shipped_names()
+
+
 def test_default_spec_writes_out_the_table_column_d():
     assert [str(t) for t in vggspec.load_spec("vgg16").layers] == configuration_fields("D")["layers"]
     assert vggspec.load_spec("vgg16").preprocessing == "caffe"
@@ -79,6 +87,7 @@ def test_list_and_validate_commands(cli):
     assert listing.returncode == 0
     assert re.search(r"^vgg16_bn\s+16 weight layers\s+138,365,992\s+8,448\s+batch norm", listing.stdout, re.M)
     assert re.search(r"^C\s+16 weight layers\s+133,638,952\s+0", listing.stdout, re.M)
+    assert re.search(r"^small64\s+6 weight layers\s+322,850\s+0\s+example, 64×64×3 input$", listing.stdout, re.M)
     ok = cli("validate", "vgg16", str(SPECS / "vgg11_bn.yaml"), "A-LRN")
     assert ok.returncode == 0 and ok.stdout.count(": ok (") == 3
 

@@ -37,7 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="weights in any supported format (default: deterministic "
         "random weights, seed 0: shapes only mean something then)",
     )
-    parser.add_argument("--backend", default="keras", help="keras (default), torch or another installed backend")
+    parser.add_argument(
+        "--backend", help="keras, torch, onnx or another installed backend (default: keras, else torch, else onnx)"
+    )
     parser.add_argument("--out", metavar="FILE.npz", help="save the outputs as a .npz file (channels last)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from vggspec.planner.layers import Conv2D, Dense
 from vggspec.planner.lower import lower_to_plan
 from vggspec.spec.load import load_spec
-from vggspec.spec.shipped import shipped_names
+from vggspec.spec.shipped import EXAMPLES, shipped_names
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,6 +22,8 @@ def run(args: argparse.Namespace) -> int:
         plan = lower_to_plan(spec)
         depth = sum(1 for layer in plan.layers if isinstance(layer, (Conv2D, Dense)))
         origin = f"configuration {spec.configuration}" if spec.configuration else "layers written out"
+        if Path(spec.source).parent.name == EXAMPLES:
+            origin = f"example, {'×'.join(map(str, spec.input_shape))} input"
         rows.append(
             (
                 name,

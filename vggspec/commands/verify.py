@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 
+from vggspec.backends import default_backends
 from vggspec.errors import BackendError, VggspecError
 from vggspec.planner.lower import lower_to_plan
 from vggspec.spec.load import load_spec
@@ -28,9 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--backends",
-        default="keras,torch",
-        help="comma-separated, two or more (default: keras,torch); every pair is compared, and with three "
-        "or more a diverging layer names the odd one out (e.g. keras,torch,onnx)",
+        help="comma-separated, two or more (default: the first two of keras, torch and onnx that can run here); "
+        "every pair is compared, and with three or more a diverging layer names the odd one out "
+        "(e.g. keras,torch,onnx)",
     )
     parser.add_argument(
         "--image",
@@ -68,7 +69,9 @@ def run(args: argparse.Namespace) -> int:
             f"kept for each backend), received {count}"
         )
     plan = lower_to_plan(load_spec(args.spec))
-    backends = [name.strip() for name in args.backends.split(",") if name.strip()]
+    backends = (
+        [name.strip() for name in args.backends.split(",") if name.strip()] if args.backends else default_backends()
+    )
     if len(backends) < 2:
         raise BackendError(f"--backends: expected at least two backends to compare, received {args.backends!r}")
     repeated = next((name for name in backends if backends.count(name) > 1), None)

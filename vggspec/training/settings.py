@@ -38,7 +38,7 @@ CHANGEABLE_ON_RESUME = ("epochs", "workers")  # and every setting of the backend
 class RunSettings:
     """What a run is asked for besides its spec, its data and its folder."""
 
-    backend: str = "keras"
+    backend: Optional[str] = None  # None: keras, else torch, whichever can run here (vggspec.backends.default_backend)
     weights: Optional[str] = None  # a weight file to start from, any supported format; None: from scratch
     freeze: Optional[str] = None  # freeze up to and including this layer, or "none"; None: the default recipe
     classes: Optional[int] = None  # must equal the number of class folders; None: that number
