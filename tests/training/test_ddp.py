@@ -75,7 +75,14 @@ def test_two_ranks_train_the_small_spec_and_agree(small_set, tmp_path):
     assert float(rows[-1]["train_loss"]) < 0.75
     assert result.stdout.count("run folder: ") == 1  # rank 0 alone reports and writes
     assert "2 ranks, parameters equal on all: true" in result.stdout
-    assert sorted(p.name for p in run.iterdir()) == ["best.pt", "curves.png", "last.pt", "metrics.csv", "run.json"]
+    assert sorted(p.name for p in run.iterdir()) == [
+        ".lock",
+        "best.pt",
+        "curves.png",
+        "last.pt",
+        "metrics.csv",
+        "run.json",
+    ]
     assert run_processes(result.tag, result.session) == []
 
 

@@ -298,7 +298,14 @@ def test_one_epoch_run_folder_and_evaluate(tiny_set, tmp_path):
         SMALL, "--data", tiny_set, "--epochs", 1, "--batch-size", 8, "--workers", 0, "--out", run, backend="torch"
     )
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in run.iterdir()) == ["best.pt", "curves.png", "last.pt", "metrics.csv", "run.json"]
+    assert sorted(p.name for p in run.iterdir()) == [
+        ".lock",
+        "best.pt",
+        "curves.png",
+        "last.pt",
+        "metrics.csv",
+        "run.json",
+    ]
     assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "epoch 1/1" in result.stderr and "accuracy=" in result.stderr  # progress bar with running means
     record = json.loads((run / "run.json").read_text())

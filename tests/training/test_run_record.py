@@ -207,7 +207,7 @@ def test_train_config_defaults_are_the_command_lines():
     )
     assert not hasattr(TrainConfig(), "extra")
     assert not hasattr(TrainConfig(), "device")  # torch's own: TorchSettings
-    assert RunSettings() == RunSettings("keras", None, None, None, TrainConfig(), {})
+    assert RunSettings() == RunSettings(None, None, None, None, TrainConfig(), {})  # backend: one that can run
     assert dataclasses.asdict(TorchSettings()) == TORCH_DEFAULTS
 
 
@@ -224,7 +224,7 @@ def test_the_help_shows_the_library_defaults(capsys, monkeypatch):
         on = {True: "on", False: "off"}
         return [
             "torch backend: --device DEVICE cpu, cuda or cuda:N (default: CUDA when available)",
-            f"--backend BACKEND keras or torch (default {settings.backend})",
+            "--backend BACKEND keras or torch (default: keras, else torch, whichever can run here)",
             f"--epochs EPOCHS epochs in all (default {config.epochs})",
             f"--batch-size BATCH_SIZE images per batch and process (default {config.batch_size})",
             f"--lr LR learning rate (default {config.learning_rate:g})",
