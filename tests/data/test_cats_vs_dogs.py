@@ -1,9 +1,10 @@
-"""`vggspec data cats-vs-dogs` on small zips in both layouts, made here with Pillow (32x32 JPEGs)."""
+"""`vggspec data cats-vs-dogs` on small zips in both layouts, made here with Pillow (32x32 JPEGs), and on zip bombs."""
 
 from __future__ import annotations
 
 import io
 import json
+import struct
 import zipfile
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from PIL import Image
 from vggspec.data.cats_vs_dogs import checking, prepare_cats_vs_dogs
 from vggspec.data.cats_vs_dogs import split as split_module
 from vggspec.data.cats_vs_dogs.checking import check_image
+from vggspec.data.cats_vs_dogs.source import MAX_IMAGE_BYTES, MAX_INFLATION
 from vggspec.errors import DataError
 
 from cli_cases import one_line
@@ -386,3 +388,73 @@ def test_data_with_enough_images_still_splits(tmp_path):
     source = kaggle_zip_of(tmp_path / "train.zip", 2, 2)
     prepared = prepare_cats_vs_dogs(tmp_path / "split", str(source), val_fraction=0.5, progress=False)
     assert prepared.manifest["counts"] == {"train": {"cat": 1, "dog": 1}, "val": {"cat": 1, "dog": 1}}
+
+
+# ---- zips made to exhaust memory or disk: refused from the sizes they declare, before anything is inflated ----
+
+MIB = 1 << 20
+
+
+def add_zeros(path: Path, name: str, mebibytes: int) -> None:
+    """Append a member of ``mebibytes`` MiB of zeros, deflated (about 1 KB a MiB on disk), written a MiB at a time."""
+    with (
+        zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as archive,
+        archive.open(name, "w", force_zip64=True) as member,
+    ):
+        for _ in range(mebibytes):
+            member.write(bytes(MIB))
+
+
+def declare_size(path: Path, name: str, size: int) -> None:
+    """Rewrite the central directory's uncompressed size of member ``name`` (a header that lies)."""
+    data = bytearray(path.read_bytes())
+    entry = data.index(b"PK\x01\x02" + bytes(0), data.rindex(name.encode()) - 46)
+    assert data[entry + 46 : entry + 46 + len(name)] == name.encode()
+    struct.pack_into("<I", data, entry + 24, size)
+    path.write_bytes(bytes(data))
+
+
+def test_a_member_larger_than_any_image_is_refused_before_it_is_inflated(cli, tmp_path):
+    bomb = kaggle_zip_of(tmp_path / "train.zip", 3, 3)
+    add_zeros(bomb, "train/cat.99.jpg", 1024)  # 1 GiB of zeros in about 1 MB
+    assert bomb.stat().st_size < 2 * MIB
+    result = cli("data", "cats-vs-dogs", "--dest", tmp_path / "split", "--source", bomb)
+    assert one_line(result) == (
+        f"error: {bomb}: expected image files of at most {MAX_IMAGE_BYTES:,} bytes each, received "
+        "train/cat.99.jpg of 1,073,741,824 bytes"
+    )
+    assert result.seconds < 30  # inflating it took 85 s and 2.1 GB of memory
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["train.zip"]  # no DIR, no .split.partial
+
+
+def test_members_that_together_declare_far_more_than_the_zip_holds_are_refused(cli, tmp_path):
+    bomb = kaggle_zip_of(tmp_path / "train.zip", 3, 3)
+    for n in range(100, 105):  # 5 x 16 MiB: each a plausible size, together 80 MiB in a zip of about 100 KB
+        add_zeros(bomb, f"train/dog.{n}.jpg", 16)
+    size = bomb.stat().st_size
+    assert max(MAX_INFLATION * size, MAX_IMAGE_BYTES) < 80 * MIB
+    declared = sum(info.file_size for info in zipfile.ZipFile(bomb).infolist())
+    result = cli("data", "cats-vs-dogs", "--dest", tmp_path / "split", "--source", bomb)
+    assert one_line(result) == (
+        f"error: {bomb}: expected a zip of images of at most {MAX_IMAGE_BYTES:,} bytes uncompressed "
+        f"({MAX_INFLATION} times its {size:,} bytes, or {MAX_IMAGE_BYTES:,} if more: JPEGs barely compress), "
+        f"received members that declare {declared:,} bytes"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["train.zip"]
+
+
+@pytest.mark.parametrize("declared", [1000, 0], ids=["declares 1000 bytes", "declares none"])
+def test_a_member_whose_header_lies_is_read_no_further_than_it_declares(declared, cli, tmp_path):
+    """The central directory says ``declared`` bytes; the member's stream inflates to 512 MiB. Reading stops at
+    the declared size, where the checksum fails: one line, and the partial folder holds nothing to resume."""
+    bomb = kaggle_zip_of(tmp_path / "train.zip", 3, 3)
+    add_zeros(bomb, "train/cat.99.jpg", 512)
+    declare_size(bomb, "train/cat.99.jpg", declared)
+    assert zipfile.ZipFile(bomb).getinfo("train/cat.99.jpg").file_size == declared
+    result = cli("data", "cats-vs-dogs", "--dest", tmp_path / "split", "--source", bomb)
+    assert one_line(result).startswith(
+        f"error: {bomb} (train/cat.99.jpg): expected a readable zip member, received one that cannot be read "
+        "(BadZipFile: Bad CRC-32 for file 'train/cat.99.jpg')"
+    )
+    assert result.seconds < 30
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["train.zip"]

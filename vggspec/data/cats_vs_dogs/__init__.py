@@ -98,7 +98,11 @@ def _build(source: ImageSource, partial: Path, arguments: dict[str, Any], progre
     if checked_path.is_file():  # checked before an interruption
         checked = json.loads(checked_path.read_text())
     else:
-        checked = check_images(source, progress)
+        try:
+            checked = check_images(source, progress)
+        except DataError:  # a member that cannot be read: nothing to resume, the check stops there again
+            shutil.rmtree(partial)
+            raise
         _write_json(checked_path, checked)
     kept = kept_images(source, checked)
     try:
