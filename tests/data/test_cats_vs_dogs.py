@@ -313,6 +313,39 @@ def test_bad_arguments_and_occupied_destinations(tmp_path, petimages_zip):
         prepare_cats_vs_dogs(empty, source, seed=1, progress=False)
 
 
+@pytest.mark.parametrize("where", ["dest under a file", "dest under /proc", "download folder under a file"])
+def test_a_destination_that_cannot_be_written_is_refused_before_the_download(where, tmp_path, petimages_zip, cli):
+    """One line, exit 2, no request to the server and nothing made. (The tests run as root, which writes into a
+    read-only folder: a path under a file and one under /proc stand for a folder that cannot be written.)"""
+    source = petimages_zip[0]
+    notes = tmp_path / "notes.txt"
+    notes.write_text("a file, not a folder")
+    dest, home = tmp_path / "split", tmp_path / "home"
+    if where == "dest under a file":
+        dest = notes / "split"
+        expected = f"error: --dest {dest}: expected a writable destination, received a path under the file {notes}"
+    elif where == "dest under /proc":
+        dest = Path("/proc/vggspec-no-such-folder/split")
+        expected = (
+            f"error: --dest {dest}: expected a writable destination, received one where the folder cannot be "
+            "made (No such file or directory)"
+        )
+    else:
+        home = notes / "vggspec"
+        expected = (
+            f"error: {home / 'data'} (the download folder under VGGSPEC_HOME={home}): expected a writable folder, "
+            f"received a path under the file {notes}"
+        )
+    before = sorted(tmp_path.rglob("*"))
+    with FileServer(source.parent) as server:
+        result = cli(
+            "data", "cats-vs-dogs", "--dest", dest, "--source", server.url(source.name), env={"VGGSPEC_HOME": str(home)}
+        )
+    assert one_line(result) == expected
+    assert server.requests == []
+    assert sorted(tmp_path.rglob("*")) == before and not dest.exists()
+
+
 def test_the_command_line_names_the_settings_as_its_flags(tmp_path, petimages_zip, cli):
     source = petimages_zip[0]
     folder = tmp_path / "extracted"

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from vggspec.download import cache_home, download
+from vggspec.download import cache_home, check_cache_folder, download
 from vggspec.errors import DataError
 from vggspec.untrusted_zip import ZIP_ERRORS, check_total_size, member_chunks
 
@@ -115,6 +115,7 @@ def _downloaded(url: str, progress: bool) -> Path:
     file_name = Path(urllib.parse.urlparse(url).path).name or "cats_vs_dogs.zip"
     local = cache_home() / "data" / file_name
     if not local.is_file():
+        check_cache_folder(local.parent)
         download(url, local, size=PETIMAGES_SIZE if url == PETIMAGES_URL else None, progress=progress)
     return local
 
