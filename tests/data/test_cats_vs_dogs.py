@@ -460,6 +460,20 @@ def test_a_member_larger_than_any_image_is_refused_before_it_is_inflated(cli, tm
     assert sorted(p.name for p in tmp_path.iterdir()) == ["train.zip"]  # no DIR, no .split.partial
 
 
+def test_a_folder_source_with_a_file_larger_than_any_image_is_refused_before_it_is_read(cli, tmp_path, kaggle_zip):
+    folder = tmp_path / "extracted"
+    with zipfile.ZipFile(kaggle_zip[0]) as archive:
+        archive.extractall(folder)
+    with open(folder / "train" / "dog.99.jpg", "wb") as huge:  # sparse: no disk spent
+        huge.truncate(MAX_IMAGE_BYTES + 1)
+    result = cli("data", "cats-vs-dogs", "--dest", tmp_path / "split", "--source", folder)
+    assert one_line(result) == (
+        f"error: {folder}: expected image files of at most {MAX_IMAGE_BYTES:,} bytes each, received "
+        f"train/dog.99.jpg of {MAX_IMAGE_BYTES + 1:,} bytes"
+    )
+    assert not (tmp_path / "split").exists() and not (tmp_path / ".split.partial").exists()
+
+
 def test_members_that_together_declare_far_more_than_the_zip_holds_are_refused(cli, tmp_path):
     bomb = kaggle_zip_of(tmp_path / "train.zip", 3, 3)
     for n in range(100, 105):  # 5 x 16 MiB: each a plausible size, together 80 MiB in a zip of about 100 KB
