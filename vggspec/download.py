@@ -25,7 +25,7 @@ from typing import Optional, Union
 from tqdm import tqdm
 
 from vggspec.errors import DownloadError
-from vggspec.fileio import file_digest
+from vggspec.fileio import destination_problem, file_digest
 
 CHUNK_BYTES = 1 << 20
 TIMEOUT_SECONDS = 30.0
@@ -37,6 +37,20 @@ _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 def cache_home() -> Path:
     """Where vggspec keeps downloads: ``$VGGSPEC_HOME``, else ``~/.cache/vggspec``."""
     return Path(os.environ.get("VGGSPEC_HOME") or "~/.cache/vggspec").expanduser()
+
+
+def check_cache_folder(folder: Union[str, Path]) -> None:
+    """DownloadError when ``folder`` (one under :func:`cache_home`) cannot be written, saying where it comes
+    from (``VGGSPEC_HOME``, or the default when that is unset): checked before a download starts, so that a
+    bad ``VGGSPEC_HOME`` is one line rather than a transfer that fails when its first byte is written."""
+    problem = destination_problem(folder, folder=True)
+    if problem is None:
+        return
+    home = os.environ.get("VGGSPEC_HOME")
+    origin = f"VGGSPEC_HOME={home}" if home else "the default, ~/.cache/vggspec, as VGGSPEC_HOME is not set"
+    raise DownloadError(
+        f"{folder} (the download folder under {origin}): expected a writable folder, received {problem}"
+    )
 
 
 def partial_path(dest: Union[str, Path]) -> Path:

@@ -1,9 +1,10 @@
-"""`vggspec data cats-vs-dogs` on small zips in both layouts, made here with Pillow (32x32 JPEGs)."""
+"""`vggspec data cats-vs-dogs` on small zips in both layouts, made here with Pillow (32x32 JPEGs), and on zip bombs."""
 
 from __future__ import annotations
 
 import io
 import json
+import struct
 import zipfile
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from PIL import Image
 from vggspec.data.cats_vs_dogs import checking, prepare_cats_vs_dogs
 from vggspec.data.cats_vs_dogs import split as split_module
 from vggspec.data.cats_vs_dogs.checking import check_image
+from vggspec.data.cats_vs_dogs.source import MAX_IMAGE_BYTES, MAX_INFLATION
 from vggspec.errors import DataError
 
 from cli_cases import one_line
@@ -311,6 +313,39 @@ def test_bad_arguments_and_occupied_destinations(tmp_path, petimages_zip):
         prepare_cats_vs_dogs(empty, source, seed=1, progress=False)
 
 
+@pytest.mark.parametrize("where", ["dest under a file", "dest under /proc", "download folder under a file"])
+def test_a_destination_that_cannot_be_written_is_refused_before_the_download(where, tmp_path, petimages_zip, cli):
+    """One line, exit 2, no request to the server and nothing made. (The tests run as root, which writes into a
+    read-only folder: a path under a file and one under /proc stand for a folder that cannot be written.)"""
+    source = petimages_zip[0]
+    notes = tmp_path / "notes.txt"
+    notes.write_text("a file, not a folder")
+    dest, home = tmp_path / "split", tmp_path / "home"
+    if where == "dest under a file":
+        dest = notes / "split"
+        expected = f"error: --dest {dest}: expected a writable destination, received a path under the file {notes}"
+    elif where == "dest under /proc":
+        dest = Path("/proc/vggspec-no-such-folder/split")
+        expected = (
+            f"error: --dest {dest}: expected a writable destination, received one where the folder cannot be "
+            "made (No such file or directory)"
+        )
+    else:
+        home = notes / "vggspec"
+        expected = (
+            f"error: {home / 'data'} (the download folder under VGGSPEC_HOME={home}): expected a writable folder, "
+            f"received a path under the file {notes}"
+        )
+    before = sorted(tmp_path.rglob("*"))
+    with FileServer(source.parent) as server:
+        result = cli(
+            "data", "cats-vs-dogs", "--dest", dest, "--source", server.url(source.name), env={"VGGSPEC_HOME": str(home)}
+        )
+    assert one_line(result) == expected
+    assert server.requests == []
+    assert sorted(tmp_path.rglob("*")) == before and not dest.exists()
+
+
 def test_the_command_line_names_the_settings_as_its_flags(tmp_path, petimages_zip, cli):
     source = petimages_zip[0]
     folder = tmp_path / "extracted"
@@ -386,3 +421,87 @@ def test_data_with_enough_images_still_splits(tmp_path):
     source = kaggle_zip_of(tmp_path / "train.zip", 2, 2)
     prepared = prepare_cats_vs_dogs(tmp_path / "split", str(source), val_fraction=0.5, progress=False)
     assert prepared.manifest["counts"] == {"train": {"cat": 1, "dog": 1}, "val": {"cat": 1, "dog": 1}}
+
+
+# ---- zips made to exhaust memory or disk: refused from the sizes they declare, before anything is inflated ----
+
+MIB = 1 << 20
+
+
+def add_zeros(path: Path, name: str, mebibytes: int) -> None:
+    """Append a member of ``mebibytes`` MiB of zeros, deflated (about 1 KB a MiB on disk), written a MiB at a time."""
+    with (
+        zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as archive,
+        archive.open(name, "w", force_zip64=True) as member,
+    ):
+        for _ in range(mebibytes):
+            member.write(bytes(MIB))
+
+
+def declare_size(path: Path, name: str, size: int) -> None:
+    """Rewrite the central directory's uncompressed size of member ``name`` (a header that lies)."""
+    data = bytearray(path.read_bytes())
+    entry = data.index(b"PK\x01\x02" + bytes(0), data.rindex(name.encode()) - 46)
+    assert data[entry + 46 : entry + 46 + len(name)] == name.encode()
+    struct.pack_into("<I", data, entry + 24, size)
+    path.write_bytes(bytes(data))
+
+
+def test_a_member_larger_than_any_image_is_refused_before_it_is_inflated(cli, tmp_path):
+    bomb = kaggle_zip_of(tmp_path / "train.zip", 3, 3)
+    add_zeros(bomb, "train/cat.99.jpg", 256)  # 256 MiB of zeros in about 256 KB (1 GiB took 85 s and 2.1 GB)
+    assert bomb.stat().st_size < MIB
+    result = cli("data", "cats-vs-dogs", "--dest", tmp_path / "split", "--source", bomb)
+    assert one_line(result) == (
+        f"error: {bomb}: expected image files of at most {MAX_IMAGE_BYTES:,} bytes each, received "
+        "train/cat.99.jpg of 268,435,456 bytes"
+    )
+    assert result.seconds < 30
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["train.zip"]  # no DIR, no .split.partial
+
+
+def test_a_folder_source_with_a_file_larger_than_any_image_is_refused_before_it_is_read(cli, tmp_path, kaggle_zip):
+    folder = tmp_path / "extracted"
+    with zipfile.ZipFile(kaggle_zip[0]) as archive:
+        archive.extractall(folder)
+    with open(folder / "train" / "dog.99.jpg", "wb") as huge:  # sparse: no disk spent
+        huge.truncate(MAX_IMAGE_BYTES + 1)
+    result = cli("data", "cats-vs-dogs", "--dest", tmp_path / "split", "--source", folder)
+    assert one_line(result) == (
+        f"error: {folder}: expected image files of at most {MAX_IMAGE_BYTES:,} bytes each, received "
+        f"train/dog.99.jpg of {MAX_IMAGE_BYTES + 1:,} bytes"
+    )
+    assert not (tmp_path / "split").exists() and not (tmp_path / ".split.partial").exists()
+
+
+def test_members_that_together_declare_far_more_than_the_zip_holds_are_refused(cli, tmp_path):
+    bomb = kaggle_zip_of(tmp_path / "train.zip", 3, 3)
+    for n in range(100, 105):  # 5 x 16 MiB: each a plausible size, together 80 MiB in a zip of about 100 KB
+        add_zeros(bomb, f"train/dog.{n}.jpg", 16)
+    size = bomb.stat().st_size
+    assert max(MAX_INFLATION * size, MAX_IMAGE_BYTES) < 80 * MIB
+    declared = sum(info.file_size for info in zipfile.ZipFile(bomb).infolist())
+    result = cli("data", "cats-vs-dogs", "--dest", tmp_path / "split", "--source", bomb)
+    assert one_line(result) == (
+        f"error: {bomb}: expected a zip of images of at most {MAX_IMAGE_BYTES:,} bytes uncompressed "
+        f"({MAX_INFLATION} times its {size:,} bytes, or {MAX_IMAGE_BYTES:,} if more: JPEGs barely compress), "
+        f"received members that declare {declared:,} bytes"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["train.zip"]
+
+
+@pytest.mark.parametrize("declared", [1000, 0], ids=["declares 1000 bytes", "declares none"])
+def test_a_member_whose_header_lies_is_read_no_further_than_it_declares(declared, cli, tmp_path):
+    """The central directory says ``declared`` bytes; the member's stream inflates to 64 MiB. Reading stops at
+    the declared size, where the checksum fails: one line, and the partial folder holds nothing to resume."""
+    bomb = kaggle_zip_of(tmp_path / "train.zip", 3, 3)
+    add_zeros(bomb, "train/cat.99.jpg", 64)
+    declare_size(bomb, "train/cat.99.jpg", declared)
+    assert zipfile.ZipFile(bomb).getinfo("train/cat.99.jpg").file_size == declared
+    result = cli("data", "cats-vs-dogs", "--dest", tmp_path / "split", "--source", bomb)
+    assert one_line(result).startswith(
+        f"error: {bomb} (train/cat.99.jpg): expected a readable zip member, received one that cannot be read "
+        "(BadZipFile: Bad CRC-32 for file 'train/cat.99.jpg')"
+    )
+    assert result.seconds < 30
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["train.zip"]

@@ -296,7 +296,7 @@ def test_the_default_cache_is_under_vggspec_home(tiny_set, small_weights, tmp_pa
     assert np.load(folder / "val.npy", mmap_mode="r").dtype == np.float16
 
 
-def test_data_identity_follows_the_manifest_when_there_is_one(tiny_set, tmp_path):
+def test_data_identity_follows_every_image_and_the_manifest(tiny_set, tmp_path):
     import shutil
 
     data = tmp_path / "data"
@@ -309,10 +309,47 @@ def test_data_identity_follows_the_manifest_when_there_is_one(tiny_set, tmp_path
     assert touched != without and touched["val"] == without["val"]  # no manifest: sizes and mtimes count
     (data / "manifest.json").write_text('{"images": 64}')
     with_manifest = data_identity(data, splits)
+    assert with_manifest != touched and with_manifest["train"] == touched["train"]
     os.utime(image, ns=(10**9, 10**9))
-    assert data_identity(data, splits) == with_manifest  # the manifest stands for the files
+    moved = data_identity(data, splits)  # with a manifest too: an image written after it is seen
+    assert moved != with_manifest and moved["val"] == with_manifest["val"]
+    with open(image, "ab") as file:
+        file.write(b"\0")
+    os.utime(image, ns=(10**9, 10**9))
+    assert data_identity(data, splits) != moved  # the size alone
     (data / "manifest.json").write_text('{"images": 65}')
-    assert data_identity(data, splits) != with_manifest
+    assert data_identity(data, splits)["manifest_sha256"] != moved["manifest_sha256"]
+
+
+def test_images_overwritten_in_place_are_computed_again_despite_the_manifest(tiny_set, small_weights, tmp_path):
+    """A data folder with a manifest.json (as `vggspec data` writes), cached once; then every image is
+    overwritten in place, same names, other pixels: the next run computes the features again."""
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_set, data)
+    (data / "manifest.json").write_text('{"dataset": "drawn shapes", "counts": {"train": 48, "val": 16}}\n')
+    cache = tmp_path / "cache"
+    common = ["--data", data, "--weights", small_weights, "--augment", "none", "--cache-features"]
+    common += ["--cache-dir", cache, "--epochs", 1, "--batch-size", 8, "--workers", 0]
+    first = finetune(SMALL, *common, "--out", tmp_path / "first")
+    assert first.returncode == 0 and COMPUTING in first.stdout, first.stderr
+    (old,) = complete_caches(cache)
+    other = make_image_set(tmp_path / "other", size=64, train_per_class=24, val_per_class=8, seed=7)
+    images = sorted(data.rglob("*.jpg"))
+    assert len(images) == 64
+    for image in images:
+        replacement = (other / image.relative_to(data)).read_bytes()
+        assert replacement != image.read_bytes()
+        with open(image, "r+b") as file:  # in place: the same file, truncated and written again
+            file.truncate(0)
+            file.write(replacement)
+    second = finetune(SMALL, *common, "--out", tmp_path / "second")
+    assert second.returncode == 0, second.stderr
+    assert COMPUTING in second.stdout and REUSING not in second.stdout
+    assert len(complete_caches(cache)) == 2 and old in complete_caches(cache)
+    new = next(folder for folder in complete_caches(cache) if folder != old)
+    assert not np.array_equal(np.load(new / "train.npy"), np.load(old / "train.npy"))
 
 
 # ---- written atomically: an interrupted pass leaves nothing a later run trusts ----

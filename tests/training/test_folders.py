@@ -41,6 +41,29 @@ def test_unreadable_image_is_named_before_anything_is_written(where, bytes_, cli
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("broken", [3, 23], ids=["three", "more than are shown"])
+def test_every_unreadable_image_is_counted_and_the_first_are_named_a_line_each(broken, cli, tmp_path):
+    """Several broken files: a line each (the first SHOWN_UNREADABLE in path order), then one counting them all,
+    so that one run shows what to fix. The CLI prints the lines as they are (no ``error:``), exit 2."""
+    from vggspec.training.folders import SHOWN_UNREADABLE
+
+    data = make_image_set(tmp_path / "data", size=32, train_per_class=12, val_per_class=2, seed=6)
+    paths = sorted((data / "train").rglob("*.jpg"))[:broken]
+    for path in paths:
+        path.write_bytes(b"not an image at all")
+    result = cli("finetune", tiny_spec(tmp_path), "--data", data, "--backend", "torch", "--out", tmp_path / "run")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    *named, count = result.stderr.strip().splitlines()
+    shown = min(broken, SHOWN_UNREADABLE)
+    assert [line.split(": expected ")[0] for line in named] == [str(path) for path in paths[:shown]]
+    assert all("received an unreadable file (cannot identify image file" in line for line in named)
+    assert count == (
+        f"{data / 'train'}: expected images Pillow can read, received {broken} of 24 that it cannot "
+        f"({'above' if broken <= SHOWN_UNREADABLE else f'the first {SHOWN_UNREADABLE} above'})"
+    )
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_image_broken_mid_run_stops_with_one_line_and_resumes(backend, tmp_path):
     """Files that break after the check (here: every training image, once epoch 1 is committed) stop the run

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import socket
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from vggspec.spec.load import load_spec
 from vggspec.weights import registry
 from vggspec.weights.registry import REGISTRY, WeightFile, WeightRegistry, fetch_file
 
+from cli_cases import one_line
 from http_server import FileServer
 
 FILE_BYTES = 300_000
@@ -219,6 +221,30 @@ def test_cli_fetch_with_wrong_size_and_404_exit_2(tmp_path, payload, cli):
     assert missing.returncode == 2
     assert missing.stderr.strip() == f"error: cannot download {server.url('nothing.h5')}: HTTP 404 Not Found"
     assert list((tmp_path / "home" / "weights").iterdir()) == []
+
+
+@pytest.mark.parametrize("where", ["under a file", "under /proc"])
+def test_cli_fetch_into_a_cache_that_cannot_be_written_is_refused_before_the_download(where, tmp_path, payload, cli):
+    """VGGSPEC_HOME under a file, or under /proc: one line naming VGGSPEC_HOME, no request, nothing made. (The
+    tests run as root, which writes into a read-only folder: permissions cannot make a folder unwritable here.)"""
+    folder, _, _ = payload
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+    home = tmp_path / "notes.txt" / "vggspec" if where == "under a file" else Path("/proc/vggspec-no-such-folder")
+    problem = {
+        "under a file": f"a path under the file {tmp_path / 'notes.txt'}",
+        "under /proc": "one where the folder cannot be made (No such file or directory)",
+    }[where]
+    before = sorted(tmp_path.rglob("*"))
+    with FileServer(folder) as server:
+        result = cli(
+            "weights", "fetch", "vgg16_notop", "--url", server.url("file.bin"), env={"VGGSPEC_HOME": str(home)}
+        )
+    assert one_line(result) == (
+        f"error: {home / 'weights'} (the download folder under VGGSPEC_HOME={home}): expected a writable folder, "
+        f"received {problem}"
+    )
+    assert server.requests == []
+    assert sorted(tmp_path.rglob("*")) == before and not home.exists()
 
 
 def test_cli_fetch_prints_the_cached_path_and_list_shows_it(tmp_path, cli):

@@ -28,6 +28,9 @@ from vggspec.errors import DataError
 from vggspec.images import check_image_file
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".ppm", ".tif", ".tiff", ".webp")
+# Unreadable images named one a line by :func:`check_images` before its count of the rest: enough to fix a
+# handful of broken files in one go, few enough that a folder of non-images does not flood the terminal.
+SHOWN_UNREADABLE = 20
 
 
 @dataclass(frozen=True)
@@ -130,7 +133,9 @@ def read_split(data_dir: Union[str, Path], split: str, class_names: Optional[Seq
 
 def check_images(images: ImageSet, channels: int = 3, threads: int = 0) -> None:
     """Open, fully decode and convert to ``channels`` every image of ``images`` (in threads: Pillow decodes
-    without the GIL); DataError naming the first unreadable file in path order and how many others there are.
+    without the GIL); DataError naming the unreadable files, so that one run shows what to fix rather than the
+    first of them: one alone is one line; several are a line each in path order (the first
+    :data:`SHOWN_UNREADABLE` of them), then a line counting them all.
 
     Decoding every image costs far less than the epoch a broken file would stop half-way.
     """
@@ -139,6 +144,16 @@ def check_images(images: ImageSet, channels: int = 3, threads: int = 0) -> None:
         errors = [
             error for error in pool.map(check_image_file, images.paths, [channels] * len(images)) if error is not None
         ]
+    if len(errors) == 1:
+        raise DataError(str(errors[0]))
     if errors:
-        more = f" (and {len(errors) - 1} more unreadable images in {images.root})" if len(errors) > 1 else ""
-        raise DataError(f"{errors[0]}{more}")
+        shown = "above" if len(errors) <= SHOWN_UNREADABLE else f"the first {SHOWN_UNREADABLE} above"
+        raise DataError(
+            "\n".join(
+                [
+                    *map(str, errors[:SHOWN_UNREADABLE]),
+                    f"{images.root}: expected images Pillow can read, received {len(errors)} of {len(images)} that "
+                    f"it cannot ({shown})",
+                ]
+            )
+        )

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
 
-from vggspec.download import cache_home, download
+from vggspec.download import cache_home, check_cache_folder, download
 from vggspec.errors import WeightsError
 
 KERAS_STORAGE = "https://storage.googleapis.com/tensorflow/keras-applications"
@@ -116,11 +116,13 @@ def fetch_file(weight_file: WeightFile, *, url: Optional[str] = None, progress: 
     """The cached path of ``weight_file``, downloading it first (from ``url`` if given) when absent.
 
     A download is checked against the file's size and md5 before it appears
-    under its name, so a cached file is one that passed those checks.
+    under its name, so a cached file is one that passed those checks; a cache
+    folder that cannot be written is refused before the download starts.
     """
     path = cached_path(weight_file)
     if path is not None:
         return path
+    check_cache_folder(weights_dir())
     return download(
         url or weight_file.url,
         weights_dir() / weight_file.file_name,

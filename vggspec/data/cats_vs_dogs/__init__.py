@@ -37,7 +37,7 @@ from vggspec.data.cats_vs_dogs.checking import check_images
 from vggspec.data.cats_vs_dogs.source import ImageSource, open_source, source_id
 from vggspec.data.cats_vs_dogs.split import check_split_sizes, copy_split, kept_images, split_images, split_manifest
 from vggspec.errors import DataError
-from vggspec.fileio import atomic_folder, atomic_path
+from vggspec.fileio import atomic_folder, atomic_path, check_destination
 
 MANIFEST = "manifest.json"
 _ARGUMENTS = "arguments.json"  # in the partial folder: what it is being built from
@@ -74,6 +74,7 @@ def prepare_cats_vs_dogs(
     finished = _finished_manifest(dest, arguments)
     if finished is not None:
         return Prepared(dest, finished, already_complete=True)
+    check_destination(dest, "dest", folder=True, error=DataError)  # before a download, or any image is read
 
     images = open_source(arguments["source"], dest, progress)
     try:
@@ -98,7 +99,11 @@ def _build(source: ImageSource, partial: Path, arguments: dict[str, Any], progre
     if checked_path.is_file():  # checked before an interruption
         checked = json.loads(checked_path.read_text())
     else:
-        checked = check_images(source, progress)
+        try:
+            checked = check_images(source, progress)
+        except DataError:  # a member that cannot be read: nothing to resume, the check stops there again
+            shutil.rmtree(partial)
+            raise
         _write_json(checked_path, checked)
     kept = kept_images(source, checked)
     try:

@@ -3,6 +3,10 @@
 Either layout is found in any of them, under any folder: Microsoft's PetImages
 (``PetImages/Cat/<n>.jpg``, ``PetImages/Dog/<n>.jpg``) or Kaggle's ``train.zip``
 (``train/cat.<n>.jpg``, ``train/dog.<n>.jpg``). Other files are listed as ignored.
+
+A source is untrusted: before any image is read, each must be at most :data:`MAX_IMAGE_BYTES` (a
+zip's members by their declared sizes), and a zip's images may together declare at most
+:data:`MAX_INFLATION` times the zip's own size; a member is then read at most to its declared size.
 """
 
 from __future__ import annotations
@@ -14,14 +18,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from vggspec.download import cache_home, download
+from vggspec.download import cache_home, check_cache_folder, download
 from vggspec.errors import DataError
+from vggspec.untrusted_zip import ZIP_ERRORS, check_total_size, member_chunks
 
 PETIMAGES_URL = (
     "https://download.microsoft.com/download/3/E/1/3E1C3F21-ECDB-4869-8368-6DEBA77B919F/kagglecatsanddogs_5340.zip"
 )
 PETIMAGES_SIZE = 824_887_076
 CLASSES = ("cat", "dog")
+# The largest image file read. Cats vs Dogs' photos are tens to hundreds of KB; a camera's 50-megapixel
+# JPEG is about 20-30 MB, and Pillow refuses to decode more than 179 megapixels (its decompression-bomb
+# limit). A larger file is no photo of a cat, and reading it would cost that much memory.
+MAX_IMAGE_BYTES = 64 << 20
+# How many times its own size a zip's images may inflate to (with MAX_IMAGE_BYTES as the least limit, for
+# tiny zips). JPEG data is compressed already: deflate saves a few percent of it, so a zip of JPEGs whose
+# members declare several times its size holds something else (a zip bomb's zeros).
+MAX_INFLATION = 4
 
 # layout name -> the pattern of one image's path (class, number); "/" separated, any folder above
 LAYOUTS = {
@@ -59,6 +72,12 @@ class ImageSource:
         self.size = size  # name -> bytes on disk once extracted
         self.close = close
         self.layout, self.images, self.ignored = _find_images(where, names)
+        for image in self.images:
+            if self.size(image.name) > MAX_IMAGE_BYTES:
+                raise DataError(
+                    f"{where}: expected image files of at most {MAX_IMAGE_BYTES:,} bytes each, received "
+                    f"{image.name} of {self.size(image.name):,} bytes"
+                )
 
 
 def source_id(source: Optional[str]) -> str:
@@ -96,6 +115,7 @@ def _downloaded(url: str, progress: bool) -> Path:
     file_name = Path(urllib.parse.urlparse(url).path).name or "cats_vs_dogs.zip"
     local = cache_home() / "data" / file_name
     if not local.is_file():
+        check_cache_folder(local.parent)
         download(url, local, size=PETIMAGES_SIZE if url == PETIMAGES_URL else None, progress=progress)
     return local
 
@@ -103,20 +123,28 @@ def _downloaded(url: str, progress: bool) -> Path:
 def _zip_source(path: Path) -> ImageSource:
     try:
         archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as error:
+    except ZIP_ERRORS as error:
         raise DataError(
             f"{path}: expected a zip file or a folder, received a file that is not a zip ({error})"
         ) from None
     members = {info.filename: info for info in archive.infolist() if not info.is_dir()}
 
     def read(name: str) -> bytes:
-        try:
-            return archive.read(members[name])
-        except (zipfile.BadZipFile, OSError, EOFError) as error:
-            raise DataError(f"{path}: cannot read {name}: {error}") from None
+        where, info = f"{path} ({name})", members[name]
+        return b"".join(member_chunks(archive, info, MAX_IMAGE_BYTES, where, "a readable zip member", DataError))
 
     try:
-        return ImageSource(str(path), sorted(members), read, lambda name: members[name].file_size, archive.close)
+        source = ImageSource(str(path), sorted(members), read, lambda name: members[name].file_size, archive.close)
+        archive_bytes = path.stat().st_size
+        check_total_size(
+            path,
+            {image.name: members[image.name].file_size for image in source.images},
+            max(MAX_INFLATION * archive_bytes, MAX_IMAGE_BYTES),
+            "a zip of images",
+            f"{MAX_INFLATION} times its {archive_bytes:,} bytes, or {MAX_IMAGE_BYTES:,} if more: JPEGs barely compress",
+            DataError,
+        )
+        return source
     except DataError:
         archive.close()
         raise

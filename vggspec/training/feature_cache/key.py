@@ -3,9 +3,9 @@
 The key holds the frozen layers (type, name, shape, settings), the input shape, preprocessing and
 image pipeline; the weights (the SHA-256 of the weight file's bytes; from scratch, the backend and
 the seed that initialise them); the backend; the dtype; and the data's identity, per split the
-images' paths (relative to the split) and labels, with the SHA-256 of the data's manifest.json
-when there is one, else with every image's size and modification time. Any change gives another
-key, so stale features are never read.
+images' paths (relative to the split), labels, sizes and modification times, with the SHA-256 of
+the data's manifest.json when there is one. Any change gives another key, so stale features are
+never read.
 """
 
 from __future__ import annotations
@@ -77,9 +77,10 @@ def weights_identity(weights: Optional[str], backend: str, seed: int) -> dict[st
 
 
 def data_identity(data_dir: Union[str, Path], splits: dict[str, ImageSet]) -> dict[str, Any]:
-    """The data's identity: per split the SHA-256 of its images' relative paths and labels (in the order the
-    cache stores them), with each image's size and mtime unless the data has a manifest.json, whose SHA-256
-    is then part of it."""
+    """The data's identity: per split the SHA-256 of its images' relative paths, labels, sizes (bytes) and
+    modification times (ns), in the order the cache stores them, with the SHA-256 of the data's manifest.json
+    when there is one. Every image counts even then: a manifest describes the data as it was written, and an
+    image overwritten in place later leaves it unchanged."""
     manifest = Path(data_dir) / "manifest.json"
     identity: dict[str, Any] = {}
     if manifest.is_file():
@@ -87,10 +88,7 @@ def data_identity(data_dir: Union[str, Path], splits: dict[str, ImageSet]) -> di
     for name, images in splits.items():
         entries: list[list[Any]] = []
         for path, label in zip(images.paths, images.labels.tolist()):
-            entry: list[Any] = [path.relative_to(images.root).as_posix(), int(label)]
-            if "manifest_sha256" not in identity:
-                status = os.stat(path)
-                entry += [status.st_size, status.st_mtime_ns]
-            entries.append(entry)
+            status = os.stat(path)
+            entries.append([path.relative_to(images.root).as_posix(), int(label), status.st_size, status.st_mtime_ns])
         identity[name] = {"images": len(entries), "sha256": key_sha256(entries)}
     return identity
