@@ -110,3 +110,37 @@ def test_sync_flushes_every_file_before_the_rename_and_the_parent_after(tmp_path
         (partial / "a.npy").write_bytes(b"a")
         (partial / "sub" / "b.npy").write_bytes(b"b")
     assert synced == [("a.npy", False), ("b.npy", False), (tmp_path.name, True)]
+
+
+@pytest.mark.parametrize(
+    "where, folder, beside, expected",
+    [
+        ("new.pt", False, False, None),
+        ("existing.pt", False, False, None),  # replaced atomically
+        ("deep/new/folders/x.pt", False, False, None),  # the folders are made
+        ("dir", False, False, "an existing folder"),
+        ("existing.pt/x.pt", False, False, "a path under the file {tmp}/existing.pt"),
+        ("existing.pt/deeper/x.pt", False, False, "a path under the file {tmp}/existing.pt"),
+        ("/proc/x.pt", False, False, "one where the file cannot be written (No such file or directory)"),
+        ("/proc/self/x.pt", False, False, "one where the file cannot be written"),
+        ("dir", True, False, None),
+        ("new/run", True, False, None),
+        ("existing.pt", True, False, "a file"),
+        ("existing.pt/run", True, False, "a path under the file {tmp}/existing.pt"),
+        ("/proc/run", True, False, "one where the folder cannot be made"),
+        ("/proc/self", True, True, "one where the folder cannot be made"),  # made beside it: /proc is the parent
+    ],
+)
+def test_a_destination_that_cannot_be_written_is_said_before_any_work(tmp_path, where, folder, beside, expected):
+    """The whole class, one check: a file or folder to write, new or existing, under a file, in /proc (no file can
+    be made there, as in a read-only file system; the tests run as root, whom permissions do not stop)."""
+    (tmp_path / "existing.pt").write_bytes(b"old")
+    (tmp_path / "dir").mkdir()
+    path = Path(where) if where.startswith("/") else tmp_path / where
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
+    problem = fileio.destination_problem(path, folder=folder, beside=beside)
+    if expected is None:
+        assert problem is None
+    else:
+        assert problem is not None and problem.startswith(expected.format(tmp=tmp_path)), problem
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == before  # nothing made, nothing left

@@ -173,20 +173,23 @@ def _fsync(path: Path) -> None:
         os.close(descriptor)
 
 
-def destination_problem(destination: Union[str, Path], folder: bool = False) -> Optional[str]:
+def destination_problem(destination: Union[str, Path], folder: bool = False, beside: bool = False) -> Optional[str]:
     """Why ``destination`` (a file, or a ``folder``) cannot be written, in the words of a message's "received
     ...", or None when it can: checked before any work that would end in writing it, creating nothing that stays.
 
     The folders it needs may be missing (writers make them); the nearest one that exists must be a folder in
     which a file can be made (tried with a temporary file, removed at once: permissions, a read-only file
-    system or ``/proc`` all say no). A file's destination must not be a folder; a folder's not a file.
+    system or ``/proc`` all say no). For a file, and for a folder made ``beside`` its place and renamed into
+    it (:func:`atomic_folder`), that is the nearest folder above; for a folder written in place, the folder
+    itself when it exists. A file's destination must not be a folder; a folder's not a file.
     """
     path = Path(destination)
     if path.is_dir() and not folder:
         return "an existing folder"
     if path.exists() and not path.is_dir() and folder:
         return "a file"
-    places = (path.absolute(), *path.absolute().parents) if folder else path.absolute().parents
+    in_place = folder and not beside
+    places = (path.absolute(), *path.absolute().parents) if in_place else path.absolute().parents
     nearest = next((place for place in places if place.exists()), None)
     if nearest is None:
         return "a path with no existing folder above it"
@@ -202,12 +205,16 @@ def destination_problem(destination: Union[str, Path], folder: bool = False) -> 
 
 
 def check_destination(
-    destination: Union[str, Path], setting: str, folder: bool = False, error: type[VggspecError] = VggspecError
+    destination: Union[str, Path],
+    setting: str,
+    folder: bool = False,
+    error: type[VggspecError] = VggspecError,
+    beside: bool = False,
 ) -> None:
     """``error`` (naming ``setting``, e.g. ``out``) when ``destination`` cannot be written
     (:func:`destination_problem`): ``out x.npz: expected a writable destination, received a path under the
     file ...``. Called before the work whose result it would hold."""
-    problem = destination_problem(destination, folder)
+    problem = destination_problem(destination, folder, beside)
     if problem is None:
         return
     if problem == "an existing folder":

@@ -26,6 +26,7 @@ What the user sees is what the network gets, beyond what ``load_img`` does:
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
@@ -70,8 +71,9 @@ def unreadable(path: PathLike, error: BaseException) -> DataError:
         return DataError(f"{path}: expected an image file (a regular file), received {error.strerror}")
     if isinstance(error, UnsupportedPixels):
         return DataError(f"{path}: expected an image of 8 or 16 bits or float pixels in 0..1, received {error}")
+    reason = re.sub(r" ?<_io\.[A-Za-z]+ name=\d+>", "", str(error))  # Pillow names the open handle, not the file
     return DataError(
-        f"{path}: expected an image file Pillow can read (JPEG, PNG, ...), received an unreadable file ({error})"
+        f"{path}: expected an image file Pillow can read (JPEG, PNG, ...), received an unreadable file ({reason})"
     )
 
 

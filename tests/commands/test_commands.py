@@ -368,3 +368,35 @@ def test_verify_takes_the_largest_seed_and_the_most_images(cli, tmp_path):
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["ok"] and report["images"] == 16 and report["weights"] == "random weights (seed 4294967295)"
+
+
+def test_every_command_that_writes_refuses_a_destination_under_a_file_before_any_work(cli, tmp_path, tiny_image_set):
+    """The class of unwritable destinations, through every command that writes: a path under a file (as under
+    /proc or a read-only folder) is one line naming the option and the file, exit 2, and nothing is made."""
+    spec = tiny_spec(tmp_path)
+    weights = tmp_path / "w.safetensors"
+    write_bundle(weights, random_bundle(vggspec.plan(str(spec)), seed=1), vggspec.plan(str(spec)))
+    image = tmp_path / "x.png"
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(image)
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("mine")
+    under = blocker / "sub"
+    cases = {
+        "build": (["build", spec, "--backend", "torch", "--out", under / "m.pt"], "--out"),
+        "codegen": (["codegen", spec, "--framework", "torch", "--out", under / "m.py"], "--out"),
+        "features": (["features", spec, image, "--layers", "block1_conv1", "--out", under / "f.npz"], "--out"),
+        "convert": (["convert", weights, under / "w.pt", "--spec", spec], "destination"),
+        "data": (["data", "cats-vs-dogs", "--source", tmp_path / "none.zip", "--dest", under / "split"], "--dest"),
+        "finetune": (["finetune", spec, "--data", tiny_image_set, "--out", under / "run"], "--out"),
+        "cache": (
+            ["finetune", spec, "--data", tiny_image_set, "--out", tmp_path / "run", "--freeze", "block1_pool"]
+            + ["--augment", "none", "--cache-features", "--cache-dir", under / "cache"],
+            "--cache-dir",
+        ),
+    }
+    before = sorted(tmp_path.rglob("*"))
+    for name, (args, option) in cases.items():
+        line = one_line(cli(*args, env=ONE_THREAD))
+        assert line.startswith(f"error: {option} {under}") or line.startswith(f"error: {under}"), (name, line)
+        assert f"a path under the file {blocker}" in line, (name, line)
+        assert sorted(tmp_path.rglob("*")) == before, name

@@ -64,6 +64,23 @@ def test_every_unreadable_image_is_counted_and_the_first_are_named_a_line_each(b
     assert not (tmp_path / "run").exists()
 
 
+def test_unreadable_images_of_both_splits_are_named_in_one_run(cli, tmp_path):
+    data = make_image_set(tmp_path / "data", size=32, train_per_class=4, val_per_class=2, seed=6)
+    broken = [sorted((data / split).rglob("*.jpg"))[0] for split in ("train", "val")]
+    for path in broken:
+        path.write_bytes(b"not an image at all")
+    result = cli("finetune", tiny_spec(tmp_path), "--data", data, "--backend", "torch", "--out", tmp_path / "run")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"{broken[0]}: expected an image file Pillow can read (JPEG, PNG, ...), received an unreadable file "
+        "(cannot identify image file)",
+        f"{broken[1]}: expected an image file Pillow can read (JPEG, PNG, ...), received an unreadable file "
+        "(cannot identify image file)",
+        f"{data / 'train'}: expected images Pillow can read, received 1 of 8 that it cannot (above)",
+        f"{data / 'val'}: expected images Pillow can read, received 1 of 4 that it cannot (above)",
+    ]
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_image_broken_mid_run_stops_with_one_line_and_resumes(backend, tmp_path):
     """Files that break after the check (here: every training image, once epoch 1 is committed) stop the run

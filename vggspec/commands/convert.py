@@ -88,10 +88,12 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from vggspec.building import open_checked_bundle
+    from vggspec.fileio import check_destination
 
     started = time.perf_counter()
     source, destination = Path(args.source), Path(args.destination)
     output_format = _output_format(destination, args.keras_version)
+    check_destination(destination, "destination", error=WeightsError)  # before anything is read
     plan = lower_to_plan(load_spec(args.spec))
     input_format = detect_format(source)
 

@@ -196,8 +196,7 @@ def _plan_run(
         )
     if config.cache_features:
         check_cacheable(plan, config, world_size)
-    for images in (train_set, val_set):  # before anything is written: not half-way through an epoch
-        check_images(images, plan.input_shape[2])
+    check_images((train_set, val_set), plan.input_shape[2])  # before anything is written, both splits at once
     return _Run(
         folder, data_dir, settings, resumed, backend, trains, own_settings, spec, plan, freeze, config,
         train_set, val_set, rank, world_size,

@@ -131,29 +131,30 @@ def read_split(data_dir: Union[str, Path], split: str, class_names: Optional[Seq
     )
 
 
-def check_images(images: ImageSet, channels: int = 3, threads: int = 0) -> None:
-    """Open, fully decode and convert to ``channels`` every image of ``images`` (in threads: Pillow decodes
-    without the GIL); DataError naming the unreadable files, so that one run shows what to fix rather than the
-    first of them: one alone is one line; several are a line each in path order (the first
-    :data:`SHOWN_UNREADABLE` of them), then a line counting them all.
+def check_images(images: Union[ImageSet, Sequence[ImageSet]], channels: int = 3, threads: int = 0) -> None:
+    """Open, fully decode and convert to ``channels`` every image of ``images`` (one split, or several: train and
+    val are checked together), in threads (Pillow decodes without the GIL); DataError naming the unreadable
+    files, so that one run shows what to fix rather than the first of them: one alone is one line; several are
+    a line each in path order (the first :data:`SHOWN_UNREADABLE` of them), then a line per split counting them.
 
     Decoding every image costs far less than the epoch a broken file would stop half-way.
     """
+    splits = [images] if isinstance(images, ImageSet) else list(images)
     threads = threads or min(8, os.cpu_count() or 1)
     with ThreadPoolExecutor(threads) as pool:
-        errors = [
-            error for error in pool.map(check_image_file, images.paths, [channels] * len(images)) if error is not None
+        found = [
+            [error for error in pool.map(check_image_file, split.paths, [channels] * len(split)) if error is not None]
+            for split in splits
         ]
+    errors = [error for split_errors in found for error in split_errors]
     if len(errors) == 1:
         raise DataError(str(errors[0]))
     if errors:
         shown = "above" if len(errors) <= SHOWN_UNREADABLE else f"the first {SHOWN_UNREADABLE} above"
-        raise DataError(
-            "\n".join(
-                [
-                    *map(str, errors[:SHOWN_UNREADABLE]),
-                    f"{images.root}: expected images Pillow can read, received {len(errors)} of {len(images)} that "
-                    f"it cannot ({shown})",
-                ]
-            )
-        )
+        counts = [
+            f"{split.root}: expected images Pillow can read, received {len(split_errors)} of {len(split)} that "
+            f"it cannot ({shown})"
+            for split, split_errors in zip(splits, found)
+            if split_errors
+        ]
+        raise DataError("\n".join([*map(str, errors[:SHOWN_UNREADABLE]), *counts]))

@@ -74,7 +74,9 @@ def prepare_cats_vs_dogs(
     finished = _finished_manifest(dest, arguments)
     if finished is not None:
         return Prepared(dest, finished, already_complete=True)
-    check_destination(dest, "dest", folder=True, error=DataError)  # before a download, or any image is read
+    check_destination(
+        dest, "dest", folder=True, error=DataError, beside=True
+    )  # before a download, or any image is read
 
     images = open_source(arguments["source"], dest, progress)
     try:
