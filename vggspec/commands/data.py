@@ -34,9 +34,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the fraction of each class put in val (default 0.2)",
     )
     cats.add_argument("--seed", type=int, default=0, help="the seed of the split (default 0)")
+    shapes = datasets.add_parser(
+        "shapes",
+        help="generated pictures, circles vs stripes (no download: a task small networks learn on a CPU)",
+        description="Write DIR/{train,val}/{circles,stripes}/*.jpg: one to three discs, or a band of stripes, in "
+        "random colours and places; deterministic for --seed.",
+    )
+    shapes.add_argument("--dest", required=True, metavar="DIR", help="the folder to create (new or empty)")
+    shapes.add_argument("--size", type=int, default=64, help="the images' height and width in pixels (default 64)")
+    shapes.add_argument("--train", type=int, default=200, help="training images per class (default 200)")
+    shapes.add_argument("--val", type=int, default=60, help="validation images per class (default 60)")
+    shapes.add_argument("--seed", type=int, default=0, help="the seed of the drawing (default 0)")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.dataset == "shapes":
+        return _shapes(args)
     from vggspec.data.cats_vs_dogs import prepare_cats_vs_dogs
 
     prepared = prepare_cats_vs_dogs(args.dest, args.source, val_fraction=args.val_fraction, seed=args.seed)
@@ -60,4 +73,16 @@ def run(args: argparse.Namespace) -> int:
             f"JPEGs (listed in manifest.json): {shown}{more}"
         )
     print(f"wrote {prepared.dest}: {totals}")
+    return 0
+
+
+def _shapes(args: argparse.Namespace) -> int:
+    from vggspec.data.shapes import CLASSES, make_shapes
+
+    made = make_shapes(args.dest, args.size, args.train, args.val, args.seed)
+    per_split = ", ".join(
+        f"{split} {count * len(CLASSES):,} ({', '.join(f'{name} {count:,}' for name in CLASSES)})"
+        for split, count in (("train", made.train_per_class), ("val", made.val_per_class))
+    )
+    print(f"wrote {made.dest}: {per_split}, {made.size}×{made.size} JPEGs")
     return 0

@@ -5,5 +5,6 @@ Each data set is one module; the command line reaches them through
 """
 
 from vggspec.data.cats_vs_dogs import prepare_cats_vs_dogs
+from vggspec.data.shapes import make_shapes
 
-__all__ = ["prepare_cats_vs_dogs"]
+__all__ = ["make_shapes", "prepare_cats_vs_dogs"]
