@@ -28,6 +28,7 @@ MEASURES = {
     "startup": "benchmarks.startup",
     "finetune": "benchmarks.finetune",
     "features": "benchmarks.features",
+    "predict_memory": "benchmarks.predict_memory",
 }
 REPOSITORY = Path(__file__).resolve().parents[1]
 CHILD_TIMEOUT_S = 1800
@@ -90,6 +91,8 @@ def _format_value(entry: dict[str, Any]) -> str:
         return "yes" if value else "no"
     if entry["unit"] == "s":
         return f"{value:.3f} s"
+    if entry["unit"] == "GB":
+        return f"{value:.2f} GB"
     return f"{value:.3f}x"
 
 

@@ -76,7 +76,7 @@ def test_quick_run_reports_every_ratio_or_why_not(quick_run):
         if entry["value"] is None:
             assert entry["reason"], name
         else:
-            assert entry["unit"] in ("x", "s", "bool"), name
+            assert entry["unit"] in ("x", "s", "bool", "GB"), name
             assert entry["met"] in (True, False, None), name
     assert all(
         report["ratios"][name]["goal"] is None and report["ratios"][name]["value"] > 0

@@ -131,3 +131,39 @@ def test_the_wheel_with_keras_builds_a_keras_model(wheel, tmp_path):
     assert built.returncode == 0, built.stderr
     assert "vgg11.keras: vgg11 (keras), 132,863,336 parameters" in built.stdout
     assert zipfile.is_zipfile(outside / "vgg11.keras")
+
+
+# The README's commands that need neither a clone, nor a download, nor Keras: run word for word below.
+README_EXAMPLES = [
+    "vggspec list",
+    "vggspec verify vgg16",
+    "vggspec build vgg16 --backend torch --out vgg16.pt",
+    "vggspec codegen vgg16 --framework keras --out vgg16_keras.py",
+    "vggspec features vgg19 cat.png --layers block1_conv1,block2_conv1,block3_conv1,block4_conv1,block4_conv2,"
+    "block5_conv1 --backend torch",
+    "vggspec data shapes --dest shapes",
+    "vggspec finetune small64 --data shapes --backend torch --batch-size 16 --out run-torch",
+    "vggspec evaluate run-torch --data shapes",
+]
+
+
+@pytest.mark.slow
+def test_the_readmes_examples_run_from_an_install_of_the_wheel(wheel, tmp_path):
+    """As the README says to install it (torch, and onnx as a second backend for verify), from a folder outside
+    the repository: every example above is in the README as written, and runs."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    commands = [line.removeprefix("$ ") for line in readme.splitlines() if line.startswith(("$ vggspec", "vggspec "))]
+    for example in README_EXAMPLES:
+        assert any(command.split("#")[0].strip() == example for command in commands), example
+    environment = _fresh_environment(tmp_path / "env")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    _pip(environment, f"vggspec[torch,onnx] @ {wheel.as_uri()}", "--constraint", str(CONSTRAINTS))
+    from PIL import Image
+
+    Image.new("RGB", (300, 200), (200, 120, 40)).save(outside / "cat.png")  # the user's picture
+    for example in README_EXAMPLES:
+        done = _vggspec(environment, *example.split()[1:], cwd=outside)
+        assert done.returncode == 0, (example, done.stderr[-3000:])
+    assert (outside / "vgg16.pt").stat().st_size > 500_000_000
+    assert "accuracy" in done.stdout and "confusion matrix" in done.stdout
