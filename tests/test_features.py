@@ -179,6 +179,25 @@ def test_an_unknown_name_lists_the_valid_ones():
         vggspec.build("vgg16", backend="torch", outputs=["block1_conv1", "relu4_2"])
 
 
+def test_the_features_command_runs_layers_without_parameters_in_torch(cli, tmp_path):
+    """An input, or a pool before any convolution, has no weights: nothing in the torch network says where to
+    compute, and a whole network's weight file has nothing for it (its layers past the cut go unnamed)."""
+    from PIL import Image
+
+    spec = tmp_path / "pool_first.yaml"
+    spec.write_text("name: pool_first\nlayers: [maxpool, conv3-8, maxpool]\ninput_shape: [32, 32, 3]\nfc: [16]\n")
+    weights = tmp_path / "pool_first.h5"
+    plan = vggspec.plan(vggspec.load_spec(spec))
+    write_bundle(weights, random_bundle(plan, seed=5), plan)
+    image = tmp_path / "picture.png"
+    Image.fromarray((synthetic_images(1, 32, 32, seed=6)[0]).astype(np.uint8)).save(image)
+    for layer, shape in (("input_layer", "(1, 32, 32, 3)"), ("block1_pool", "(1, 16, 16, 3)")):
+        result = cli("features", spec, image, "--layers", layer, "--backend", "torch", "--weights", weights)
+        assert result.returncode == 0 and result.stderr == "", result.stderr
+        (row,) = [line for line in result.stdout.splitlines() if line.startswith(layer)]
+        assert row.split("  ")[1].strip() == shape
+
+
 def test_the_features_command_prints_and_saves(cli, tmp_path, weights_of):
     from PIL import Image
 

@@ -138,9 +138,10 @@ class FittedBundle(WeightBundle):
 
 
 def _by_name(plan: Plan, bundle: StoredBundle) -> bool:
-    """Whether the file's layers are matched by name: it has no layers, or one named as a plan layer."""
+    """Whether the file's layers are matched by name: it has no layers, or one named as a plan layer, or the plan
+    has none to match (an input and pools: a feature extractor cut before the first convolution)."""
     names = {layer.name for layer in plan.weighted_layers()}
-    return not bundle.layers or any(layer in names for layer in bundle.layers)
+    return not bundle.layers or not names or any(layer in names for layer in bundle.layers)
 
 
 def match_layers(plan: Plan, bundle: StoredBundle, skip_mismatch: bool = False) -> tuple[StoredBundle, LayerPairs]:
