@@ -37,7 +37,7 @@ from vggspec.weights.keras3_h5 import stored_keras3_h5, write_keras3_h5
 from vggspec.weights.keras_archive import stored_keras_archive
 from vggspec.weights.keras_h5 import legacy_root, stored_keras_h5, write_keras_h5
 from vggspec.weights.safetensors_file import stored_safetensors, write_safetensors
-from vggspec.weights.torch_file import stored_torch, write_torch
+from vggspec.weights.torch_file import stored_torch, torch_module, write_torch
 
 KERAS1 = "keras1-h5"
 KERAS2 = "keras2-h5"
@@ -209,6 +209,8 @@ def write_bundle(
     kind = written_format(path, keras_version)
     if kind in (KERAS3, TORCH) and plan is None:
         raise WeightsError(f"{path}: expected a spec to write a {DESCRIPTIONS[kind]} file, received none")
+    if kind == TORCH:
+        torch_module(path, "writing")  # torch is there, or the install hint, before any work
     if isinstance(bundle, StoredBundle):
         if plan is None:
             raise WeightsError(f"{path}: expected a spec to check a weight file's arrays against, received none")

@@ -3,8 +3,9 @@
 Keys and layout are torchvision's VGG (``features.0.weight`` OIHW, ``classifier.0.weight``
 (out, in) with fc1's columns in C,H,W order); :mod:`vggspec.weights.torchvision` maps them to
 and from the canonical layout with the plan, after ``fit_bundle`` has checked each shape
-and dtype. torch is imported only here, inside the functions, and files are read with
-``weights_only=True`` (no code runs from a file). A zip-format file's members are first
+and dtype. torch is imported only here, inside the functions (without it: the install hint the
+backends give), and files are read with ``weights_only=True`` (no code runs from a file; a file
+that needs more is named for what it holds, :mod:`.torch_pickle`). A zip-format file's members are first
 held to the sizes the spec's parameters can need (declared sizes, nothing decompressed).
 
 Writing streams, so that converting VGG16's 553 MB holds about one array (fc1's 411 MB)
@@ -29,17 +30,31 @@ from typing import IO, Any, BinaryIO, Callable, Iterable, Iterator, Union, cast
 
 import numpy as np
 
+from vggspec.backends import BUILTIN_EXTRAS, not_installed
 from vggspec.errors import WeightsError
 from vggspec.frameworks.torch_modules import module_slots
 from vggspec.planner.layers import BatchNormalization
 from vggspec.planner.lower import Plan
 from vggspec.weights.bundle import StoredArray, StoredBundle, WeightBundle, archive_bytes_limit
+from vggspec.weights.torch_pickle import WHAT, load_error
 from vggspec.weights.torchvision import Reorder, reorder, torch_key, torch_to_stored
 from vggspec.weights.zip_archive import check_total_size, declared_sizes
 
 # Containers that training scripts wrap a state dict in.
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "model")
-WHAT = "a PyTorch state dict saved with torch.save"
+
+
+def torch_module(path: Union[str, Path], doing: str = "reading") -> Any:
+    """The torch module, for ``doing`` ("reading", "writing") the PyTorch file ``path``; without it,
+    WeightsError with the install hint the backends give for a missing framework."""
+    try:
+        import torch
+    except ModuleNotFoundError as error:
+        if error.name != "torch":  # torch is there, and broken: its own error says more
+            raise
+        who = f"{path}: {doing} a PyTorch state dict"
+        raise WeightsError(not_installed(who, ["torch"], BUILTIN_EXTRAS["torch"])) from None
+    return torch
 
 
 def _state_dict(loaded: Any, path: Path) -> dict[str, Any]:
@@ -80,20 +95,10 @@ def _stored(path: Path, key: str, tensor: Any) -> StoredArray:
     return StoredArray(tuple(tensor.shape), str(tensor.dtype).removeprefix("torch."), f"key {key!r}", load)
 
 
-def _load_reason(error: Exception) -> str:
-    """torch.load's error in one short line (the weights-only unpickler's own reason, without its advice)."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    for index, line in enumerate(lines):
-        if line.endswith("WeightsUnpickler error:") and index + 1 < len(lines):
-            return f"the weights-only unpickler refused it: {lines[index + 1][:200]}"
-    return lines[0][:200] if lines else type(error).__name__
-
-
 def stored_torch(path: Union[str, Path], plan: Plan) -> StoredBundle:
     """Describe a torchvision-style state dict, mapped to the canonical layout with ``plan`` (StoredArrays)."""
-    import torch
-
     path = Path(path)
+    torch = torch_module(path)
     if zipfile.is_zipfile(path):  # torch.save's format since torch 1.6
         check_total_size(path, declared_sizes(path, WHAT), archive_bytes_limit(plan.total_params), WHAT)
     try:
@@ -101,9 +106,7 @@ def stored_torch(path: Union[str, Path], plan: Plan) -> StoredBundle:
             warnings.simplefilter("ignore", UserWarning)
             loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises RuntimeError, UnpicklingError, EOFError, ... for a bad file
-        raise WeightsError(
-            f"{path}: expected {WHAT}, received a file torch cannot read ({_load_reason(error)})"
-        ) from None
+        raise load_error(path, error) from None
     state = {key: _stored(path, key, tensor) for key, tensor in _state_dict(loaded, path).items()}
     return torch_to_stored(plan, state, source=str(path))
 
