@@ -82,7 +82,7 @@ def build_extractor(
 ) -> Any:
     """A native model giving ``{name: output}`` for ``outputs`` (layer names, or one name as a string: see
     :func:`output_layers` and the module); ``weights`` as ``vggspec.build``: only the layers up to the deepest
-    output are read and checked."""
+    output are read and checked (a whole network's file has the layers past it too, and they go unnamed)."""
     from vggspec.building import read_checked_bundle
 
     backend = get_backend(backend) if isinstance(backend, str) else backend
@@ -91,10 +91,11 @@ def build_extractor(
             f"backend {backend.name!r}: expected a backend that gives named outputs (a method "
             "extractor), received one without it"
         )
-    plan, chosen = feature_plan(lower_to_plan(spec), outputs)
+    whole = lower_to_plan(spec)
+    plan, chosen = feature_plan(whole, outputs)
     model = backend.build(plan)
     if weights is not None:
-        bundle, skipped = read_checked_bundle(plan, weights, skip_mismatch)
+        bundle, skipped = read_checked_bundle(plan, weights, skip_mismatch, whole)
         if skipped:
             import warnings
 

@@ -166,13 +166,16 @@ def checked_stored(plan: Plan, stored: StoredBundle) -> tuple[StoredBundle, Opti
     """The plan's weighted layers of ``stored``, checked as ``fit_bundle`` checks them, on their metadata alone
     (WeightsError naming the layer and both shapes), nothing read: each array is read as float32 when asked, so
     that a writer can hold one array at a time. Layers under the plan's names and in its order (a file read by
-    order is matched as ``fit_bundle`` matches it); the second item is its ``matching_note()`` (None: by name)."""
+    order is matched as ``fit_bundle`` matches it), the file's arrays the plan does not use as its ``extra``; the
+    second item is its ``matching_note()`` (None: by name)."""
     checked, by_order, _ = check_bundle(plan, stored)
     floats = {
         layer: {name: _float32(array, f"{stored.source}: layer {layer}: {name}") for name, array in weights.items()}
         for layer, weights in checked.layers.items()
     }
-    return StoredBundle(floats, stored.source), FittedBundle(source=stored.source, by_order=by_order).matching_note()
+    return StoredBundle(floats, stored.source, checked.extra), FittedBundle(
+        source=stored.source, by_order=by_order
+    ).matching_note()
 
 
 def written_format(path: Union[str, Path], keras_version: int = 2) -> str:

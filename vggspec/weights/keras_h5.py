@@ -16,8 +16,10 @@ read under those names, weightless ones left out, and ``fit_bundle`` pairs them 
 layers by order (:func:`vggspec.weights.fit.match_layers`).
 
 Arrays are in the canonical layout (conv kernel HWIO, dense kernel (in, out)), so
-reading needs no transform. The reader follows those attributes and never guesses paths;
-it walks the file through :mod:`.hdf5` (hard links only, metadata before data).
+reading needs no transform. Datasets that no
+``weight_names`` lists are the bundle's ``extra`` (named, never read). The reader follows those
+attributes and never guesses paths; it walks the file through :mod:`.hdf5` (hard links only,
+metadata before data).
 h5py is imported only inside the functions that open a file.
 """
 
@@ -31,7 +33,7 @@ import numpy as np
 
 from vggspec.errors import WeightsError
 from vggspec.weights.bundle import StoredArray, StoredBundle, WeightBundle
-from vggspec.weights.hdf5 import dataset, group, stored_array, string_list
+from vggspec.weights.hdf5 import dataset, group, other_datasets, stored_array, string_list
 
 # The last word of a stored weight name -> the canonical weight name.
 # Keras 1 called the batch norm variance "running_std" (it always held the variance).
@@ -98,6 +100,7 @@ def stored_keras_h5(file: Any, name: str) -> StoredBundle:
         )
     root, layer_names = found
     bundle = StoredBundle(source=name)
+    used = []
     for layer in layer_names:
         where = f"{name}: layer {layer}"
         if layer in bundle.layers:
@@ -120,8 +123,10 @@ def stored_keras_h5(file: Any, name: str) -> StoredBundle:
                     f"{where}: expected the dataset {stored!r} (weight_names lists it), received a group without it"
                 )
             weights[weight] = stored_array(data, where)
+            used.append(data)
         if weights:
             bundle.layers[layer] = weights
+    bundle.extra = tuple(other_datasets(root, used, name))
     return bundle
 
 

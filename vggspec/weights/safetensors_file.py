@@ -6,7 +6,8 @@ dense (in, out), fc1 rows in H,W,C order), so ``.h5 -> .safetensors`` is a plain
 The metadata says so (``layout``) and names the file the arrays came from (``source``).
 
 A file with torchvision's keys (``features.0.weight``, ``classifier.0.weight``, as the
-PyTorch hubs publish) is read too: it is a torch state dict, mapped with the plan.
+PyTorch hubs publish) is read too: it is a torch state dict, mapped with the plan (a key of
+no module of the plan is named as unused).
 
 The safetensors library checks the header (every array's byte range within the file)
 when the file is opened; arrays are then described by that header and read only when
@@ -113,7 +114,9 @@ def stored_safetensors(path: Union[str, Path], plan: Optional[Plan] = None) -> I
 
 
 def _bundle(path: Path, arrays: dict[str, StoredArray], plan: Optional[Plan]) -> StoredBundle:
-    if arrays and all(TORCH_KEY.match(key) for key in arrays):
+    # torchvision's keys: some features.N/classifier.N, none LAYER/WEIGHT (another key is an extra, named)
+    torch_keys = any(TORCH_KEY.match(key) for key in arrays) and not any(SEPARATOR in key for key in arrays)
+    if torch_keys:
         if plan is None:
             raise WeightsError(
                 f"{path}: expected a spec to map torchvision keys (features.N, classifier.N) to layers, received none"

@@ -57,13 +57,30 @@ def torch_module(path: Union[str, Path], doing: str = "reading") -> Any:
     return torch
 
 
+def _is_state_dict(value: Any) -> bool:
+    import torch
+
+    return isinstance(value, dict) and bool(value) and all(isinstance(item, torch.Tensor) for item in value.values())
+
+
+def _unwrapped(loaded: Any) -> tuple[Any, tuple[str, ...]]:
+    """(the state dict a training script's checkpoint wraps, or ``loaded`` itself; the checkpoint's other
+    state dicts, e.g. timm's ``state_dict_ema``, named as not read). Its other entries (epoch, optimizer,
+    arguments) are the run's, not the network's, and are not named."""
+    key = next((key for key in WRAPPER_KEYS if isinstance(loaded, dict) and isinstance(loaded.get(key), dict)), None)
+    if key is None:
+        return loaded, ()
+    others = tuple(
+        f"{other} (a second state dict, {len(value)} tensors)"
+        for other, value in loaded.items()
+        if other != key and isinstance(other, str) and _is_state_dict(value)
+    )
+    return loaded[key], others
+
+
 def _state_dict(loaded: Any, path: Path) -> dict[str, Any]:
     import torch
 
-    for key in WRAPPER_KEYS:
-        if isinstance(loaded, dict) and isinstance(loaded.get(key), dict):
-            loaded = loaded[key]
-            break
     if not isinstance(loaded, dict) or not all(isinstance(value, torch.Tensor) for value in loaded.values()):
         raise WeightsError(f"{path}: expected a state dict (names -> tensors), received {type(loaded).__name__}")
     for key, tensor in loaded.items():
@@ -96,7 +113,8 @@ def _stored(path: Path, key: str, tensor: Any) -> StoredArray:
 
 
 def stored_torch(path: Union[str, Path], plan: Plan) -> StoredBundle:
-    """Describe a torchvision-style state dict, mapped to the canonical layout with ``plan`` (StoredArrays)."""
+    """Describe a torchvision-style state dict, mapped to the canonical layout with ``plan`` (StoredArrays);
+    its keys of no weight of the plan, and a checkpoint's other state dicts, are the bundle's ``extra``."""
     path = Path(path)
     torch = torch_module(path)
     if zipfile.is_zipfile(path):  # torch.save's format since torch 1.6
@@ -107,8 +125,11 @@ def stored_torch(path: Union[str, Path], plan: Plan) -> StoredBundle:
             loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises RuntimeError, UnpicklingError, EOFError, ... for a bad file
         raise load_error(path, error) from None
+    loaded, others = _unwrapped(loaded)
     state = {key: _stored(path, key, tensor) for key, tensor in _state_dict(loaded, path).items()}
-    return torch_to_stored(plan, state, source=str(path))
+    bundle = torch_to_stored(plan, state, source=str(path))
+    bundle.extra += others
+    return bundle
 
 
 BLOCK_BYTES = 16 << 20  # the torch-layout rows permuted and written at a time
