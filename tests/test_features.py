@@ -179,6 +179,41 @@ def test_an_unknown_name_lists_the_valid_ones():
         vggspec.build("vgg16", backend="torch", outputs=["block1_conv1", "relu4_2"])
 
 
+def test_one_name_as_a_string_is_a_list_of_that_one_name():
+    """As a Keras model's ``outputs`` takes one output or a list: never the string's characters."""
+    spec = small_version("D")
+    x = torch.from_numpy(nchw(synthetic_images(1, 64, 64, seed=4)).copy())
+    torch.manual_seed(0)
+    from_string = vggspec.build(spec, backend="torch", outputs="block1_conv2", trainable=False)
+    torch.manual_seed(0)
+    from_list = vggspec.build(spec, backend="torch", outputs=["block1_conv2"], trainable=False)
+    with torch.no_grad():
+        received, expected = from_string(x), from_list(x)
+    assert list(received) == ["block1_conv2"] and received["block1_conv2"].shape == (1, 64, 64, 64)
+    np.testing.assert_array_equal(received["block1_conv2"].numpy(), expected["block1_conv2"].numpy())
+    with pytest.raises(VggspecError, match=r"received 'block1_conv1,block2_conv1'$"):
+        vggspec.build(spec, backend="torch", outputs="block1_conv1,block2_conv1")
+
+
+def test_the_features_command_runs_layers_without_parameters_in_torch(cli, tmp_path):
+    """An input, or a pool before any convolution, has no weights: nothing in the torch network says where to
+    compute, and a whole network's weight file has nothing for it (its layers past the cut go unnamed)."""
+    from PIL import Image
+
+    spec = tmp_path / "pool_first.yaml"
+    spec.write_text("name: pool_first\nlayers: [maxpool, conv3-8, maxpool]\ninput_shape: [32, 32, 3]\nfc: [16]\n")
+    weights = tmp_path / "pool_first.h5"
+    plan = vggspec.plan(vggspec.load_spec(spec))
+    write_bundle(weights, random_bundle(plan, seed=5), plan)
+    image = tmp_path / "picture.png"
+    Image.fromarray((synthetic_images(1, 32, 32, seed=6)[0]).astype(np.uint8)).save(image)
+    for layer, shape in (("input_layer", "(1, 32, 32, 3)"), ("block1_pool", "(1, 16, 16, 3)")):
+        result = cli("features", spec, image, "--layers", layer, "--backend", "torch", "--weights", weights)
+        assert result.returncode == 0 and result.stderr == "", result.stderr
+        (row,) = [line for line in result.stdout.splitlines() if line.startswith(layer)]
+        assert row.split("  ")[1].strip() == shape
+
+
 def test_the_features_command_prints_and_saves(cli, tmp_path, weights_of):
     from PIL import Image
 

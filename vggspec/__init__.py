@@ -46,7 +46,7 @@ def build(
     backend: str = "keras",
     weights: Optional[Union[str, Path]] = None,
     skip_mismatch: bool = False,
-    outputs: Optional[Sequence[str]] = None,
+    outputs: Optional[Union[str, Sequence[str]]] = None,
     trainable: bool = True,
 ) -> Any:
     """Build the spec with a backend ("keras", "torch" or any installed plugin) and return the native model.
@@ -56,7 +56,8 @@ def build(
     the layer's name and both shapes; ``skip_mismatch=True`` loads what fits
     (e.g. everything but a 1000-class head) and warns about the rest.
 
-    ``outputs`` (plan layer names, e.g. ``["block1_conv1", "block4_conv2"]``) gives a feature
+    ``outputs`` (plan layer names, e.g. ``["block1_conv1", "block4_conv2"]``, or one name as a
+    string: ``"block1_conv1"`` is ``["block1_conv1"]``) gives a feature
     extractor instead: a model whose call returns ``{name: output}``, NHWC in Keras and NCHW
     in torch, each convolution's output after its activation, built only up to the deepest
     name (see :mod:`vggspec.features`). ``trainable=False`` freezes its parameters and puts it

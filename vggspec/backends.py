@@ -33,6 +33,17 @@ GROUP = "vggspec.backends"
 BUILTIN_EXTRAS = {"keras": "keras", "torch": "torch", "onnx": "onnx"}
 
 
+def install_hint(extra: str) -> str:
+    """What installs one of vggspec's extras: ``pip install "vggspec[torch]"``."""
+    return f'pip install "vggspec[{extra}]"'
+
+
+def not_installed(who: str, missing: Sequence[str], extra: str) -> str:
+    """The line for a framework that is not installed, as every command says it:
+    ``WHO needs torch, which is not installed: pip install "vggspec[torch]"``."""
+    return f"{who} needs {', '.join(missing)}, which is not installed: {install_hint(extra)}"
+
+
 def set_environment_defaults(values: Mapping[str, str]) -> None:
     """Set each of ``values`` in ``os.environ`` unless it is set already (the user's word wins): how a backend
     gives its framework settings that the framework reads once, when it starts (so: before it is imported)."""
@@ -169,7 +180,7 @@ def get_backend(name: Optional[str]) -> Backend:
     entries = _entry_points()
     if name not in entries:
         installed = ", ".join(sorted(entries)) or "none"
-        hint = f'; pip install "vggspec[{BUILTIN_EXTRAS[name]}]"' if name in BUILTIN_EXTRAS else ""
+        hint = f"; {install_hint(BUILTIN_EXTRAS[name])}" if name in BUILTIN_EXTRAS else ""
         raise BackendError(
             f"backend {name!r}: expected one of the installed backends ({installed}), received {name!r}{hint}"
         )
@@ -178,10 +189,7 @@ def get_backend(name: Optional[str]) -> Backend:
         raise BackendError(f"backend {name!r}: its plugin {entries[name].value} failed to import (see the warning)")
     missing = framework_missing(backend)
     if missing:
-        raise BackendError(
-            f"backend {name!r} needs {', '.join(missing)}, which is not installed: "
-            f'pip install "vggspec[{backend.extra}]"'
-        )
+        raise BackendError(not_installed(f"backend {name!r}", missing, backend.extra))
     problem = framework_problem(backend)
     if problem:
         raise BackendError(f"backend {name!r}: {problem}")
@@ -229,7 +237,7 @@ def backend_status() -> list[tuple[str, str, str]]:
         if backend is None:
             rows.append((name, "broken", f"{entry.value} failed to import"))
         elif framework_missing(backend):
-            rows.append((name, "missing framework", f'pip install "vggspec[{backend.extra}]"'))
+            rows.append((name, "missing framework", install_hint(backend.extra)))
         elif problem:
             rows.append((name, "cannot run", problem))
         else:

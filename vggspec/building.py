@@ -17,7 +17,7 @@ from vggspec.weights.fit import FittedBundle
 
 
 def read_checked_bundle(
-    plan: Plan, weights: Union[str, Path], skip_mismatch: bool = False
+    plan: Plan, weights: Union[str, Path], skip_mismatch: bool = False, whole: Optional[Plan] = None
 ) -> tuple[FittedBundle, list[str]]:
     """Read a weight file (any supported format) and check it against the plan before anything is set.
 
@@ -27,6 +27,8 @@ def read_checked_bundle(
     A file whose layer names are none of the plan's (saved from a hand-written Keras model) is
     read by order, as Keras' ``load_weights`` does: the pairs are the bundle's ``by_order``, and
     its ``matching_note()``, issued as a UserWarning (one line from the command line), says so.
+    The file's arrays the plan does not use are named in one UserWarning too; ``whole`` is the plan
+    that ``plan`` was cut from (a feature extractor's), whose layers past the cut are expected unused.
     """
     from vggspec.weights.fit import fit_bundle
     from vggspec.weights.formats import open_bundle
@@ -36,7 +38,20 @@ def read_checked_bundle(
     note = fitted.matching_note()
     if note:
         warnings.warn(note, UserWarning, stacklevel=2)
+    _warn_unused(fitted.source, fitted.unused, plan, whole)
     return fitted, skipped
+
+
+def _warn_unused(source: str, unused: tuple[str, ...], plan: Plan, whole: Optional[Plan]) -> None:
+    """One UserWarning naming the file's arrays no layer of ``plan`` reads (those of ``whole``'s layers past
+    the cut left out: a feature extractor does not want them); nothing when every array is used."""
+    from vggspec.weights.unused import past_the_cut, unexpected, unused_note
+
+    if whole is not None:
+        unused = unexpected(unused, past_the_cut(whole, plan))
+    note = unused_note(source, unused, plan.name)
+    if note:
+        warnings.warn(note, UserWarning, stacklevel=3)
 
 
 @contextlib.contextmanager
@@ -44,11 +59,14 @@ def open_checked_bundle(plan: Plan, weights: Union[str, Path]) -> Iterator[tuple
     """A weight file's arrays for the plan's weighted layers, every shape and dtype checked on the file's
     metadata (WeightsError naming the layer), none read: each is read, as float32, when asked while the
     block runs. For writers that stream (``vggspec convert``): one array in memory at a time. The second
-    item is ``FittedBundle.matching_note()``: how a file read by order was paired (None: by name)."""
+    item is ``FittedBundle.matching_note()``: how a file read by order was paired (None: by name). The
+    file's arrays the plan does not use are named in one UserWarning."""
     from vggspec.weights.formats import checked_stored, open_bundle
 
     with open_bundle(weights, plan) as stored:
-        yield checked_stored(plan, stored)
+        checked, note = checked_stored(plan, stored)
+        _warn_unused(checked.source, checked.extra, plan, None)
+        yield checked, note
 
 
 def build_model(

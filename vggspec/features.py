@@ -26,10 +26,16 @@ from vggspec.planner.layers import Activation, BatchNormalization, Conv2D
 from vggspec.planner.lower import Plan, lower_to_plan
 from vggspec.spec.model import Spec
 
+# What ``outputs`` may be: layer names, or one name (a string is one name, never its characters)
+Outputs = Union[str, Sequence[str]]
 
-def output_layers(plan: Plan, names: Sequence[str]) -> dict[str, str]:
+
+def output_layers(plan: Plan, names: Outputs) -> dict[str, str]:
     """``{name asked for: the plan layer whose output it is}``: a convolution followed by batch norm and
-    an activation stands for that activation (post-activation). An unknown name lists the valid ones."""
+    an activation stands for that activation (post-activation). An unknown name lists the valid ones.
+    One name given as a string is taken as a list of that one name (as a Keras model's ``outputs`` takes
+    one output or a list): ``"block1_conv1"`` gives what ``["block1_conv1"]`` gives, ``{name: output}``."""
+    names = [names] if isinstance(names, str) else list(names)
     layers = list(plan.layers)
     index = {layer.name: position for position, layer in enumerate(layers)}
     if not names:
@@ -58,7 +64,7 @@ def output_layers(plan: Plan, names: Sequence[str]) -> dict[str, str]:
     return chosen
 
 
-def feature_plan(plan: Plan, names: Sequence[str]) -> tuple[Plan, dict[str, str]]:
+def feature_plan(plan: Plan, names: Outputs) -> tuple[Plan, dict[str, str]]:
     """(the plan cut after the deepest output, ``{name asked for: plan layer}``)."""
     chosen = output_layers(plan, names)
     order = [layer.name for layer in plan.layers]
@@ -69,13 +75,14 @@ def feature_plan(plan: Plan, names: Sequence[str]) -> tuple[Plan, dict[str, str]
 def build_extractor(
     spec: Spec,
     backend: Union[str, Backend],
-    outputs: Sequence[str],
+    outputs: Outputs,
     weights: Optional[Union[str, Path]] = None,
     trainable: bool = True,
     skip_mismatch: bool = False,
 ) -> Any:
-    """A native model giving ``{name: output}`` for ``outputs`` (see the module); ``weights`` as
-    ``vggspec.build``: only the layers up to the deepest output are read and checked."""
+    """A native model giving ``{name: output}`` for ``outputs`` (layer names, or one name as a string: see
+    :func:`output_layers` and the module); ``weights`` as ``vggspec.build``: only the layers up to the deepest
+    output are read and checked (a whole network's file has the layers past it too, and they go unnamed)."""
     from vggspec.building import read_checked_bundle
 
     backend = get_backend(backend) if isinstance(backend, str) else backend
@@ -84,10 +91,11 @@ def build_extractor(
             f"backend {backend.name!r}: expected a backend that gives named outputs (a method "
             "extractor), received one without it"
         )
-    plan, chosen = feature_plan(lower_to_plan(spec), outputs)
+    whole = lower_to_plan(spec)
+    plan, chosen = feature_plan(whole, outputs)
     model = backend.build(plan)
     if weights is not None:
-        bundle, skipped = read_checked_bundle(plan, weights, skip_mismatch)
+        bundle, skipped = read_checked_bundle(plan, weights, skip_mismatch, whole)
         if skipped:
             import warnings
 

@@ -11,6 +11,7 @@ Layout transforms (OIHW, (out, in), fc1's C,H,W columns) live only in
 from __future__ import annotations
 
 import contextlib
+import itertools
 from typing import Any, Iterator, Mapping
 
 import numpy as np
@@ -40,11 +41,20 @@ def _inference(model: Any) -> Iterator[None]:
         model.train(was_training)
 
 
+def model_device(model: Any) -> Any:
+    """The device of the model's tensors (its first parameter's, else its first buffer's); a model with
+    neither, a plan of only an input and pools, computes on the CPU."""
+    import torch
+
+    tensor = next(itertools.chain(model.parameters(), model.buffers()), None)
+    return tensor.device if tensor is not None else torch.device("cpu")
+
+
 def _nchw_tensor(model: Any, images: np.ndarray) -> Any:
     """NHWC numpy -> NCHW float32 tensor on the model's device."""
     import torch
 
-    device = next(model.parameters()).device
+    device = model_device(model)
     array = np.ascontiguousarray(np.asarray(images, dtype=np.float32).transpose(0, 3, 1, 2))
     return torch.from_numpy(array).to(device)
 

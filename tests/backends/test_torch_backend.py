@@ -348,6 +348,25 @@ def test_predict_equals_the_module_on_nchw(backend):
     np.testing.assert_allclose(predicted.sum(axis=1), 1.0, rtol=1e-5)
 
 
+@pytest.mark.parametrize("cut", ["input_layer", "block1_pool"])
+def test_a_network_without_parameters_predicts_and_gives_activations_and_features(backend, cut):
+    """Cut at its input, or an input and a pool: nothing holds a device, and the network runs on the CPU."""
+    spec = vggspec.spec_from_mapping(
+        {"name": "pool_first", "layers": ["maxpool", "conv3-4", "maxpool"], "input_shape": [32, 32, 3], "fc": [8]}
+    )
+    plan = vggspec.plan(spec).up_to(cut)
+    model = backend.build(plan)
+    assert list(model.parameters()) == [] and list(model.buffers()) == []
+    x = images((2, 32, 32, 3), seed=3)
+    expected = x if cut == "input_layer" else x.reshape(2, 16, 2, 16, 2, 3).max(axis=(2, 4))
+    np.testing.assert_array_equal(backend.predict(model, x), expected)
+    np.testing.assert_array_equal(backend.activations(model, plan, x)[cut], expected)
+    extractor = vggspec.build(spec, backend="torch", outputs=[cut], trainable=False)
+    assert sum(p.numel() for p in extractor.parameters()) == 0
+    features = extractor(torch.from_numpy(x.transpose(0, 3, 1, 2).copy()))[cut]
+    np.testing.assert_array_equal(features.numpy().transpose(0, 2, 3, 1), expected)
+
+
 def test_accelerate_keeps_fp32_on_a_cpu(backend):
     plan = vggspec.plan(small_spec("vgg16"))
     model = backend.build(plan)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import numpy as np
 import pytest
 
 from vggspec.weights.formats import read_bundle
 
-from conftest import run_vggspec
+from conftest import run_in_own_session, run_vggspec
 from weight_fixtures import (
     as_bundle_layers,
     assert_same_arrays,
@@ -186,3 +189,29 @@ def test_a_bad_spec_is_refused_with_exit_2(small, tmp_path):
     _, source, _ = small
     done = convert(source, tmp_path / "out.pt", "--spec", "no_such_spec")
     assert done.returncode == 2 and "Traceback" not in done.stderr and not (tmp_path / "out.pt").exists()
+
+
+# The command line in a process where ``import torch`` fails, as on an install without the torch extra
+WITHOUT_TORCH = "import sys; sys.modules['torch'] = None; from vggspec.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+def without_torch(*args):
+    return run_in_own_session([sys.executable, "-c", WITHOUT_TORCH, *map(str, args)], 600, env=dict(os.environ))
+
+
+def test_pt_files_without_torch_get_the_install_hint_the_backends_give(small, tmp_path):
+    spec, source, _ = small
+    assert convert(source, tmp_path / "small.pt", "--spec", spec).returncode == 0
+    hint = 'needs torch, which is not installed: pip install "vggspec[torch]"'
+    cases = {
+        ("convert", tmp_path / "small.pt", tmp_path / "out.h5", "--spec", spec): f"{tmp_path / 'small.pt'}: reading "
+        f"a PyTorch state dict {hint}",
+        ("convert", source, tmp_path / "out.pt", "--spec", spec): f"{tmp_path / 'out.pt'}: writing a PyTorch state "
+        f"dict {hint}",
+        ("build", spec, "--backend", "torch", "--out", tmp_path / "m.pt"): f"backend 'torch' {hint}",  # the backends
+    }
+    for args, line in cases.items():
+        done = without_torch(*args)
+        assert done.returncode == 2 and done.stdout == "", done.stderr
+        assert done.stderr.splitlines() == [f"error: {line}"]
+    assert not any((tmp_path / name).exists() for name in ("out.h5", "out.pt", "m.pt"))

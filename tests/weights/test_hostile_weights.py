@@ -531,3 +531,47 @@ def test_a_zip_format_pt_declaring_more_than_the_spec_needs_is_refused_before_to
         "bytes uncompressed (for the spec's parameters), received members that declare "
         f"{declared:,} bytes"
     )
+
+
+class RunsCode:
+    """Unpickled, it would run ``touch MARKER`` (``os.system``): a pickle a weights-only load must refuse."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+SAVE_INSTEAD = (
+    "(vggspec loads with weights_only=True and will not run code from a file): "
+    "save model.state_dict() with torch.save instead"
+)
+
+
+@pytest.mark.parametrize("zip_format", [True, False])
+def test_a_pickled_module_and_an_unsafe_pickle_are_refused_with_what_to_do(tmp_path, cli, zip_format):
+    """torch's own message spans lines, carries terminal escape codes and advises weights_only=False; vggspec's
+    is one whole line that says what the file holds and how to save what it reads."""
+    import os
+
+    import torch
+
+    model = vggspec.build(vggspec.spec_from_mapping(SMALL), backend="torch")
+    module, unsafe, marker = tmp_path / "model.pt", tmp_path / "unsafe.pt", tmp_path / "ran"
+    torch.save(model, module, _use_new_zipfile_serialization=zip_format)
+    state = dict(model.state_dict())
+    torch.save({**state, "features.0.weight": RunsCode(marker)}, unsafe, _use_new_zipfile_serialization=zip_format)
+    expected = {
+        module: f"received a whole pickled nn.Module (vggspec_torch.network.VGG), not its weights {SAVE_INSTEAD}",
+        unsafe: f"received a pickle that needs {os.system.__module__}.system, which a weights-only load refuses "
+        f"{SAVE_INSTEAD}",
+    }
+    spec = small_spec_file(tmp_path)
+    for path, received in expected.items():
+        message = f"{path}: expected a PyTorch state dict saved with torch.save, {received}"
+        assert refused(path) == message
+        assert one_line_exit_2(cli("convert", path, tmp_path / "out.h5", "--spec", spec)) == message
+    assert not marker.exists() and not (tmp_path / "out.h5").exists()

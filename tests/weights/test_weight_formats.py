@@ -284,7 +284,7 @@ print(sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras"
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
-        cwd=str(__import__("pathlib").Path(__file__).parents[1]),  # tests/, for weight_fixtures
+        cwd=str(__import__("pathlib").Path(__file__).parents[1]),  # tests/, where weight_fixtures is
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"

@@ -53,12 +53,13 @@ def run(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.spec)
     names = [name.strip() for name in args.outputs.split(",") if name.strip()]
-    plan, chosen = feature_plan(lower_to_plan(spec), names)
+    whole = lower_to_plan(spec)
+    plan, chosen = feature_plan(whole, names)
     if args.out is not None and not str(args.out).endswith(".npz"):
         raise VggspecError(f"out {args.out}: expected a file name ending in .npz, received another", setting="out")
     if args.out is not None:  # before the computing, not after it
         check_destination(args.out, "out")
-    outputs = _layer_outputs(args, spec, plan, chosen)
+    outputs = _layer_outputs(args, spec, whole, plan, chosen)
     if args.out is not None:
         _save(args.out, outputs.arrays)
     rows = _statistics(outputs)
@@ -84,8 +85,11 @@ class LayerOutputs:
     arrays: dict[str, Any]
 
 
-def _layer_outputs(args: argparse.Namespace, spec: Spec, plan: Plan, chosen: dict[str, str]) -> LayerOutputs:
-    """Build ``plan`` (the spec up to the deepest layer asked for), set its weights, run it on the images."""
+def _layer_outputs(
+    args: argparse.Namespace, spec: Spec, whole: Plan, plan: Plan, chosen: dict[str, str]
+) -> LayerOutputs:
+    """Build ``plan`` (``whole``, the spec's plan, up to the deepest layer asked for), set its weights, run it
+    on the images. A file of the whole network has the layers past the cut too: they go unnamed."""
     import numpy as np
 
     from vggspec.backends import get_backend
@@ -98,7 +102,7 @@ def _layer_outputs(args: argparse.Namespace, spec: Spec, plan: Plan, chosen: dic
     image_mode(channels, f"{spec.source or spec.name}: input_shape {list(plan.input_shape)}")
     images = preprocess(load_images(args.images, (height, width), channels), plan.preprocessing)
     backend = get_backend(args.backend)
-    bundle = read_checked_bundle(plan, args.weights)[0] if args.weights else random_bundle(plan, 0)
+    bundle = read_checked_bundle(plan, args.weights, whole=whole)[0] if args.weights else random_bundle(plan, 0)
     model = backend.build(plan)
     backend.set_weights(model, plan, bundle)
     everything = backend.activations(model, plan, images)

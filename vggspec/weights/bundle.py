@@ -116,7 +116,14 @@ class WeightBundle:
 @dataclass
 class StoredBundle:
     """A weight file's arrays by canonical layer name, described but not read (what readers give):
-    :func:`vggspec.weights.fit.fit_bundle` checks them against a plan and reads what fits."""
+    :func:`vggspec.weights.fit.fit_bundle` checks them against a plan and reads what fits.
+
+    ``extra`` names, as the file spells them, what it holds beside ``layers``: arrays a reader
+    placed under no layer (a key of no module of the plan, a dataset no ``weight_names`` lists);
+    in what :func:`~vggspec.weights.fit.check_bundle` returns, every array of the file the plan
+    does not use (layers skipped for not fitting apart: those are named where they are skipped).
+    """
 
     layers: dict[str, dict[str, StoredArray]] = field(default_factory=dict)
     source: str = ""
+    extra: tuple[str, ...] = ()

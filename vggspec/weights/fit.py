@@ -7,6 +7,9 @@ their metadata (:class:`~vggspec.weights.bundle.StoredArray`; a torch array's sh
 mapped to the canonical one), so a file cannot make vggspec read, reshape or allocate what it
 merely declares: data is read only for the layers that fit, after all are checked.
 
+The file's arrays that the plan does not use are named too (the checked bundle's ``extra``, the
+fitted one's ``unused``: :mod:`vggspec.weights.unused`), for the commands to say in one line.
+
 Layers are matched by name, or by order when none of the file's layer names is one of the
 plan's (:func:`match_layers`): a model written by hand (``Sequential()`` of auto-named
 ``conv2d_1`` ... ``dense_3``) saves files that Keras' own ``load_weights`` reads by order too.
@@ -24,6 +27,7 @@ from vggspec.planner.budget import MAX_PARAMS
 from vggspec.planner.layers import PlanLayer
 from vggspec.planner.lower import Plan
 from vggspec.weights.bundle import MAX_STORED_BYTES, StoredArray, StoredBundle, WeightBundle
+from vggspec.weights.unused import unused_arrays
 
 
 def _mismatch_hint(expected: tuple[int, ...], received: tuple[int, ...]) -> str:
@@ -122,9 +126,11 @@ LayerPairs = tuple[tuple[str, str], ...]
 class FittedBundle(WeightBundle):
     """What :func:`fit_bundle` gives: the arrays that fit, under the plan's layer names, and how the
     file's layers were matched. ``by_order`` pairs (file layer, plan layer) when the file was read by
-    order (its names are not the plan's); it is empty when the layers were matched by name."""
+    order (its names are not the plan's); it is empty when the layers were matched by name.
+    ``unused`` names the file's arrays the plan does not use (:mod:`vggspec.weights.unused`)."""
 
     by_order: LayerPairs = ()
+    unused: tuple[str, ...] = ()
 
     def matching_note(self) -> Optional[str]:
         """One line saying the file was read by order and how its layers were paired; None when by name."""
@@ -138,9 +144,10 @@ class FittedBundle(WeightBundle):
 
 
 def _by_name(plan: Plan, bundle: StoredBundle) -> bool:
-    """Whether the file's layers are matched by name: it has no layers, or one named as a plan layer."""
+    """Whether the file's layers are matched by name: it has no layers, or one named as a plan layer, or the plan
+    has none to match (an input and pools: a feature extractor cut before the first convolution)."""
     names = {layer.name for layer in plan.weighted_layers()}
-    return not bundle.layers or any(layer in names for layer in bundle.layers)
+    return not bundle.layers or not names or any(layer in names for layer in bundle.layers)
 
 
 def match_layers(plan: Plan, bundle: StoredBundle, skip_mismatch: bool = False) -> tuple[StoredBundle, LayerPairs]:
@@ -196,14 +203,15 @@ def check_bundle(
     and dtype), nothing read.
 
     Returns (the plan layers that fit, under the plan's names and in its order, each with its weights in
-    the plan's order, still unread; the pairs when matched by order (:func:`match_layers`); a line per
-    skipped layer). Without ``skip_mismatch`` any missing layer, wrong shape or dtype raises
-    :class:`WeightsError` naming the layer and both shapes; with it, layers that do not fit are left out
-    and named (as Keras' ``skip_mismatch``).
+    the plan's order, still unread, and as its ``extra`` the file's arrays the plan does not use; the pairs
+    when matched by order (:func:`match_layers`); a line per skipped layer). Without ``skip_mismatch`` any
+    missing layer, wrong shape or dtype raises :class:`WeightsError` naming the layer and both shapes; with
+    it, layers that do not fit are left out and named (as Keras' ``skip_mismatch``).
     """
     bundle, by_order = match_layers(plan, bundle, skip_mismatch)
     fitting: dict[str, dict[str, StoredArray]] = {}
     skipped: list[str] = []
+    skipped_layers: set[str] = set()
     for layer in plan.weighted_layers():
         where = f"{bundle.source}: layer {layer.name}" if bundle.source else f"layer {layer.name}"
         arrays = bundle.layers.get(layer.name)
@@ -217,10 +225,12 @@ def check_bundle(
             if not skip_mismatch:
                 raise WeightsError(problem)
             skipped.append(problem)
+            skipped_layers.add(layer.name)
         else:
             assert arrays is not None
             fitting[layer.name] = {name: arrays[name] for name, _ in layer.weights}
-    return StoredBundle(fitting, bundle.source), by_order, skipped
+    unused = unused_arrays(plan, bundle, skipped_layers)
+    return StoredBundle(fitting, bundle.source, unused), by_order, skipped
 
 
 def fit_bundle(
@@ -236,7 +246,7 @@ def fit_bundle(
     if isinstance(bundle, WeightBundle):
         bundle = bundle.described()
     checked, by_order, skipped = check_bundle(plan, bundle, skip_mismatch)
-    loaded = FittedBundle(source=checked.source, by_order=by_order)
+    loaded = FittedBundle(source=checked.source, by_order=by_order, unused=checked.extra)
     for layer, arrays in checked.layers.items():
         where = f"{checked.source}: layer {layer}: " if checked.source else f"layer {layer}: "
         loaded.layers[layer] = {name: read_finite(array, where + name) for name, array in arrays.items()}

@@ -37,7 +37,7 @@ from vggspec.weights.keras3_h5 import stored_keras3_h5, write_keras3_h5
 from vggspec.weights.keras_archive import stored_keras_archive
 from vggspec.weights.keras_h5 import legacy_root, stored_keras_h5, write_keras_h5
 from vggspec.weights.safetensors_file import stored_safetensors, write_safetensors
-from vggspec.weights.torch_file import stored_torch, write_torch
+from vggspec.weights.torch_file import stored_torch, torch_module, write_torch
 
 KERAS1 = "keras1-h5"
 KERAS2 = "keras2-h5"
@@ -166,13 +166,16 @@ def checked_stored(plan: Plan, stored: StoredBundle) -> tuple[StoredBundle, Opti
     """The plan's weighted layers of ``stored``, checked as ``fit_bundle`` checks them, on their metadata alone
     (WeightsError naming the layer and both shapes), nothing read: each array is read as float32 when asked, so
     that a writer can hold one array at a time. Layers under the plan's names and in its order (a file read by
-    order is matched as ``fit_bundle`` matches it); the second item is its ``matching_note()`` (None: by name)."""
+    order is matched as ``fit_bundle`` matches it), the file's arrays the plan does not use as its ``extra``; the
+    second item is its ``matching_note()`` (None: by name)."""
     checked, by_order, _ = check_bundle(plan, stored)
     floats = {
         layer: {name: _float32(array, f"{stored.source}: layer {layer}: {name}") for name, array in weights.items()}
         for layer, weights in checked.layers.items()
     }
-    return StoredBundle(floats, stored.source), FittedBundle(source=stored.source, by_order=by_order).matching_note()
+    return StoredBundle(floats, stored.source, checked.extra), FittedBundle(
+        source=stored.source, by_order=by_order
+    ).matching_note()
 
 
 def written_format(path: Union[str, Path], keras_version: int = 2) -> str:
@@ -209,6 +212,8 @@ def write_bundle(
     kind = written_format(path, keras_version)
     if kind in (KERAS3, TORCH) and plan is None:
         raise WeightsError(f"{path}: expected a spec to write a {DESCRIPTIONS[kind]} file, received none")
+    if kind == TORCH:
+        torch_module(path, "writing")  # torch is there, or the install hint, before any work
     if isinstance(bundle, StoredBundle):
         if plan is None:
             raise WeightsError(f"{path}: expected a spec to check a weight file's arrays against, received none")

@@ -24,7 +24,7 @@ import contextlib
 import math
 import re
 from pathlib import Path
-from typing import Any, Iterator, Optional, Union
+from typing import Any, Iterable, Iterator, Optional, Union
 
 import numpy as np
 
@@ -146,6 +146,27 @@ def keys(parent: Any, where: str) -> list[str]:
     if len(names) > MAX_NAMES:
         raise WeightsError(f"{where}: expected at most {MAX_NAMES:,} members, received {len(names):,}")
     return names
+
+
+def other_datasets(parent: Any, used: Iterable[Any], where: str) -> list[str]:
+    """The paths, relative to the group ``parent``, of the datasets in and below it that are not ``used`` (h5py
+    datasets a reader took; the same object under another name is the same), in HDF5's visiting order: each
+    object once, reached through hard links only (soft and external links are not followed), at most
+    MAX_NAMES of them. Nothing is read: for naming what a file holds beside what a reader used."""
+    import h5py
+
+    with h5_errors(where):
+        taken = {data.id for data in used}
+    found: list[str] = []
+
+    def visit(name: Any, node: Any) -> Optional[bool]:
+        if isinstance(node, h5py.Dataset) and node.id not in taken:
+            found.append(name.decode("utf8", "replace") if isinstance(name, bytes) else str(name))
+        return True if len(found) >= MAX_NAMES else None  # a value that is not None ends the visit
+
+    with h5_errors(where):
+        parent.visititems(visit)
+    return found
 
 
 def has_attribute(obj: Any, name: str, where: str) -> bool:

@@ -9,6 +9,8 @@ gamma, beta, moving_mean, moving_variance), and empty ``vars`` groups for the we
 the ``name`` attribute of ``vars``; older files lack it, so layers are matched to the
 plan by order (the n-th Conv2D of the plan is ``conv2d_<n>``), as Keras itself does.
 A ``.keras`` model archive holds such a file as its member ``model.weights.h5``.
+Datasets under ``layers/`` that no plan layer takes (a layer the plan lacks) are the bundle's
+``extra``; the ``optimizer/`` group of a compiled model's file is its training state, not looked at.
 The file is walked through :mod:`.hdf5` (hard links only, metadata before data).
 """
 
@@ -20,8 +22,8 @@ from typing import Any, Callable, Iterable, Union
 
 from vggspec.errors import WeightsError
 from vggspec.planner.lower import Plan, PlanLayer
-from vggspec.weights.bundle import StoredArray, StoredBundle, WeightBundle
-from vggspec.weights.hdf5 import dataset, group, keys, stored_array
+from vggspec.weights.bundle import StoredBundle, WeightBundle
+from vggspec.weights.hdf5 import dataset, group, keys, other_datasets, stored_array
 
 
 def snake_case(class_name: str) -> str:
@@ -52,6 +54,7 @@ def stored_keras3_h5(file: Any, name: str, plan: Plan) -> StoredBundle:
             f"{sorted(keys(file, name)) or 'no groups'}"
         )
     bundle = StoredBundle(source=name)
+    used: list[Any] = []
     for layer, group_name in group_names(plan):
         if not layer.weights:
             continue
@@ -71,15 +74,21 @@ def stored_keras3_h5(file: Any, name: str, plan: Plan) -> StoredBundle:
                 f"{where}: expected {len(names)} arrays ({', '.join(names)}) named "
                 f"0..{len(names) - 1}, received {sorted(members)[:10]}"
             )
-        bundle.layers[layer.name] = {weight: _variable(variables, i, where) for i, weight in enumerate(names)}
+        arrays = {}
+        for index, weight in enumerate(names):
+            data = _variable(variables, index, where)
+            arrays[weight] = stored_array(data, where)
+            used.append(data)
+        bundle.layers[layer.name] = arrays
+    bundle.extra = tuple(f"layers/{other}" for other in other_datasets(layers, used, f"{name}: layers"))
     return bundle
 
 
-def _variable(variables: Any, index: int, where: str) -> StoredArray:
+def _variable(variables: Any, index: int, where: str) -> Any:
     data = dataset(variables, str(index), where)
     if data is None:
         raise WeightsError(f"{where}: expected the dataset vars/{index}, received a group without it")
-    return stored_array(data, where)
+    return data
 
 
 def write_keras3_h5(

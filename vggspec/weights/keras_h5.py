@@ -16,14 +16,21 @@ read under those names, weightless ones left out, and ``fit_bundle`` pairs them 
 layers by order (:func:`vggspec.weights.fit.match_layers`).
 
 Arrays are in the canonical layout (conv kernel HWIO, dense kernel (in, out)), so
-reading needs no transform. The reader follows those attributes and never guesses paths;
-it walks the file through :mod:`.hdf5` (hard links only, metadata before data).
+reading needs no transform. What a file says that contradicts this is not ignored
+(:func:`check_layout_attributes`): kernels of the ``theano`` backend (flipped: Theano convolves,
+the others correlate) and a channels-first model that flattens in C,H,W order are refused; a
+backend vggspec does not know is read as TensorFlow's, with a warning. Datasets that no
+``weight_names`` lists are the bundle's ``extra`` (named, never read). The reader follows those
+attributes and never guesses paths; it walks the file through :mod:`.hdf5` (hard links only,
+metadata before data).
 h5py is imported only inside the functions that open a file.
 """
 
 from __future__ import annotations
 
+import json
 import re
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Union
 
@@ -31,7 +38,7 @@ import numpy as np
 
 from vggspec.errors import WeightsError
 from vggspec.weights.bundle import StoredArray, StoredBundle, WeightBundle
-from vggspec.weights.hdf5 import dataset, group, stored_array, string_list
+from vggspec.weights.hdf5 import dataset, group, other_datasets, stored_array, string_list
 
 # The last word of a stored weight name -> the canonical weight name.
 # Keras 1 called the batch norm variance "running_std" (it always held the variance).
@@ -57,6 +64,8 @@ KERAS1_WORDS = {
 }
 # What files in the Keras 2 layout say about themselves (the last Keras 2 release).
 KERAS2_ATTRS = {"backend": b"tensorflow", "keras_version": b"2.15.0"}
+# Backends whose kernels are TensorFlow's (cross-correlation, HWIO): Keras 2's, and Keras 3's legacy writer's
+CORRELATING_BACKENDS = ("tensorflow", "cntk", "jax", "torch", "numpy", "openvino")
 
 
 def legacy_root(file: Any, name: str) -> Optional[tuple[Any, list[str]]]:
@@ -97,7 +106,9 @@ def stored_keras_h5(file: Any, name: str) -> StoredBundle:
             "model_weights/), received an HDF5 file without it"
         )
     root, layer_names = found
+    check_layout_attributes(file, root, name)
     bundle = StoredBundle(source=name)
+    used = []
     for layer in layer_names:
         where = f"{name}: layer {layer}"
         if layer in bundle.layers:
@@ -120,9 +131,78 @@ def stored_keras_h5(file: Any, name: str) -> StoredBundle:
                     f"{where}: expected the dataset {stored!r} (weight_names lists it), received a group without it"
                 )
             weights[weight] = stored_array(data, where)
+            used.append(data)
         if weights:
             bundle.layers[layer] = weights
+    bundle.extra = tuple(other_datasets(root, used, name))
     return bundle
+
+
+def check_layout_attributes(file: Any, root: Any, name: str) -> None:
+    """Refuse a file whose attributes say its arrays are not in the layout vggspec reads (see the module);
+    warn about a backend it does not know. ``root`` holds ``layer_names`` (``file`` or its ``model_weights/``)."""
+    for holder in (file, root) if root is not file else (file,):
+        backend = _text_attribute(holder, "backend", name)
+        if backend == "theano":
+            raise WeightsError(
+                f"{name}: expected kernels of a correlating backend ({', '.join(CORRELATING_BACKENDS)}), received "
+                "backend 'theano', whose convolution kernels are flipped; load the file with Keras 2 on TensorFlow "
+                "(its load_weights flips them) and save the weights again"
+            )
+        if backend and backend not in CORRELATING_BACKENDS:
+            warnings.warn(
+                f"{name}: backend {backend!r} is not a Keras backend vggspec knows; its kernels are read as "
+                "TensorFlow's (HWIO, cross-correlation)",
+                UserWarning,
+                stacklevel=2,
+            )
+            break
+    layer = _channels_first_flattened(_text_attribute(file, "model_config", name))
+    if layer is not None:
+        raise WeightsError(
+            f"{name}: expected a channels-last model (vggspec reads the dense layer after the flatten in H,W,C "
+            f"order), received a model_config whose layer {layer!r} is channels-first and whose Flatten keeps "
+            "C,H,W order; save the weights of a channels-last copy of the model instead"
+        )
+
+
+def _th(config: dict) -> Optional[str]:
+    """Keras 1's ``dim_ordering: th`` in Keras 2's words."""
+    return "channels_first" if config.get("dim_ordering") == "th" else None
+
+
+def _text_attribute(holder: Any, attribute: str, name: str) -> str:
+    """A string attribute that describes the file ("" when absent, or not one string vggspec can read: it only
+    describes, and the arrays are checked on their own)."""
+    try:
+        values = string_list(holder, attribute, name) or [""]
+    except WeightsError:
+        return ""
+    return values[0] if len(values) == 1 else ""
+
+
+def _channels_first_flattened(model_config: str) -> Optional[str]:
+    """The name of a channels-first layer of the model, when a Flatten of it flattens the map in C,H,W order (one
+    that does not say ``data_format: channels_first``, as Keras 1's and Keras 2's before 2.1.5 did not); else None
+    (also for a config that is not JSON: it is the model's description, not its weights)."""
+    try:
+        stack = [json.loads(model_config)] if model_config else []
+    except (ValueError, RecursionError):
+        return None
+    channels_first, flattens = None, False
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack += item
+        elif isinstance(item, dict):
+            config = item.get("config")
+            if isinstance(config, dict):
+                if channels_first is None and "channels_first" in (config.get("data_format"), _th(config)):
+                    channels_first = str(config.get("name", "?"))[:100]
+                if item.get("class_name") == "Flatten":
+                    flattens = flattens or config.get("data_format") != "channels_first"
+            stack += item.values()
+    return channels_first if channels_first is not None and flattens else None
 
 
 def _stored_name(layer: str, name: str, keras_version: int) -> str:

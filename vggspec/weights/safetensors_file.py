@@ -3,10 +3,14 @@
 Keys are ``<layer>/<weight>`` (``block1_conv1/kernel``, ``fc1/bias``,
 ``block1_conv1_bn/moving_variance``), arrays in the canonical layout (conv HWIO,
 dense (in, out), fc1 rows in H,W,C order), so ``.h5 -> .safetensors`` is a plain copy.
-The metadata says so (``layout``) and names the file the arrays came from (``source``).
+The metadata says so (``layout``) and names the file the arrays came from (``source``). A file
+whose ``layout`` says otherwise is refused rather than read as canonical: keys ``LAYER/WEIGHT`` with
+another layout, or torchvision keys claiming the canonical one. Other metadata (``format``, which
+framework saved the file; ``source``) describes the file and is not checked.
 
 A file with torchvision's keys (``features.0.weight``, ``classifier.0.weight``, as the
-PyTorch hubs publish) is read too: it is a torch state dict, mapped with the plan.
+PyTorch hubs publish) is read too: it is a torch state dict, mapped with the plan (a key of
+no module of the plan is named as unused).
 
 The safetensors library checks the header (every array's byte range within the file)
 when the file is opened; arrays are then described by that header and read only when
@@ -108,12 +112,29 @@ def stored_safetensors(path: Union[str, Path], plan: Optional[Plan] = None) -> I
     with opened as file:
         with _reading(path):
             keys = list(file.keys())
+            metadata = file.metadata() or {}
         arrays = {key: _stored(file, path, key) for key in keys}
-        yield _bundle(path, arrays, plan)
+        yield _bundle(path, arrays, plan, metadata.get("layout"))
 
 
-def _bundle(path: Path, arrays: dict[str, StoredArray], plan: Optional[Plan]) -> StoredBundle:
-    if arrays and all(TORCH_KEY.match(key) for key in arrays):
+def _check_layout(path: Path, layout: Optional[str], torch_keys: bool) -> None:
+    """Refuse a metadata ``layout`` that contradicts how the keys are read (see the module); None passes."""
+    if layout is None or (layout == LAYOUT) != torch_keys:
+        return
+    shown = repr(layout[:100]) + ("..." if len(layout) > 100 else "")
+    if torch_keys:
+        raise WeightsError(
+            f"{path}: expected torchvision's layout for its keys features.N and classifier.N, received "
+            f"metadata layout {shown} (vggspec's canonical one, which it writes under keys LAYER/WEIGHT)"
+        )
+    raise WeightsError(f"{path}: expected metadata layout {LAYOUT!r} for keys LAYER/WEIGHT, received {shown}")
+
+
+def _bundle(path: Path, arrays: dict[str, StoredArray], plan: Optional[Plan], layout: Optional[str]) -> StoredBundle:
+    # torchvision's keys: some features.N/classifier.N, none LAYER/WEIGHT (another key is an extra, named)
+    torch_keys = any(TORCH_KEY.match(key) for key in arrays) and not any(SEPARATOR in key for key in arrays)
+    _check_layout(path, layout, torch_keys)
+    if torch_keys:
         if plan is None:
             raise WeightsError(
                 f"{path}: expected a spec to map torchvision keys (features.N, classifier.N) to layers, received none"

@@ -3,8 +3,9 @@
 Keys and layout are torchvision's VGG (``features.0.weight`` OIHW, ``classifier.0.weight``
 (out, in) with fc1's columns in C,H,W order); :mod:`vggspec.weights.torchvision` maps them to
 and from the canonical layout with the plan, after ``fit_bundle`` has checked each shape
-and dtype. torch is imported only here, inside the functions, and files are read with
-``weights_only=True`` (no code runs from a file). A zip-format file's members are first
+and dtype. torch is imported only here, inside the functions (without it: the install hint the
+backends give), and files are read with ``weights_only=True`` (no code runs from a file; a file
+that needs more is named for what it holds, :mod:`.torch_pickle`). A zip-format file's members are first
 held to the sizes the spec's parameters can need (declared sizes, nothing decompressed).
 
 Writing streams, so that converting VGG16's 553 MB holds about one array (fc1's 411 MB)
@@ -29,26 +30,57 @@ from typing import IO, Any, BinaryIO, Callable, Iterable, Iterator, Union, cast
 
 import numpy as np
 
+from vggspec.backends import BUILTIN_EXTRAS, not_installed
 from vggspec.errors import WeightsError
 from vggspec.frameworks.torch_modules import module_slots
 from vggspec.planner.layers import BatchNormalization
 from vggspec.planner.lower import Plan
 from vggspec.weights.bundle import StoredArray, StoredBundle, WeightBundle, archive_bytes_limit
+from vggspec.weights.torch_pickle import WHAT, load_error
 from vggspec.weights.torchvision import Reorder, reorder, torch_key, torch_to_stored
 from vggspec.weights.zip_archive import check_total_size, declared_sizes
 
 # Containers that training scripts wrap a state dict in.
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "model")
-WHAT = "a PyTorch state dict saved with torch.save"
+
+
+def torch_module(path: Union[str, Path], doing: str = "reading") -> Any:
+    """The torch module, for ``doing`` ("reading", "writing") the PyTorch file ``path``; without it,
+    WeightsError with the install hint the backends give for a missing framework."""
+    try:
+        import torch
+    except ModuleNotFoundError as error:
+        if error.name != "torch":  # torch is there, and broken: its own error says more
+            raise
+        who = f"{path}: {doing} a PyTorch state dict"
+        raise WeightsError(not_installed(who, ["torch"], BUILTIN_EXTRAS["torch"])) from None
+    return torch
+
+
+def _is_state_dict(value: Any) -> bool:
+    import torch
+
+    return isinstance(value, dict) and bool(value) and all(isinstance(item, torch.Tensor) for item in value.values())
+
+
+def _unwrapped(loaded: Any) -> tuple[Any, tuple[str, ...]]:
+    """(the state dict a training script's checkpoint wraps, or ``loaded`` itself; the checkpoint's other
+    state dicts, e.g. timm's ``state_dict_ema``, named as not read). Its other entries (epoch, optimizer,
+    arguments) are the run's, not the network's, and are not named."""
+    key = next((key for key in WRAPPER_KEYS if isinstance(loaded, dict) and isinstance(loaded.get(key), dict)), None)
+    if key is None:
+        return loaded, ()
+    others = tuple(
+        f"{other} (a second state dict, {len(value)} tensors)"
+        for other, value in loaded.items()
+        if other != key and isinstance(other, str) and _is_state_dict(value)
+    )
+    return loaded[key], others
 
 
 def _state_dict(loaded: Any, path: Path) -> dict[str, Any]:
     import torch
 
-    for key in WRAPPER_KEYS:
-        if isinstance(loaded, dict) and isinstance(loaded.get(key), dict):
-            loaded = loaded[key]
-            break
     if not isinstance(loaded, dict) or not all(isinstance(value, torch.Tensor) for value in loaded.values()):
         raise WeightsError(f"{path}: expected a state dict (names -> tensors), received {type(loaded).__name__}")
     for key, tensor in loaded.items():
@@ -80,20 +112,11 @@ def _stored(path: Path, key: str, tensor: Any) -> StoredArray:
     return StoredArray(tuple(tensor.shape), str(tensor.dtype).removeprefix("torch."), f"key {key!r}", load)
 
 
-def _load_reason(error: Exception) -> str:
-    """torch.load's error in one short line (the weights-only unpickler's own reason, without its advice)."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    for index, line in enumerate(lines):
-        if line.endswith("WeightsUnpickler error:") and index + 1 < len(lines):
-            return f"the weights-only unpickler refused it: {lines[index + 1][:200]}"
-    return lines[0][:200] if lines else type(error).__name__
-
-
 def stored_torch(path: Union[str, Path], plan: Plan) -> StoredBundle:
-    """Describe a torchvision-style state dict, mapped to the canonical layout with ``plan`` (StoredArrays)."""
-    import torch
-
+    """Describe a torchvision-style state dict, mapped to the canonical layout with ``plan`` (StoredArrays);
+    its keys of no weight of the plan, and a checkpoint's other state dicts, are the bundle's ``extra``."""
     path = Path(path)
+    torch = torch_module(path)
     if zipfile.is_zipfile(path):  # torch.save's format since torch 1.6
         check_total_size(path, declared_sizes(path, WHAT), archive_bytes_limit(plan.total_params), WHAT)
     try:
@@ -101,11 +124,12 @@ def stored_torch(path: Union[str, Path], plan: Plan) -> StoredBundle:
             warnings.simplefilter("ignore", UserWarning)
             loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises RuntimeError, UnpicklingError, EOFError, ... for a bad file
-        raise WeightsError(
-            f"{path}: expected {WHAT}, received a file torch cannot read ({_load_reason(error)})"
-        ) from None
+        raise load_error(path, error) from None
+    loaded, others = _unwrapped(loaded)
     state = {key: _stored(path, key, tensor) for key, tensor in _state_dict(loaded, path).items()}
-    return torch_to_stored(plan, state, source=str(path))
+    bundle = torch_to_stored(plan, state, source=str(path))
+    bundle.extra += others
+    return bundle
 
 
 BLOCK_BYTES = 16 << 20  # the torch-layout rows permuted and written at a time

@@ -119,9 +119,12 @@ def _from_torch(layer: PlanLayer, weight: str, key: str, array: StoredArray) -> 
 
 def torch_to_stored(plan: Plan, state: Mapping[str, StoredArray], source: str = "") -> StoredBundle:
     """A torchvision state dict of a file -> the canonical layout, by the plan's module slots; shapes
-    are mapped now, data when it is read (after ``fit_bundle``). A missing key is refused."""
+    are mapped now, data when it is read (after ``fit_bundle``). A missing key is refused; the keys of
+    no weight of the plan are the bundle's ``extra`` (batch norm's ``num_batches_tracked`` apart: the
+    canonical layout has no counter, and torch's writer sets it to 0)."""
     slots = module_slots(plan)
     bundle = StoredBundle(source=source)
+    used: set[str] = set()
     for layer in plan.weighted_layers():
         weights = {}
         for weight, _ in layer.weights:
@@ -131,7 +134,11 @@ def torch_to_stored(plan: Plan, state: Mapping[str, StoredArray], source: str = 
                     f"{source}: layer {layer.name}: expected the key {key!r}, received a state dict without it"
                 )
             weights[weight] = _from_torch(layer, weight, key, state[key])
+            used.add(key)
+        if isinstance(layer, BatchNormalization):
+            used.add(f"{slots[layer.name].path}.num_batches_tracked")
         bundle.layers[layer.name] = weights
+    bundle.extra = tuple(key for key in state if key not in used)
     return bundle
 
 
