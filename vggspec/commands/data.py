@@ -10,19 +10,20 @@ interrupted run resumes."""
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 SHOWN_DROPPED = 5  # dropped files named on the printed line; manifest.json lists all
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     datasets = parser.add_subparsers(dest="dataset", metavar="DATASET", required=True)
-    cats = datasets.add_parser(
+    cats = _data_set(
+        datasets,
         "cats-vs-dogs",
-        help="Cats vs Dogs (Microsoft PetImages or Kaggle train.zip)",
-        description="Split Cats vs Dogs into DIR/{train,val}/{cat,dog}/ (stratified, "
-        "deterministic) and write DIR/manifest.json.",
+        "Cats vs Dogs (Microsoft PetImages or Kaggle train.zip)",
+        "Split Cats vs Dogs into DIR/{train,val}/{cat,dog}/ (stratified, deterministic) and write DIR/manifest.json.",
+        seed="the seed of the split",
     )
-    cats.add_argument("--dest", required=True, metavar="DIR", help="the folder to create (new or empty)")
     cats.add_argument(
         "--source", metavar="URL|ZIP|FOLDER", help="where the images come from (default: Microsoft's PetImages zip)"
     )
@@ -33,18 +34,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="F",
         help="the fraction of each class put in val (default 0.2)",
     )
-    cats.add_argument("--seed", type=int, default=0, help="the seed of the split (default 0)")
-    shapes = datasets.add_parser(
+    shapes = _data_set(
+        datasets,
         "shapes",
-        help="generated pictures, circles vs stripes (no download: a task small networks learn on a CPU)",
-        description="Write DIR/{train,val}/{circles,stripes}/*.jpg: one to three discs, or a band of stripes, in "
-        "random colours and places; deterministic for --seed.",
+        "generated pictures, circles vs stripes (no download: a task small networks learn on a CPU)",
+        "Write DIR/{train,val}/{circles,stripes}/*.jpg: one to three discs, or a band of stripes, in random colours "
+        "and places; deterministic for --seed.",
+        seed="the seed of the drawing",
     )
-    shapes.add_argument("--dest", required=True, metavar="DIR", help="the folder to create (new or empty)")
     shapes.add_argument("--size", type=int, default=64, help="the images' height and width in pixels (default 64)")
     shapes.add_argument("--train", type=int, default=200, help="training images per class (default 200)")
     shapes.add_argument("--val", type=int, default=60, help="validation images per class (default 60)")
-    shapes.add_argument("--seed", type=int, default=0, help="the seed of the drawing (default 0)")
+
+
+def _data_set(datasets: Any, name: str, help_text: str, description: str, seed: str) -> argparse.ArgumentParser:
+    """The sub-command of one data set, with what every data set takes: --dest and --seed."""
+    parser: argparse.ArgumentParser = datasets.add_parser(name, help=help_text, description=description)
+    parser.add_argument("--dest", required=True, metavar="DIR", help="the folder to create (new or empty)")
+    parser.add_argument("--seed", type=int, default=0, help=f"{seed} (default 0)")
+    return parser
 
 
 def run(args: argparse.Namespace) -> int:

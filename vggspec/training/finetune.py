@@ -40,6 +40,7 @@ from vggspec.training.loop import Session, ranks_agree, run_epochs
 from vggspec.training.plot import plot_available
 from vggspec.training.protocol import TrainConfig, Trainer, TrainingBackend, freeze_names
 from vggspec.training.run_folder import Checkpoints, RunFolder, RunRecord
+from vggspec.training.run_lock import check_empty, check_free, check_new_run_folder, owned
 from vggspec.training.settings import RunSettings, check_class_folders, recorded_run, resumed_settings
 
 
@@ -52,24 +53,6 @@ def training_backend(backend: Backend) -> TrainingBackend:
         f"backend {backend.name!r}: expected a backend that can train (methods seed and "
         f"trainer), received one without {' and '.join(missing)}"
     )
-
-
-def _check_new_run_folder(run: RunFolder) -> None:
-    """A new run needs a new or empty folder that no run is using (checked by rank 0, which writes it)."""
-    if run.path.exists() and not run.path.is_dir():
-        raise DataError(f"run_dir {run.path}: expected a new or empty folder, received a file", setting="run_dir")
-    run.check_free()
-    _check_empty(run)
-    run.check_creatable()
-
-
-def _check_empty(run: RunFolder) -> None:
-    if run.holds_files():
-        raise DataError(
-            f"run_dir {run.path}: expected a new or empty folder, received one with files "
-            "(resume that run to continue it, or choose another folder)",
-            setting="run_dir",
-        )
 
 
 def prepare_data(
@@ -105,7 +88,7 @@ def finetune(
     returns the final run record. ``settings``: None takes every default (:class:`RunSettings`)."""
     run = RunFolder(run_dir)
     if process_rank()[0] == 0:
-        _check_new_run_folder(run)
+        check_new_run_folder(run)
     return _train(spec, data_dir, run, settings or RunSettings(), None)
 
 
@@ -126,7 +109,7 @@ def resume_finetune(
     run = RunFolder(run_dir)
     record = recorded_run(run)
     if process_rank()[0] == 0:
-        run.check_free()
+        check_free(run)
     spec, resumed = resumed_settings(record, run.run_json, settings or {}, spec)
     return _train(spec, data_dir, run, resumed, record)
 
@@ -288,9 +271,9 @@ def _train(
 ) -> RunRecord:
     """A new run (``resumed`` None) or the rest of the ``resumed`` one."""
     run = _plan_run(spec, data_dir, folder, settings, resumed)
-    with folder.owned() if run.rank == 0 else contextlib.nullcontext():  # the writer holds the folder
+    with owned(folder) if run.rank == 0 else contextlib.nullcontext():  # the writer holds the folder
         if run.rank == 0 and resumed is None:
-            _check_empty(folder)  # again, now that no other run can write it
+            check_empty(folder)  # again, now that no other run can write it
         random.seed(run.config.seed)
         np.random.seed(run.config.seed)
         run.trains.seed(run.config.seed)

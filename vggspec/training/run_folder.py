@@ -11,7 +11,7 @@ RUN_DIR/
                       loop's state (epoch, that epoch's metrics row, the best epoch so far)
     best<suffix>      the weights of the epoch with the best validation accuracy, in the backend's
                       weight format (read as the ``weights`` of predict or of another finetune run)
-    .lock             locked by the one run that uses the folder (:meth:`RunFolder.owned`)
+    .lock             locked by the one run that uses the folder (:mod:`vggspec.training.run_lock`)
 
 Every file is written atomically (:func:`vggspec.fileio.atomic_path`). One run at a time: a second run
 (new or resumed) given the folder of a running one is refused, not mixed in with it.
@@ -22,12 +22,9 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
-import fcntl
 import hashlib
 import io
 import json
-import os
-import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +41,6 @@ CURVES_PNG = "curves.png"
 METRIC_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds")
 NAME_LENGTH = 64  # at most this much of a spec's name in a default run folder's name (file systems allow 255 bytes)
 RECORD_FORMAT = "vggspec-run"  # run.json's "format"
-LOCK_FILE = ".lock"  # locked by the run using the folder (fcntl.flock), which it names
 
 
 @dataclass(frozen=True)
@@ -226,61 +222,6 @@ class RunFolder:
         self.check_creatable()
         with self.writing():
             self.path.mkdir(parents=True, exist_ok=True)
-
-    def check_free(self) -> None:
-        """DataError (setting ``run_dir``) when another run holds the folder now; nothing is created."""
-        try:
-            descriptor = os.open(self.path / LOCK_FILE, os.O_RDONLY)
-        except OSError:
-            return  # no lock file: no run has held it
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise self._in_use(descriptor) from None
-        finally:
-            os.close(descriptor)
-
-    def _in_use(self, descriptor: int) -> DataError:
-        holder = os.pread(descriptor, 200, 0).decode(errors="replace").strip() or "another process"
-        return DataError(
-            f"run_dir {self.path}: expected a run folder no other run is using, received one that {holder} is "
-            "using (let it finish, or choose another folder)",
-            setting="run_dir",
-        )
-
-    def holds_files(self) -> bool:
-        """Whether the folder holds anything but a lock file (a run's, or one a failed start left)."""
-        return self.path.is_dir() and any(entry.name != LOCK_FILE for entry in self.path.iterdir())
-
-    @contextlib.contextmanager
-    def owned(self) -> Iterator[None]:
-        """This run's hold on the folder, for as long as the block runs: the folder made if needed, and an
-        exclusive lock on its lock file, which the kernel drops when the process ends (however it ends), so a
-        killed run leaves no stale lock. Another run holding it: DataError naming the setting ``run_dir``
-        and that run. Should the block fail before run.json exists, the folder is left as it was found."""
-        created = not self.path.exists()
-        self.create()
-        lock = self.path / LOCK_FILE
-        with self.writing():
-            descriptor = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            try:
-                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise self._in_use(descriptor) from None
-            os.ftruncate(descriptor, 0)
-            os.pwrite(descriptor, f"run {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
-            try:
-                yield
-            except BaseException:
-                if not self.exists():  # nothing of the run was written: leave no folder, or no lock, behind
-                    lock.unlink(missing_ok=True)
-                    if created:
-                        with contextlib.suppress(OSError):
-                            self.path.rmdir()
-                raise
-        finally:
-            os.close(descriptor)  # the lock goes with it
 
     def write_record(self, record: RunRecord) -> None:
         with self.writing(), atomic_path(self.run_json) as temporary:
