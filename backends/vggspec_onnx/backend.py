@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Iterator, Mapping, Optional, Sequence, Union
+from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
+from vggspec.backends import install_hint
 from vggspec.errors import BackendError
 from vggspec.fileio import atomic_path
-from vggspec.planner.layers import Conv2D, Dense, PlanLayer
+from vggspec.frameworks.initial_weights import initial_arrays
 from vggspec.planner.lower import Plan
 from vggspec.weights.bundle import WeightBundle
 from vggspec_onnx.layout import from_onnx, initializer_name, onnx_shape, to_onnx
@@ -47,31 +48,14 @@ def _installed_version(module: str) -> Optional[str]:
     return None
 
 
-def _initial_arrays(plan: Plan, seed: int) -> Iterator[tuple[PlanLayer, str, np.ndarray]]:
-    """Fresh arrays in the canonical layout, as Keras initialises VGG (ONNX has no scheme of its own):
-    Glorot-uniform kernels, zero biases, batch norm gamma 1, beta 0, moving mean 0 and variance 1."""
-    rng = np.random.default_rng(seed)
-    starts = {"gamma": 1.0, "moving_variance": 1.0}
-    for layer in plan.weighted_layers():
-        for weight, shape in layer.weights:
-            if weight == "kernel" and isinstance(layer, (Conv2D, Dense)):
-                receptive = math.prod(shape[:-2])  # kh·kw for a conv, 1 for a dense layer
-                limit = math.sqrt(6.0 / (receptive * (shape[-2] + shape[-1])))
-                array = rng.random(shape, dtype=np.float32)
-                array *= np.float32(2 * limit)
-                array -= np.float32(limit)
-            else:
-                array = np.full(shape, starts.get(weight, 0.0), dtype=np.float32)
-            yield layer, weight, array
-
-
 class OnnxBackend:
     """vggspec's ``onnx`` backend (see :class:`vggspec.backends.Backend`); models are
     :class:`vggspec_onnx.model.OnnxModel` s."""
 
     name = "onnx"
     requires = ("onnx", "onnxruntime")
-    extra = "onnx"
+    install = install_hint("onnx")  # pip install "vggspec[onnx]"
+    save_suffix = ONNX_SUFFIX  # not a weight file vggspec reads: verify does not read it back
     initial_seed = 0  # fresh weights are the same on every build: an inference format has no training to vary
 
     def framework_problem(self) -> Optional[str]:
@@ -94,7 +78,7 @@ class OnnxBackend:
 
         initializers = (
             tensor(initializer_name(layer.name, weight), to_onnx(layer, weight, array))
-            for layer, weight, array in _initial_arrays(plan, self.initial_seed)
+            for layer, weight, array in initial_arrays(plan, self.initial_seed)
         )
         last = plan.layers[-1].name
         return OnnxModel(plan, model_proto(plan, initializers, {last: last}), [last])
