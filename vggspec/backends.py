@@ -7,10 +7,13 @@ A backend is a package that registers, in its distribution's ``pyproject.toml``:
 
 The object named there (a class, instantiated once, or an instance) must be importable
 without its framework (import the framework inside the methods) and provide the
-:class:`Backend` protocol. It may also provide the optional capabilities below; vggspec
-uses each where it is there. The built-in ``keras`` and ``torch`` backends (``backends/``
-in the repository) are registered by vggspec's own ``pyproject.toml`` the same way. The
-README's "Writing a backend" says what the smallest backend implements.
+:class:`Backend` protocol; one that lacks a member of it is refused when it loads (warned,
+as a plugin that fails to import). The entry point's name is the backend's name: a ``name``
+that differs is warned. It may also provide the optional capabilities below; vggspec uses
+each where it is there. The built-in backends (``backends/`` in the repository: keras,
+torch, onnx and numpy) are registered by vggspec's own ``pyproject.toml`` the same way. The
+README's "Writing a backend" says what the smallest backend implements; ``vggspec_numpy``
+is one, the reference every other backend can be held to.
 """
 
 from __future__ import annotations
@@ -29,19 +32,19 @@ from vggspec.planner.lower import Plan
 from vggspec.weights.bundle import WeightBundle
 
 GROUP = "vggspec.backends"
-# The backends vggspec ships as extras: named here so that a missing one gets an install hint.
+# The backends whose framework is one of vggspec's extras: named here so that an unknown one gets an install hint.
 BUILTIN_EXTRAS = {"keras": "keras", "torch": "torch", "onnx": "onnx"}
 
 
 def install_hint(extra: str) -> str:
-    """What installs one of vggspec's extras: ``pip install "vggspec[torch]"``."""
+    """What installs one of vggspec's extras: ``pip install "vggspec[torch]"`` (the built-in backends' ``install``)."""
     return f'pip install "vggspec[{extra}]"'
 
 
-def not_installed(who: str, missing: Sequence[str], extra: str) -> str:
+def not_installed(who: str, missing: Sequence[str], install: str) -> str:
     """The line for a framework that is not installed, as every command says it:
-    ``WHO needs torch, which is not installed: pip install "vggspec[torch]"``."""
-    return f"{who} needs {', '.join(missing)}, which is not installed: {install_hint(extra)}"
+    ``WHO needs torch, which is not installed: pip install "vggspec[torch]"`` (``install``: the command)."""
+    return f"{who} needs {', '.join(missing)}, which is not installed: {install}"
 
 
 def set_environment_defaults(values: Mapping[str, str]) -> None:
@@ -53,46 +56,67 @@ def set_environment_defaults(values: Mapping[str, str]) -> None:
 
 @runtime_checkable
 class Backend(Protocol):
-    """What every backend provides. Images are NHWC float32, already preprocessed; weights are
-    :class:`~vggspec.weights.bundle.WeightBundle` s in the canonical layout (:mod:`vggspec.weights.canonical`)."""
+    """What every backend provides. Images are NHWC float32, batch first, already preprocessed; weights are
+    :class:`~vggspec.weights.bundle.WeightBundle` s in the canonical layout (:mod:`vggspec.weights.canonical`),
+    float32. ``name``, ``requires`` and ``install`` may be plain class attributes."""
 
-    name: str
-    requires: Sequence[str]  # top-level modules the framework needs, checked without importing them
-    extra: str  # the pip extra that installs them: pip install "vggspec[<extra>]"
+    @property
+    def name(self) -> str:
+        """The name it is registered under (the entry point's name)."""
+
+    @property
+    def requires(self) -> Sequence[str]:
+        """The top-level modules its framework needs, checked with ``find_spec`` (never imported) before use."""
+
+    @property
+    def install(self) -> str:
+        """The command that installs what ``requires`` names, shown when some is missing: ``pip install
+        "vggspec[torch]"`` for a built-in backend, ``pip install vggspec-jax`` for a plugin of its own."""
 
     def build(self, plan: Plan) -> Any:
-        """A native model for the plan (one compiled layer per plan layer type), freshly initialised."""
+        """A native model for the plan (a piece per plan layer), freshly initialised."""
 
     def count_params(self, model: Any) -> tuple[int, int]:
-        """(trainable, non-trainable) as the framework counts them."""
+        """(trainable, non-trainable) parameters of the model: the split the plan defines, batch norm's
+        ``moving_mean`` and ``moving_variance`` non-trainable and every other array trainable
+        (:data:`vggspec.planner.layers.NON_TRAINABLE_WEIGHTS`). ``verify`` holds it to the plan's counts."""
 
     def get_weights(self, model: Any, plan: Plan) -> WeightBundle:
-        """The model's arrays in the canonical layout."""
+        """Copies of every weighted plan layer's arrays, canonical layout, float32: bit for bit what
+        ``set_weights`` set (``verify`` checks)."""
 
     def set_weights(self, model: Any, plan: Plan, bundle: WeightBundle) -> None:
-        """Load a bundle already checked by ``vggspec.weights.fit.fit_bundle`` (it may hold only some layers)."""
+        """Load a bundle already checked by ``vggspec.weights.fit.fit_bundle``; it may hold only some layers,
+        and the others keep their arrays."""
 
     def predict(self, model: Any, images: np.ndarray) -> np.ndarray:
-        """Model outputs for a batch (inference mode)."""
+        """The last plan layer's output for a batch (inference mode), channels last, float32: what
+        ``vggspec predict`` prints (``verify`` holds it to the backend's own last activation)."""
 
     def activations(self, model: Any, plan: Plan, images: np.ndarray) -> dict[str, np.ndarray]:
-        """Every plan layer's output by layer name, channels last, batch first (inference mode)."""
+        """Every plan layer's output by layer name, in the plan's order, the input and dropout layers included:
+        each of shape ``(N, *layer.output_shape)`` (channels last), float32, in inference mode."""
 
     def save(self, model: Any, path: str) -> Optional[str]:
-        """Write the model in the framework's own format; return a line for the user, or None."""
+        """Write the model in the framework's own format to ``path``, whole or not at all (write a temporary
+        file beside it and rename it: :func:`vggspec.fileio.atomic_path`); refuse a name it cannot write
+        (BackendError). Return a line for the user, or None. The core has already refused a folder, a path
+        under a file and an unwritable place."""
 
 
 @runtime_checkable
 class ChecksFramework(Protocol):
     """Optional: why the framework cannot run although its modules are installed (e.g. Keras set to
-    run on a framework that is missing), told in one line without importing it; None when it can."""
+    run on a framework that is missing), told in one line without importing it; None when it can.
+    Every command asks before it uses the backend, and ``vggspec backends`` shows it."""
 
     def framework_problem(self) -> Optional[str]: ...
 
 
 @runtime_checkable
 class Accelerates(Protocol):
-    """Optional: the model moved to the fastest device and settings for inference (``vggspec predict``)."""
+    """Optional: the model moved to the fastest device and settings for inference (``vggspec predict``;
+    ``--fp32`` skips it)."""
 
     def accelerate(self, model: Any) -> Any: ...
 
@@ -100,6 +124,7 @@ class Accelerates(Protocol):
 @runtime_checkable
 class ExtractsFeatures(Protocol):
     """Optional: named intermediate outputs (``vggspec.build(..., outputs=[...])``, perceptual losses).
+    ``vggspec features`` does not need it: it reads ``activations``.
 
     ``model`` was built from ``plan``, which the core has already cut after the deepest layer
     asked for (:meth:`Plan.up_to`), so nothing past it is computed or held. ``outputs`` maps
@@ -110,6 +135,16 @@ class ExtractsFeatures(Protocol):
     """
 
     def extractor(self, model: Any, plan: Plan, outputs: Mapping[str, str], trainable: bool) -> Any: ...
+
+
+@runtime_checkable
+class SavesWeightFile(Protocol):
+    """Optional: the file name suffix ``save`` writes (``".keras"``, ``".pt"``). ``verify`` saves each such
+    backend's model to a temporary file of that name and, where vggspec reads the format as weights
+    (:data:`vggspec.weights.formats.SUPPORTED_NAMES`), reads it back: the arrays must be the ones set."""
+
+    @property
+    def save_suffix(self) -> str: ...
 
 
 # Training is the optional capability of vggspec.training.protocol.TrainingBackend (seed, trainer).
@@ -143,7 +178,31 @@ def _load(name: str) -> Optional[Backend]:
     except Exception as error:  # a broken plugin must not break the others
         warnings.warn(f"vggspec backend {name!r} ({entry.value}) failed to load: {error}", RuntimeWarning, stacklevel=3)
         return None
+    lacking = [member for member in BACKEND_MEMBERS if not hasattr(backend, member)]
+    if lacking:
+        warnings.warn(
+            f"vggspec backend {name!r} ({entry.value}) failed to load: expected the members of "
+            f"vggspec.backends.Backend, received an object without {', '.join(lacking)}",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return None
+    if backend.name != name:
+        warnings.warn(
+            f"vggspec backend {name!r} ({entry.value}) calls itself {backend.name!r}: expected the name it is "
+            f"registered under, which is the one vggspec uses",
+            RuntimeWarning,
+            stacklevel=3,
+        )
     return backend
+
+
+def _members(protocol: type) -> tuple[str, ...]:
+    """The members a protocol class declares (its attributes, properties and methods), in order."""
+    return tuple(name for name in vars(protocol) if not name.startswith("_"))
+
+
+BACKEND_MEMBERS = _members(Backend)
 
 
 def refresh_backends() -> None:
@@ -179,7 +238,7 @@ def get_backend(name: Optional[str]) -> Backend:
     name = default_backend() if name is None else name
     entries = _entry_points()
     if name not in entries:
-        installed = ", ".join(sorted(entries)) or "none"
+        installed = ", ".join(other for other in sorted(entries) if _load(other) is not None) or "none"
         hint = f"; {install_hint(BUILTIN_EXTRAS[name])}" if name in BUILTIN_EXTRAS else ""
         raise BackendError(
             f"backend {name!r}: expected one of the installed backends ({installed}), received {name!r}{hint}"
@@ -189,15 +248,16 @@ def get_backend(name: Optional[str]) -> Backend:
         raise BackendError(f"backend {name!r}: its plugin {entries[name].value} failed to import (see the warning)")
     missing = framework_missing(backend)
     if missing:
-        raise BackendError(not_installed(f"backend {name!r}", missing, backend.extra))
+        raise BackendError(not_installed(f"backend {name!r}", missing, backend.install))
     problem = framework_problem(backend)
     if problem:
         raise BackendError(f"backend {name!r}: {problem}")
     return backend
 
 
-# The backend a command uses when none is named: the first of these that can run here
-PREFERRED = ("keras", "torch", "onnx")
+# The backend a command uses when none is named: the first of these that can run here. numpy, which always can,
+# comes last: it is the reference, plain and slower, not the fast path.
+PREFERRED = ("keras", "torch", "onnx", "numpy")
 
 
 def usable_backends() -> list[str]:
@@ -207,8 +267,8 @@ def usable_backends() -> list[str]:
 
 
 def default_backend() -> str:
-    """keras, else torch, else onnx (else any other plugin), whichever can run here; keras when none can, so
-    that its error says what to install."""
+    """keras, else torch, else onnx, else numpy (else any other plugin), whichever can run here; keras when
+    none can, so that its error says what to install."""
     usable = usable_backends()
     return usable[0] if usable else PREFERRED[0]
 
@@ -219,7 +279,7 @@ def default_backends(count: int = 2) -> list[str]:
     usable = usable_backends()
     if len(usable) >= count:
         return usable[:count]
-    others = [f'"vggspec[{BUILTIN_EXTRAS[name]}]"' for name in PREFERRED if name not in usable]
+    others = [f'"vggspec[{extra}]"' for name, extra in BUILTIN_EXTRAS.items() if name not in usable]
     raise BackendError(
         f"backends: expected {count} backends that can run here to compare, received "
         + (f"only {', '.join(usable)}" if usable else "none")
@@ -237,7 +297,7 @@ def backend_status() -> list[tuple[str, str, str]]:
         if backend is None:
             rows.append((name, "broken", f"{entry.value} failed to import"))
         elif framework_missing(backend):
-            rows.append((name, "missing framework", install_hint(backend.extra)))
+            rows.append((name, "missing framework", backend.install))
         elif problem:
             rows.append((name, "cannot run", problem))
         else:

@@ -14,6 +14,7 @@ from typing import Any, Mapping, Optional, Union
 
 import numpy as np
 
+from vggspec.backends import install_hint
 from vggspec.errors import BackendError
 from vggspec.fileio import atomic_path
 from vggspec.planner.lower import Plan
@@ -27,7 +28,8 @@ class KerasBackend:
 
     name = "keras"
     requires = ("keras",)
-    extra = "keras"
+    install = install_hint("keras")  # pip install "vggspec[keras]"
+    save_suffix = KERAS_SUFFIX
 
     def framework_problem(self) -> Optional[str]:
         """Why Keras cannot run (KERAS_BACKEND names a missing or unknown framework), told without importing it."""

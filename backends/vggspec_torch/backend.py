@@ -16,7 +16,7 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-from vggspec.backends import set_environment_defaults
+from vggspec.backends import install_hint, set_environment_defaults
 from vggspec.fileio import atomic_path
 from vggspec.planner.lower import Plan
 from vggspec.weights.bundle import WeightBundle
@@ -71,7 +71,8 @@ class TorchBackend:
 
     name = "torch"
     requires = ("torch",)
-    extra = "torch"
+    install = install_hint("torch")  # pip install "vggspec[torch]"
+    save_suffix = ".pt"  # save writes a state dict under any name; .pt is the one vggspec reads
     training_settings = TorchSettings  # device, compile, channels_last, autocast: how torch computes a run
 
     def build(self, plan: Plan) -> Any:

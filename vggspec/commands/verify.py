@@ -1,10 +1,12 @@
 """Build a spec in several backends, load the same weights, feed the same images, compare every layer.
 
-Reports the parameter counts against the plan, the largest absolute and
-relative difference of the outputs, top-5 agreement and each layer's
-difference, naming the first layer that diverges (and, with three backends or
-more, the odd one out there). Exit status 0 when every layer is within
-tolerance, 1 when not, 2 on bad input.
+Reports the parameter counts against the plan, each layer's difference, naming the
+first layer that diverges (and, with three backends or more, the odd one out there),
+and checks the paths users call in each backend: predict (against its own last layer
+and the first backend's predict, whose outputs give the largest difference and top-5
+agreement), get_weights (the arrays set, bit for bit) and save (the file read back, for
+a format vggspec reads). Exit status 0 when all hold, 1 when not (a backend whose
+activations miss or misshape layers: one line), 2 on bad input.
 """
 
 from __future__ import annotations
@@ -56,8 +58,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from vggspec.building import read_checked_bundle
-    from vggspec.parity.compare import compare_backends, format_report
+    from vggspec.parity.compare import compare_backends
     from vggspec.parity.inputs import checked_seed, random_bundle, synthetic_images
+    from vggspec.parity.paths import ActivationsMismatch
+    from vggspec.parity.report_text import format_report
     from vggspec.preprocessing import CHANNELS, preprocess
 
     checked_seed(args.seed, "--seed")
@@ -88,6 +92,11 @@ def run(args: argparse.Namespace) -> int:
         pixels = synthetic_images(args.images, height, width, channels, seed=args.seed)
     # images of any other channel count (synthetic only) are compared as they are, 0..255
     images = preprocess(pixels, plan.preprocessing) if channels in CHANNELS else pixels
-    report = compare_backends(plan, bundle, images, backends, progress=not args.json)
+    try:
+        report = compare_backends(plan, bundle, images, backends, progress=not args.json)
+    except ActivationsMismatch as error:  # the layers cannot be compared: one line, the verdict's exit status
+        failed = {"ok": False, "spec": plan.name, "backends": backends, "failed": str(error)}
+        print(dumps(failed) if args.json else f"FAILED: {error}")
+        return 1
     print(dumps(report.to_dict()) if args.json else format_report(report))
     return 0 if report.ok else 1

@@ -21,6 +21,14 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from vggspec.backends import get_backend
+from vggspec.parity.paths import (
+    PathCheck,
+    check_activations,
+    check_against_reference,
+    check_get_weights,
+    check_predict,
+    check_save,
+)
 from vggspec.planner.lower import Plan
 from vggspec.planner.summary import parameter_counts
 from vggspec.weights.bundle import WeightBundle
@@ -62,6 +70,7 @@ class ParityReport:
     max_rel_diff: float = 0.0
     top5_agreement: Optional[float] = None
     seconds: dict[str, float] = field(default_factory=dict)
+    checks: list[PathCheck] = field(default_factory=list)  # the paths users call, per backend (parity.paths)
 
     @property
     def params_ok(self) -> bool:
@@ -77,8 +86,13 @@ class ParityReport:
         return next((layer.odd_one_out for layer in self.layers if not layer.ok), None)
 
     @property
+    def failed_checks(self) -> list[PathCheck]:
+        return [check for check in self.checks if not check.ok]
+
+    @property
     def ok(self) -> bool:
-        return self.params_ok and self.first_divergent_layer is None and self.max_rel_diff <= TOLERANCE
+        layers_ok = self.first_divergent_layer is None and self.max_rel_diff <= TOLERANCE
+        return self.params_ok and layers_ok and not self.failed_checks
 
     @property
     def layers_non_finite(self) -> bool:
@@ -101,6 +115,7 @@ class ParityReport:
             "first_divergent_layer": self.first_divergent_layer,
             "odd_one_out": self.odd_one_out,
             "seconds": self.seconds,
+            "checks": [check.to_dict() for check in self.checks],
             "layers": [
                 {
                     "name": d.name,
@@ -156,21 +171,6 @@ def odd_one_out(backends: Sequence[str], disagreeing: Sequence[tuple[str, str]])
     return None
 
 
-def disagreement(layer: LayerDiff, backends: Sequence[str]) -> str:
-    """Who disagrees at a diverging layer, in words: "naive_torch is the odd one out: keras and onnx agree"."""
-    if layer.non_finite:
-        return f"{_and(layer.non_finite)} gave NaN or infinite values"
-    if layer.odd_one_out is not None:
-        return f"{layer.odd_one_out} is the odd one out: {_and([b for b in backends if b != layer.odd_one_out])} agree"
-    if len(layer.disagreeing) == len(list(combinations(backends, 2))):
-        return "no two backends agree"
-    return "; ".join(f"{a} and {b} differ" for a, b in layer.disagreeing)
-
-
-def _and(names: Sequence[str]) -> str:
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
-
-
 def compare_backends(
     plan: Plan, bundle: WeightBundle, images: np.ndarray, backend_names: list[str], progress: bool = True
 ) -> ParityReport:
@@ -192,7 +192,7 @@ def compare_backends(
             }
         },
     )
-    activations = _run_backends(report, plan, bundle, images, progress)
+    activations, predictions = _run_backends(report, plan, bundle, images, progress)
     pairs = list(combinations(backend_names, 2))
     for layer in plan.layers:
         diffs = [
@@ -206,19 +206,23 @@ def compare_backends(
         worst.non_finite = [name for name in backend_names if not np.isfinite(activations[name][layer.name]).all()]
         worst.odd_one_out = odd_one_out(backend_names, worst.disagreeing)
         report.layers.append(worst)
-    _compare_outputs(report, [(activations[a], activations[b]) for a, b in pairs], plan.layers[-1].name)
+    _compare_outputs(report, [(predictions[a], predictions[b]) for a, b in pairs])
     return report
 
 
 def _run_backends(
     report: ParityReport, plan: Plan, bundle: WeightBundle, images: np.ndarray, progress: bool
-) -> dict[str, dict[str, np.ndarray]]:
-    """Every backend's activations of ``images`` with ``bundle``; its parameter counts and seconds go to ``report``."""
+) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, np.ndarray]]:
+    """Every backend's activations and ``predict`` of ``images`` with ``bundle`` (by backend); its parameter
+    counts, the checks of its paths (:mod:`vggspec.parity.paths`) and its seconds go to ``report``.
+    ActivationsMismatch when a backend's activations are not the plan's layers."""
     import time
 
     from tqdm import tqdm
 
     activations: dict[str, dict[str, np.ndarray]] = {}
+    predictions: dict[str, np.ndarray] = {}
+    reference = report.backends[0]
     for name in tqdm(report.backends, desc="backends", unit="backend", disable=not progress, leave=False):
         backend = get_backend(name)
         start = time.perf_counter()
@@ -227,17 +231,26 @@ def _run_backends(
         trainable, non_trainable = backend.count_params(model)
         report.params[name] = parameter_counts(plan, trainable, non_trainable)
         activations[name] = backend.activations(model, plan, images)
+        check_activations(name, plan, activations[name], len(images))
+        predictions[name] = np.asarray(backend.predict(model, images))
+        report.checks.append(check_predict(name, predictions[name], activations[name][plan.layers[-1].name], TOLERANCE))
+        if name != reference:
+            expected = predictions[reference]
+            report.checks.append(check_against_reference(name, reference, predictions[name], expected, TOLERANCE))
+        report.checks.append(check_get_weights(name, backend, model, plan, bundle))
+        report.checks.append(check_save(name, backend, model, plan, bundle))
         report.seconds[name] = round(time.perf_counter() - start, 3)
         del model
-    return activations
+    return activations, predictions
 
 
-def _compare_outputs(
-    report: ParityReport, pairs: list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]], output: str
-) -> None:
-    """The largest output differences and the lowest top-5 agreement over the pairs, into ``report``."""
-    for first, second in pairs:
-        reference, other = first[output], second[output]
+def _compare_outputs(report: ParityReport, pairs: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    """The largest differences of ``predict``'s outputs and their lowest top-5 agreement over the pairs, into
+    ``report`` (a pair of another shape is infinitely far apart: its predict check says why)."""
+    for reference, other in pairs:
+        if reference.shape != other.shape:
+            report.max_abs_diff = report.max_rel_diff = math.inf
+            continue
         absolute, relative = _diff(reference, other)
         report.max_abs_diff = max(report.max_abs_diff, absolute)
         report.max_rel_diff = max(report.max_rel_diff, relative)
@@ -246,55 +259,3 @@ def _compare_outputs(
             report.top5_agreement = (
                 agreement if report.top5_agreement is None else min(report.top5_agreement, agreement)
             )
-
-
-def format_report(report: ParityReport) -> str:
-    """A readable report: parameter counts, every layer's difference, the verdict."""
-    h, w, c = report.input_shape
-    several = len(report.backends) > 2  # then every pair, its worst named per layer
-    reference = (
-        "every pair compared, the first of a pair its reference"
-        if several
-        else f"{report.backends[0]} is the reference"
-    )
-    lines = [
-        f"vggspec verify {report.spec_name}: {' vs '.join(report.backends)} ({reference})",
-        f"  weights: {report.weights}; {report.images} image(s) {h}×{w}×{c}",
-        "",
-        "parameters (trainable + non-trainable):",
-    ]
-    for name, entry in report.params.items():
-        mark = "" if name == "plan" else ("  equal to the plan" if entry["equal_to_plan"] else "  DIFFERENT")
-        lines.append(
-            f"  {name:<8} {entry['total_params']:>14,} = {entry['trainable_params']:,} + "
-            f"{entry['non_trainable_params']:,}{mark}"
-        )
-    width = max(len(layer.name) for layer in report.layers)
-    pair_width = max(len("worst pair"), *(len(" / ".join(layer.pair)) for layer in report.layers))
-    pair_header = "  worst pair" if several else ""
-    lines += ["", f"{'layer':<{width}}  {'output shape':<18} {'max |Δ|':>10} {'relative':>10}{pair_header}"]
-    for layer in report.layers:
-        shape = "(" + ", ".join(map(str, layer.shape)) + ")"
-        pair = f"  {' / '.join(layer.pair):<{pair_width}}" if several else ""
-        verdict = "ok" if layer.ok else "DIVERGES"
-        if layer.non_finite:
-            verdict += f" (non-finite values from {_and(layer.non_finite)})"
-        elif several and layer.odd_one_out is not None:
-            verdict += f" ({layer.odd_one_out})"
-        lines.append(
-            f"{layer.name:<{width}}  {shape:<18} {layer.max_abs_diff:>10.2e} {layer.rel_diff:>10.2e}{pair}  {verdict}"
-        )
-    lines.append("")
-    top5 = "" if report.top5_agreement is None else f"; top-5 agreement {report.top5_agreement:.0%}"
-    lines.append(f"output: max |Δ| {report.max_abs_diff:.2e}, relative {report.max_rel_diff:.2e}{top5}")
-    lines.append(f"tolerance: max|Δ| ≤ {TOLERANCE:g} · max(1, max|reference|) per layer (fp32)")
-    if report.ok:
-        lines.append("OK: the backends agree on every layer and on the parameter counts")
-    elif not report.params_ok:
-        lines.append("FAILED: parameter counts differ from the plan")
-    elif report.first_divergent_layer is not None and (several or report.layers_non_finite):
-        first = next(layer for layer in report.layers if not layer.ok)
-        lines.append(f"FAILED: first diverging layer: {first.name} ({disagreement(first, report.backends)})")
-    else:
-        lines.append(f"FAILED: first diverging layer: {report.first_divergent_layer}")
-    return "\n".join(lines)

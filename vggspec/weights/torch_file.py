@@ -30,7 +30,7 @@ from typing import IO, Any, BinaryIO, Callable, Iterable, Iterator, Union, cast
 
 import numpy as np
 
-from vggspec.backends import BUILTIN_EXTRAS, not_installed
+from vggspec.backends import install_hint, not_installed
 from vggspec.errors import WeightsError
 from vggspec.frameworks.torch_modules import module_slots
 from vggspec.planner.layers import BatchNormalization
@@ -53,7 +53,7 @@ def torch_module(path: Union[str, Path], doing: str = "reading") -> Any:
         if error.name != "torch":  # torch is there, and broken: its own error says more
             raise
         who = f"{path}: {doing} a PyTorch state dict"
-        raise WeightsError(not_installed(who, ["torch"], BUILTIN_EXTRAS["torch"])) from None
+        raise WeightsError(not_installed(who, ["torch"], install_hint("torch"))) from None
     return torch
 
 
