@@ -93,7 +93,7 @@ def conv2d(layer: plan_layers.Conv2D, x: np.ndarray, weights: Weights) -> np.nda
     kernel = weights["kernel"]  # (kh, kw, C, filters)
     count, height, width, channels = x.shape
     y = np.empty((count, height, width, layer.filters), dtype=np.float32)
-    rows = max(1, WINDOWS_BYTES // (4 * count * width * channels * k * k))  # output rows per product
+    rows = max(1, WINDOWS_BYTES // (4 * max(count, 1) * width * channels * k * k))  # output rows per product
     for top in range(0, height, rows):  # bands of rows, not pixels: one product each
         # window axes (kh, kw, C) against the kernel's (kh, kw, C): each copied row reads C contiguous values
         y[:, top : top + rows] = np.tensordot(windows[:, top : top + rows], kernel, axes=([4, 5, 3], [0, 1, 2]))

@@ -13,20 +13,9 @@ from pathlib import Path
 import pytest
 
 from conftest import run_vggspec
+from plugin_sites import install_plugin, with_site
 
 pytest.importorskip("torch")
-
-
-def install_plugin(site: Path, dist: str, entry_points: dict[str, str], modules: dict[str, str]) -> None:
-    """Write modules and a dist-info folder registering ``entry_points`` in the vggspec.backends group."""
-    info = site / f"{dist}-0.1.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
-    lines = "\n".join(f"{name} = {target}" for name, target in entry_points.items())
-    (info / "entry_points.txt").write_text(f"[vggspec.backends]\n{lines}\n")
-    for name, source in modules.items():
-        (site / f"{name}.py").write_text(textwrap.dedent(source))
-
 
 # A backend that makes the classic converter mistake: fc1 transposed without the Flatten reorder.
 NAIVE_TORCH = """
@@ -48,12 +37,27 @@ NAIVE_TORCH = """
 
 BROKEN = "raise ImportError('this plugin is broken on purpose')\n"
 
+# A backend of a framework that is not installed, naming the command that installs it (its own distribution)
 NEEDS_JAX = """
     class JaxBackend:
         name = "jaxlike"
         requires = ("a_framework_that_is_not_installed",)
-        extra = "jax"
+        install = 'pip install "vggspec-jax[cpu]"'
+
+        def build(self, plan): ...
+        def count_params(self, model): ...
+        def get_weights(self, model, plan): ...
+        def set_weights(self, model, plan, bundle): ...
+        def predict(self, model, images): ...
+        def activations(self, model, plan, images): ...
+        def save(self, model, path): ...
 """
+# The same without three members of the contract, and one registered under another name than its own
+LACKING = NEEDS_JAX.replace('name = "jaxlike"', 'name = "lacking"').replace("        def predict", "        # predict")
+LACKING = LACKING.replace("        def activations", "        # activations").replace(
+    "        install =", "        # install"
+)
+MISNAMED = NEEDS_JAX.replace('requires = ("a_framework_that_is_not_installed",)', 'requires = ("numpy",)')
 
 
 @pytest.fixture
@@ -62,7 +66,7 @@ def plugins(tmp_path):
     install_plugin(site, "naive_backend", {"naive_torch": "naive_torch:NaiveTorch"}, {"naive_torch": NAIVE_TORCH})
     install_plugin(site, "broken_backend", {"broken": "broken_plugin:Backend"}, {"broken_plugin": BROKEN})
     install_plugin(site, "jaxlike_backend", {"jaxlike": "jaxlike:JaxBackend"}, {"jaxlike": NEEDS_JAX})
-    return {"PYTHONPATH": str(site)}
+    return with_site(site)
 
 
 def small_spec(tmp_path: Path) -> Path:
@@ -123,9 +127,9 @@ def test_broken_plugin_warns_and_others_work(tmp_path, plugins):
     assert listing.returncode == 0, listing.stderr
     assert "backend 'broken' (broken_plugin:Backend) failed to load: this plugin is broken on purpose" in listing.stderr
     rows = {line.split()[0]: line for line in listing.stdout.splitlines()[1:]}
-    assert set(rows) == {"broken", "jaxlike", "keras", "naive_torch", "onnx", "torch"}
-    assert "ok" in rows["torch"] and "ok" in rows["keras"] and "ok" in rows["naive_torch"]
-    assert 'pip install "vggspec[jax]"' in rows["jaxlike"]
+    assert set(rows) == {"broken", "jaxlike", "keras", "naive_torch", "numpy", "onnx", "torch"}
+    assert "ok" in rows["torch"] and "ok" in rows["keras"] and "ok" in rows["naive_torch"] and "ok" in rows["numpy"]
+    assert rows["jaxlike"].split()[1:] == ["missing", "framework", "pip", "install", '"vggspec-jax[cpu]"']
     result = run_vggspec("summary", small_spec(tmp_path), "--backend", "torch", env=plugins)
     assert result.returncode == 0, result.stderr
     assert "(equal to the plan)" in result.stdout
@@ -135,22 +139,44 @@ def test_broken_plugin_warns_and_others_work(tmp_path, plugins):
     assert "Traceback" not in broken.stderr
 
 
-def test_unknown_backend_lists_installed(tmp_path, plugins):
+def test_unknown_backend_lists_the_installed_ones_that_import(tmp_path, plugins):
+    """The broken plugin is warned about, and not offered as one to use."""
     result = run_vggspec("summary", "vgg16", "--backend", "jax", env=plugins)
     assert result.returncode == 2
-    assert result.stderr.strip() == (
+    warning, error = result.stderr.strip().splitlines()
+    assert warning.startswith("warning: vggspec backend 'broken' (broken_plugin:Backend) failed to load")
+    assert error == (
         "error: backend 'jax': expected one of the installed backends "
-        "(broken, jaxlike, keras, naive_torch, onnx, torch), received 'jax'"
+        "(jaxlike, keras, naive_torch, numpy, onnx, torch), received 'jax'"
     )
 
 
-def test_missing_framework_gives_the_install_hint(tmp_path, plugins):
+def test_missing_framework_gives_the_plugins_own_install_command(tmp_path, plugins):
     result = run_vggspec("summary", "vgg16", "--backend", "jaxlike", env=plugins)
     assert result.returncode == 2
     assert result.stderr.strip() == (
         "error: backend 'jaxlike' needs a_framework_that_is_not_installed, which is "
-        'not installed: pip install "vggspec[jax]"'
+        'not installed: pip install "vggspec-jax[cpu]"'
     )
+
+
+def test_a_plugin_lacking_members_of_the_contract_is_refused_and_a_misnamed_one_warned(tmp_path):
+    site = tmp_path / "site"
+    install_plugin(site, "lacking_backend", {"lacking": "lacking:JaxBackend"}, {"lacking": LACKING})
+    install_plugin(site, "misnamed_backend", {"misnamed": "misnamed:JaxBackend"}, {"misnamed": MISNAMED})
+    listing = run_vggspec("backends", env=with_site(site))
+    assert listing.returncode == 0, listing.stderr
+    warnings = listing.stderr.strip().splitlines()
+    assert (
+        "warning: vggspec backend 'lacking' (lacking:JaxBackend) failed to load: expected the members of "
+        "vggspec.backends.Backend, received an object without install, predict, activations"
+    ) in warnings
+    assert (
+        "warning: vggspec backend 'misnamed' (misnamed:JaxBackend) calls itself 'jaxlike': expected the name it is "
+        "registered under, which is the one vggspec uses"
+    ) in warnings
+    rows = {line.split()[0]: line.split()[1] for line in listing.stdout.splitlines()[1:]}
+    assert (rows["lacking"], rows["misnamed"]) == ("broken", "ok")
 
 
 @pytest.mark.parametrize(
@@ -206,6 +232,7 @@ def test_a_plugin_distribution_installed_with_pip_is_listed(tmp_path):
     """)
     )
     source = textwrap.dedent(NEEDS_JAX).replace("JaxBackend", "EchoBackend").replace('"jaxlike"', '"echo"')
+    source = source.replace("vggspec-jax[cpu]", "vggspec-echo")
     (project / "vggspec_echo" / "__init__.py").write_text(source)
     target = tmp_path / "site"
     subprocess.run(
@@ -226,11 +253,11 @@ def test_a_plugin_distribution_installed_with_pip_is_listed(tmp_path):
         timeout=300,
     )
     assert (target / "vggspec_echo-0.1.dist-info" / "entry_points.txt").is_file()
-    listing = run_vggspec("backends", env={"PYTHONPATH": str(target)})
+    listing = run_vggspec("backends", env=with_site(target))
     assert listing.returncode == 0, listing.stderr
     rows = {line.split()[0]: line.split(None, 1)[1] for line in listing.stdout.splitlines()[1:]}
-    assert set(rows) == {"echo", "keras", "onnx", "torch"}
-    assert rows["echo"].split() == ["missing", "framework", "pip", "install", '"vggspec[jax]"']
+    assert set(rows) == {"echo", "keras", "numpy", "onnx", "torch"}
+    assert rows["echo"].split() == ["missing", "framework", "pip", "install", '"vggspec-echo"']
 
 
 def test_commands_default_to_a_backend_that_can_run_here(tmp_path):

@@ -1,5 +1,8 @@
 """The torch backend against the plan, torchvision's state dict keys and Keras' outputs.
 
+What every backend must do (weights in and out, no-top models, LRN, every layer type against the NumPy
+reference, save) is tests/backends/test_contract.py; here is what is torch's own.
+
 Counts are checked at full size on the ``meta`` device (the real module tree,
 nothing allocated); shapes on small variants (32x32 input, FC 16-16) so every
 shipped name runs in a fraction of a second. Parity with Keras runs a 64x64
@@ -120,19 +123,6 @@ def shapes(model) -> dict[str, tuple[int, ...]]:
     return {key: tuple(value.shape) for key, value in model.state_dict().items()}
 
 
-def test_importing_the_backend_leaves_torch_out():
-    import subprocess
-
-    code = "import sys, vggspec_torch; print('torch' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "False"
-
-
-def test_backend_identity(backend):
-    assert (backend.name, tuple(backend.requires), backend.extra) == ("torch", ("torch",), "torch")
-    assert isinstance(backend, vggspec.backends.Backend)
-
-
 @pytest.mark.parametrize("name", SHIPPED)
 def test_counts_equal_the_plan(backend, name):
     plan = vggspec.plan(name)
@@ -150,23 +140,6 @@ def test_every_layer_shape_equals_the_plan(backend, name):
         layer.name: layer.output_shape for layer in plan.layers
     }
     assert backend.predict(model, images((1, 32, 32, 3))).shape == (1, 10)
-
-
-@pytest.mark.parametrize("pooling, last", [("avg", (512,)), ("max", (512,)), (None, (1, 1, 512))])
-def test_without_top(backend, pooling, last):
-    plan = vggspec.plan(small_spec("vgg16", include_top=False, pooling=pooling))
-    model = backend.build(plan)
-    assert backend.count_params(model) == (14_714_688, 0)
-    x = images((2, 32, 32, 3))
-    outputs = backend.activations(model, plan, x)
-    assert {name: out.shape[1:] for name, out in outputs.items()} == {
-        layer.name: layer.output_shape for layer in plan.layers
-    }
-    predicted = backend.predict(model, x)
-    assert predicted.shape == (2, *last)
-    block5 = outputs["block5_pool"].reshape(2, -1, 512)
-    expected = {"avg": block5.mean(axis=1), "max": block5.max(axis=1), None: outputs["block5_pool"]}[pooling]
-    np.testing.assert_allclose(predicted, expected, rtol=1e-6, atol=1e-6)
 
 
 def test_vgg16_state_dict_is_torchvisions(backend):
@@ -225,85 +198,6 @@ def test_activation_modules_equal_keras_activations():
             ours = module.make(NAMESPACES)(torch.from_numpy(x.copy())).numpy()
             theirs = keras.ops.convert_to_numpy(keras.activations.get(tables[1][name])(x))
             assert np.abs(ours - theirs).max() < 1e-6, name
-
-
-def lrn_reference(x: np.ndarray, size: int, alpha: float, beta: float, k: float) -> np.ndarray:
-    """x / (k + alpha/size * sum of x^2 over `size` channels around c)^beta; NHWC, zero outside."""
-    half = size // 2
-    squares = np.pad(x.astype(np.float64) ** 2, [(0, 0)] * 3 + [(half, size - 1 - half)])
-    window = sum(squares[..., i : i + x.shape[-1]] for i in range(size))
-    return x / (k + alpha / size * window) ** beta
-
-
-@pytest.mark.parametrize("alpha", [1e-4, 1.0])  # the paper's alpha, and one where the sum dominates
-def test_lrn_matches_hand_written_and_tensorflow(backend, alpha):
-    spec = small_spec("A-LRN", lrn={"size": 5, "alpha": alpha, "beta": 0.75, "k": 2.0})
-    plan = vggspec.plan(spec)
-    model = backend.build(plan)
-    outputs = backend.activations(model, plan, images((2, 32, 32, 3), scale=1.0))
-    conv, lrn = outputs["block1_conv1"], outputs["block1_lrn"]
-    expected = lrn_reference(conv, 5, alpha, 0.75, 2.0)
-    np.testing.assert_allclose(lrn, expected, rtol=1e-5, atol=1e-6)
-    if alpha == 1.0:  # the sum over channels matters: not just x / k^beta
-        assert np.abs(lrn - conv / 2.0**0.75).max() > 0.1 * np.abs(lrn).max()
-    tf = pytest.importorskip("tensorflow")
-    theirs = tf.nn.local_response_normalization(conv, depth_radius=2, bias=2.0, alpha=alpha / 5, beta=0.75)
-    np.testing.assert_allclose(lrn, theirs.numpy(), rtol=1e-5, atol=1e-6)
-
-
-def test_weights_round_trip_bit_identical(backend):
-    plan = vggspec.plan(small_spec("vgg16_bn"))
-    source = backend.build(plan)
-    with torch.no_grad():
-        for module in source.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.running_mean.normal_()
-                module.running_var.uniform_(0.5, 2.0)
-                module.weight.normal_()
-    bundle = backend.get_weights(source, plan)
-    assert list(bundle.layers) == [layer.name for layer in plan.weighted_layers()]
-    assert bundle.layers["block1_conv1"]["kernel"].shape == (3, 3, 3, 64)
-    checked, skipped = fit_bundle(plan, bundle)
-    assert skipped == []
-    target = backend.build(plan)
-    backend.set_weights(target, plan, checked)
-    for key, value in source.state_dict().items():
-        assert torch.equal(target.state_dict()[key], value), key
-    again = backend.get_weights(target, plan)
-    for layer, weights in bundle.layers.items():
-        for name, array in weights.items():
-            assert again.layers[layer][name].dtype == np.float32
-            assert np.array_equal(again.layers[layer][name], array), (layer, name)
-    with torch.no_grad():  # the bundle is a copy, not a view of the model
-        source.features[0].bias.add_(1.0)
-        source.features[1].running_mean.add_(1.0)
-    assert np.array_equal(bundle.layers["block1_conv1"]["bias"], again.layers["block1_conv1"]["bias"])
-    assert np.array_equal(
-        bundle.layers["block1_conv1_bn"]["moving_mean"], again.layers["block1_conv1_bn"]["moving_mean"]
-    )
-
-
-def test_partial_bundle_sets_only_its_layers(backend):
-    plan = vggspec.plan(small_spec("vgg16"))
-    model = backend.build(plan)
-    before = {key: value.clone() for key, value in model.state_dict().items()}
-    donor = backend.get_weights(backend.build(plan), plan)
-    partial = WeightBundle(
-        layers={
-            name: {"kernel": donor.layers[name]["kernel"], "bias": np.full_like(donor.layers[name]["bias"], 0.5)}
-            for name in ("block1_conv1", "fc2")
-        },
-        source="partial",
-    )
-    checked, skipped = fit_bundle(plan, partial, skip_mismatch=True)
-    assert list(checked.layers) == ["block1_conv1", "fc2"] and len(skipped) == len(plan.weighted_layers()) - 2
-    backend.set_weights(model, plan, checked)
-    changed = sorted(key for key, value in model.state_dict().items() if not torch.equal(value, before[key]))
-    assert changed == ["classifier.3.bias", "classifier.3.weight", "features.0.bias", "features.0.weight"]
-    after = backend.get_weights(model, plan)
-    for layer in ("block1_conv1", "fc2"):
-        for name, array in partial.layers[layer].items():
-            assert np.array_equal(after.layers[layer][name], array)
 
 
 def test_dropout_only_in_training(backend):

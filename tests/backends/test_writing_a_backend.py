@@ -3,18 +3,20 @@
 The plugin below uses only what that section names (the Backend members, the typed layers of
 vggspec.planner.layers and their fields, the canonical weight layout), is installed the way
 pip would install a distribution (a dist-info registering the entry point), and must agree
-with the torch backend layer by layer in ``vggspec verify``.
+with the torch backend layer by layer in ``vggspec verify``, its predict and get_weights too.
+(vggspec ships such a backend, ``numpy``: this one is written without reading it.)
 """
 
 from __future__ import annotations
 
 import json
-import textwrap
+import os
 from pathlib import Path
 
 import pytest
 
 from conftest import run_vggspec
+from plugin_sites import install_plugin, with_site
 
 pytest.importorskip("torch")
 
@@ -91,9 +93,9 @@ NUMPY_BACKEND = '''
 
 
     class NumpyBackend:
-        name = "numpy"
+        name = "handwritten"
         requires = ("numpy",)
-        extra = "numpy"
+        install = "pip install numpy"
 
         def build(self, plan):
             rng = np.random.default_rng(0)
@@ -142,23 +144,23 @@ classes: 7
 @pytest.fixture
 def numpy_plugin(tmp_path) -> dict[str, str]:
     site = tmp_path / "site"
-    info = site / "vggspec_numpy-0.1.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: vggspec-numpy\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[vggspec.backends]\nnumpy = vggspec_numpy:NumpyBackend\n")
-    (site / "vggspec_numpy.py").write_text(textwrap.dedent(NUMPY_BACKEND))
-    return {"PYTHONPATH": str(site)}
+    entry = {"handwritten": "vggspec_handwritten:NumpyBackend"}
+    install_plugin(site, "vggspec_handwritten", entry, {"vggspec_handwritten": NUMPY_BACKEND})
+    return with_site(site)
 
 
 @pytest.mark.parametrize("variant", ["top", "notop_avg"])
 def test_a_numpy_backend_written_from_the_readme_passes_verify(tmp_path, numpy_plugin, variant):
     spec = tmp_path / "tiny.yaml"
     spec.write_text(SPEC if variant == "top" else SPEC + "include_top: false\npooling: avg\n")
-    result = run_vggspec("verify", spec, "--backends", "torch,numpy", "--json", env=numpy_plugin)
+    result = run_vggspec("verify", spec, "--backends", "torch,handwritten", "--json", env=numpy_plugin)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = json.loads(result.stdout)
     assert report["ok"] and report["first_divergent_layer"] is None
-    assert report["params"]["numpy"]["equal_to_plan"]
+    assert report["params"]["handwritten"]["equal_to_plan"]
+    checks = {(check["backend"], check["check"]): check for check in report["checks"]}
+    assert checks["handwritten", "predict = torch"]["ok"] and checks["handwritten", "get_weights"]["ok"]
+    assert checks["handwritten", "save"]["skipped"]  # it names no file suffix: its pickle is its own
     assert max(layer["rel_diff"] for layer in report["layers"]) < 1e-5
     names = [layer["name"] for layer in report["layers"]]
     assert "block1_lrn" in names and "block2_conv2_bn" in names
@@ -166,10 +168,9 @@ def test_a_numpy_backend_written_from_the_readme_passes_verify(tmp_path, numpy_p
 
 
 def test_two_plugins_with_one_name_warn(tmp_path, numpy_plugin):
-    other = Path(numpy_plugin["PYTHONPATH"]) / "vggspec_numpy_again-0.1.dist-info"
-    other.mkdir()
-    (other / "METADATA").write_text("Metadata-Version: 2.1\nName: vggspec-numpy-again\nVersion: 0.1\n")
-    (other / "entry_points.txt").write_text("[vggspec.backends]\nnumpy = vggspec_numpy_again:Backend\n")
+    """The hand-written backend registered as ``numpy`` too, the name of the one vggspec ships."""
+    site = Path(numpy_plugin["PYTHONPATH"].split(os.pathsep)[0])
+    install_plugin(site, "vggspec_numpy_again", {"numpy": "vggspec_handwritten:NumpyBackend"}, {})
     listing = run_vggspec("backends", env=numpy_plugin)
     assert listing.returncode == 0, listing.stderr
     assert "two plugins register the vggspec backend 'numpy'" in listing.stderr
