@@ -1,10 +1,12 @@
 """Every framework's table covers every plan layer type and every activation, and the backends and the
-code generators read the same tables (vggspec.frameworks; the ONNX backend's node writers)."""
+code generators read the same tables (vggspec.frameworks; the ONNX backend's node writers; the NumPy
+backend's functions, the README's layer table as code)."""
 
 from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 
 import vggspec
@@ -13,6 +15,7 @@ from vggspec.frameworks import keras_layers, torch_modules
 from vggspec.planner import layers as plan_layers
 from vggspec.planner.activations import ACTIVATIONS, CLASSIFIER_ACTIVATIONS
 from vggspec.spec.schema import SPEC_SCHEMA, load_schema
+from vggspec_numpy import layers as numpy_layers
 
 from conftest import SMALL_SPEC
 
@@ -46,6 +49,7 @@ def test_every_table_has_every_layer_type():
     assert set(torch_modules.TABLE) == types
     assert set(keras_layers.TABLE) == types
     assert set(onnx_graph.LAYERS) == types
+    assert set(numpy_layers.LAYERS) == types
 
 
 def test_every_table_has_every_activation_and_the_schema_lists_them():
@@ -54,6 +58,8 @@ def test_every_table_has_every_activation_and_the_schema_lists_them():
     assert list(torch_modules.CLASSIFIER_ACTIVATIONS) == list(keras_layers.CLASSIFIER_ACTIVATIONS)
     assert list(keras_layers.CLASSIFIER_ACTIVATIONS) == list(CLASSIFIER_ACTIVATIONS)
     assert set(onnx_graph.ACTIVATIONS) == set(ACTIVATIONS) | set(CLASSIFIER_ACTIVATIONS)
+    assert list(numpy_layers.ACTIVATIONS) == list(ACTIVATIONS)
+    assert list(numpy_layers.CLASSIFIER_ACTIVATIONS) == list(CLASSIFIER_ACTIVATIONS)
     properties = load_schema(SPEC_SCHEMA)["properties"]
     assert properties["activation"]["enum"] == list(ACTIVATIONS)
     assert properties["classifier_activation"]["enum"] == [*CLASSIFIER_ACTIVATIONS, None]
@@ -67,6 +73,11 @@ def test_every_layer_and_activation_compiles_in_every_table_and_code_generator(a
             torch_modules.torch_modules(layer, plan)
             keras_layers.keras_layer(layer)
         onnx_graph.model_proto(plan, [], {plan.layers[-1].name: plan.layers[-1].name})
+        numpy_backend = vggspec.backends.get_backend("numpy")
+        outputs = numpy_backend.activations(
+            numpy_backend.build(plan), plan, np.ones((1, *plan.input_shape), np.float32)
+        )
+        assert [array.shape[1:] for array in outputs.values()] == [layer.output_shape for layer in plan.layers]
         for framework, style in (("keras", "sequential"), ("keras", "functional"), ("torch", None)):
             source = generate_source(plan, framework, style)
             compile(source, f"{plan.name}-{framework}.py", "exec")
