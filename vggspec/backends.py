@@ -115,8 +115,8 @@ class ChecksFramework(Protocol):
 
 @runtime_checkable
 class Accelerates(Protocol):
-    """Optional: the model moved to the fastest device and settings for inference (``vggspec predict``;
-    ``--fp32`` skips it)."""
+    """Optional: the model moved to the fastest device and settings for inference (``vggspec predict``, unless
+    asked for float32 as built)."""
 
     def accelerate(self, model: Any) -> Any: ...
 

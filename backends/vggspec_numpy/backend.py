@@ -3,7 +3,7 @@
 It needs nothing beyond vggspec's own dependencies, so an install without torch, Keras or onnxruntime
 can ``predict``, ``features`` and ``verify``. What each layer computes is :data:`vggspec_numpy.layers.LAYERS`;
 a model is a :class:`vggspec_numpy.model.NumpyModel`, and the file ``save`` writes is the canonical weight
-file, ``.safetensors``, which every command reads with ``--weights``. Inference only: no training.
+file, ``.safetensors``, which every command reads as weights. Inference only: no training.
 """
 
 from __future__ import annotations
@@ -84,8 +84,9 @@ class NumpyBackend:
         return NumpyModel(plan, arrays, dict(outputs))
 
     def save(self, model: NumpyModel, path: str) -> Optional[str]:
-        """Write the model's arrays as a ``.safetensors`` weight file (the canonical layout: what ``--weights``
-        reads), atomically: nothing is left on failure and an existing file is kept until the new one is whole."""
+        """Write the model's arrays as a ``.safetensors`` weight file (the canonical layout, which every command
+        reads as weights), atomically: nothing is left on failure, and an existing file stays until the new one
+        is whole."""
         from vggspec.weights.formats import write_bundle
 
         if not str(path).endswith(SAVE_SUFFIX):

@@ -85,6 +85,18 @@ def test_verify_json_on_a_small_spec(cli, tmp_path):
     assert report["top5_agreement"] == 1.0
     assert [layer["name"] for layer in report["layers"]] == [layer.name for layer in plan.layers]
     assert all(layer["rel_diff"] <= 1e-4 for layer in report["layers"])
+    checks = {(check["backend"], check["check"]): check for check in report["checks"]}
+    assert list(checks) == [
+        ("keras", "predict"),
+        ("keras", "get_weights"),
+        ("keras", "save"),
+        ("torch", "predict"),
+        ("torch", "predict = keras"),
+        ("torch", "get_weights"),
+        ("torch", "save"),
+    ]
+    assert all(check["ok"] and not check["skipped"] for check in checks.values())
+    assert checks["keras", "save"]["detail"] == "the .keras file read back holds the arrays set"
 
 
 def test_verify_with_a_weight_file_and_real_images(cli, tmp_path):
@@ -108,6 +120,31 @@ def test_verify_vgg16_full_size(cli):
     assert result.returncode == 0, result.stderr
     assert "keras       138,357,544 = 138,357,544 + 0  equal to the plan" in result.stdout
     assert "OK: the backends agree on every layer" in result.stdout
+
+
+def test_the_numpy_backend_builds_a_weight_file_that_predict_and_features_read(cli, tmp_path):
+    spec = small_spec(tmp_path, 3)
+    plan = vggspec.plan(str(spec))
+    image = tmp_path / "x.png"
+    Image.fromarray(np.random.default_rng(2).integers(0, 255, (40, 36, 3), dtype=np.uint8)).save(image)
+    out = tmp_path / "model.safetensors"
+    built = cli("build", spec, "--backend", "numpy", "--out", out)
+    assert built.returncode == 0, built.stderr
+    count = f"{plan.total_params:,}"
+    assert built.stdout.strip() == f"{out}: small (numpy), {count} parameters ({count} trainable; the plan: {count})"
+    scores = {}
+    for backend in ("numpy", "torch"):
+        done = cli("predict", spec, image, "--weights", out, "--backend", backend, "--json")
+        assert done.returncode == 0, done.stderr
+        scores[backend] = [(row["index"], row["score"]) for row in json.loads(done.stdout)[str(image)]]
+    assert [i for i, _ in scores["numpy"]] == [i for i, _ in scores["torch"]]
+    assert max(abs(a - b) for (_, a), (_, b) in zip(scores["numpy"], scores["torch"])) < 1e-5
+    features = cli("features", spec, image, "--weights", out, "--backend", "numpy", "--layers", "fc1", "--json")
+    assert features.returncode == 0 and json.loads(features.stdout)["backend"] == "numpy", features.stderr
+    wrong = tmp_path / "model.npz"
+    refused = one_line(cli("build", spec, "--backend", "numpy", "--out", wrong))
+    assert refused == f"error: {wrong}: expected a file name ending in .safetensors, received '.npz'"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["model.safetensors", "small3.yaml", "x.png"]
 
 
 def test_predict_in_both_backends_with_labels_and_imagenet_names(cli, tmp_path):
