@@ -1,4 +1,5 @@
-"""Build a spec with a backend and save the native model: a .keras file (keras) or a state dict (torch).
+"""Build a spec with a backend and save the native model: a .keras file (keras), a state dict (torch), an
+.onnx graph (onnx) or a .safetensors weight file (numpy).
 
 With --weights the file's arrays are checked against the spec and loaded
 first; --skip-mismatch loads what fits (e.g. all but a replaced head).
@@ -14,9 +15,12 @@ from vggspec.spec.load import load_spec
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", metavar="SPEC", help="a spec file or a shipped name")
-    parser.add_argument("--backend", required=True, help="keras, torch or another installed backend")
+    parser.add_argument("--backend", required=True, help="keras, torch, onnx, numpy or another installed backend")
     parser.add_argument(
-        "--out", required=True, metavar="FILE", help="where to save the model (keras: .keras; torch: .pt state dict)"
+        "--out",
+        required=True,
+        metavar="FILE",
+        help="where to save the model (keras: .keras; torch: .pt state dict; onnx: .onnx; numpy: .safetensors)",
     )
     parser.add_argument("--weights", metavar="FILE", help="weights to load (any supported format)")
     parser.add_argument("--skip-mismatch", action="store_true", help="load only the layers that fit")

@@ -38,7 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "random weights, seed 0: shapes only mean something then)",
     )
     parser.add_argument(
-        "--backend", help="keras, torch, onnx or another installed backend (default: keras, else torch, else onnx)"
+        "--backend",
+        help="keras, torch, onnx, numpy or another installed backend (default: keras, else torch, else onnx, "
+        "else numpy)",
     )
     parser.add_argument("--out", metavar="FILE.npz", help="save the outputs as a .npz file (channels last)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")

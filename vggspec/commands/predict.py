@@ -20,7 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, ...)")
     parser.add_argument("--weights", required=True, metavar="FILE", help="weights in any supported format")
     parser.add_argument(
-        "--backend", help="keras, torch, onnx or another installed backend (default: keras, else torch, else onnx)"
+        "--backend",
+        help="keras, torch, onnx, numpy or another installed backend (default: keras, else torch, else onnx, "
+        "else numpy)",
     )
     parser.add_argument(
         "--top", type=int, help="how many classes to show per image (default 5, or all classes when fewer)"

@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--backends",
-        help="comma-separated, two or more (default: the first two of keras, torch and onnx that can run here); "
+        help="comma-separated, two or more (default: the first two of keras, torch, onnx and numpy that can run here); "
         "every pair is compared, and with three or more a diverging layer names the odd one out "
         "(e.g. keras,torch,onnx)",
     )
