@@ -24,6 +24,7 @@ MEASURES = {
     "forward_torch": "benchmarks.forward_torch",
     "forward_keras": "benchmarks.forward_keras",
     "forward_onnx": "benchmarks.forward_onnx",
+    "forward_numpy": "benchmarks.forward_numpy",
     "conversion": "benchmarks.conversion",
     "startup": "benchmarks.startup",
     "finetune": "benchmarks.finetune",

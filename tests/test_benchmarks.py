@@ -32,6 +32,7 @@ EXPECTED_RATIOS = [
     ),
     *(f"forward_keras/batch{b}/{versus}" for b in (1, 8) for versus in ("vs_keras_applications", "control_a_vs_a")),
     *(f"forward_onnx/batch{b}/{versus}" for b in (1, 8) for versus in ("vs_torch_backend", "control_a_vs_a")),
+    *(f"forward_numpy/batch{b}/{versus}" for b in (1, 8) for versus in ("vs_torch_backend", "control_a_vs_a")),
     *(
         f"conversion/{target}/{what}"
         for target in ("safetensors", "pt")
@@ -109,6 +110,9 @@ def test_quick_run_compares_equal_networks_and_measures_the_file_it_wrote(quick_
     assert onnx_details["max_abs_output_difference_vs_torch"]["onnx"] < 1e-5  # softmax outputs, same weights
     assert [row["batch"] for row in onnx_details["results"]] == [1, 8]
     assert "CPUExecutionProvider" in onnx_details["providers"]
+    numpy_details = measures["forward_numpy"]
+    assert numpy_details["max_abs_output_difference_vs_torch"]["numpy"] < 1e-5
+    assert [row["batch"] for row in numpy_details["results"]] == [1, 8]
     conversion = measures["conversion"]
     assert conversion["parameters"] == QUICK_PARAMS
     assert 0 < conversion["source_bytes"] - 4 * QUICK_PARAMS < 100_000  # float32 data plus HDF5 metadata

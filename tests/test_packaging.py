@@ -73,6 +73,10 @@ def test_the_wheel_holds_the_backends_and_data_and_no_tests(wheel):
         "vggspec_keras/__init__.py",
         "vggspec_torch/__init__.py",
         "vggspec_onnx/__init__.py",
+        "vggspec_numpy/__init__.py",
+        "vggspec_numpy/layers.py",
+        "vggspec/py.typed",
+        "vggspec_numpy/py.typed",
         "vggspec/specs/vgg.yaml",
         "vggspec/specs/vgg16.yaml",
         "vggspec/specs/examples/small64.yaml",
@@ -87,6 +91,7 @@ def test_the_wheel_holds_the_backends_and_data_and_no_tests(wheel):
     registered = [line for line in text.splitlines()[text.splitlines().index("[vggspec.backends]") + 1 :] if line]
     assert registered == [
         "keras = vggspec_keras:KerasBackend",
+        "numpy = vggspec_numpy:NumpyBackend",
         "onnx = vggspec_onnx:OnnxBackend",
         "torch = vggspec_torch:TorchBackend",
     ]
@@ -96,10 +101,24 @@ def test_the_wheel_holds_the_backends_and_data_and_no_tests(wheel):
 
 @pytest.mark.slow
 def test_the_wheel_without_torch_gives_the_hint_that_then_works(wheel, tmp_path):
+    """Without any framework the numpy backend builds a weight file and predicts with it; the hint for torch,
+    word for word, installs it; then numpy and torch verify VGG16 against each other."""
     environment = _fresh_environment(tmp_path / "env")
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     _pip(environment, str(wheel))
+    from PIL import Image
+
+    Image.new("RGB", (300, 200), (200, 120, 40)).save(outside / "cat.png")
+    built = _vggspec(environment, "build", "vgg16", "--backend", "numpy", "--out", "vgg16.safetensors", cwd=outside)
+    assert built.returncode == 0, built.stderr
+    predicted = _vggspec(
+        environment, "predict", "vgg16", "cat.png", "--backend", "numpy", "--weights", "vgg16.safetensors", cwd=outside
+    )
+    assert predicted.returncode == 0, predicted.stderr
+    assert predicted.stdout.splitlines()[0] == "cat.png" and predicted.stdout.count("(index ") == 5
+    default = _vggspec(environment, "predict", "vgg16", "cat.png", "--weights", "vgg16.safetensors", cwd=outside)
+    assert default.stdout == predicted.stdout  # no framework: numpy is the backend a command takes
     listing = _vggspec(environment, "list", cwd=outside)
     assert listing.returncode == 0 and any(line.startswith("vgg16 ") for line in listing.stdout.splitlines())
     summary = _vggspec(environment, "summary", "vgg16", "--format", "json", cwd=outside)
@@ -117,8 +136,13 @@ def test_the_wheel_without_torch_gives_the_hint_that_then_works(wheel, tmp_path)
     assert "vgg11.pt: vgg11 (torch), 132,863,336 parameters" in built.stdout
     backends = _vggspec(environment, "backends", cwd=outside)
     rows = {line.split()[0]: line for line in backends.stdout.splitlines()[1:]}
-    assert rows["torch"].split()[1] == "ok"
+    assert rows["torch"].split()[1] == "ok" and rows["numpy"].split()[1] == "ok"
     assert rows["keras"].split()[1:] == ["missing", "framework", "pip", "install", '"vggspec[keras]"']
+    verified = _vggspec(environment, "verify", "vgg16", "--backends", "numpy,torch", "--images", "1", cwd=outside)
+    assert verified.returncode == 0, verified.stdout[-3000:] + verified.stderr[-3000:]
+    assert verified.stdout.rstrip().endswith("OK: the backends agree on every layer and on the parameter counts")
+    rows = [line.split()[:3] for line in verified.stdout.splitlines()]
+    assert ["torch", "save", "ok"] in rows and ["numpy", "save", "ok"] in rows
 
 
 @pytest.mark.slow
@@ -167,3 +191,110 @@ def test_the_readmes_examples_run_from_an_install_of_the_wheel(wheel, tmp_path):
         assert done.returncode == 0, (example, done.stderr[-3000:])
     assert (outside / "vgg16.pt").stat().st_size > 500_000_000
     assert "accuracy" in done.stdout and "confusion matrix" in done.stdout
+
+
+# A plugin for a framework that is not installed here, written from the README's "Writing a backend": every
+# member typed as vggspec types it, so that mypy holds the class to vggspec.backends.Backend
+PLUGIN = '''
+    """vggspec's plan on jaxish, a framework imported only when a model is built."""
+
+    from __future__ import annotations
+
+    import importlib
+    from typing import Any, Optional
+
+    import numpy as np
+
+    from vggspec.backends import Backend
+    from vggspec.planner.lower import Plan
+    from vggspec.weights.bundle import WeightBundle
+
+    Model = dict[str, Any]
+
+
+    class JaxishBackend:
+        name = "jaxish"
+        requires = ("jaxish_framework",)
+        install = "pip install vggspec-jaxish[cpu]"
+        save_suffix = ".jaxish"
+
+        def build(self, plan: Plan) -> Model:
+            return {"plan": plan, "framework": importlib.import_module("jaxish_framework"), "arrays": {}}
+
+        def count_params(self, model: Model) -> tuple[int, int]:
+            plan: Plan = model["plan"]
+            return plan.trainable_params, plan.non_trainable_params
+
+        def get_weights(self, model: Model, plan: Plan) -> WeightBundle:
+            return WeightBundle({name: dict(weights) for name, weights in model["arrays"].items()})
+
+        def set_weights(self, model: Model, plan: Plan, bundle: WeightBundle) -> None:
+            model["arrays"].update(bundle.layers)
+
+        def predict(self, model: Model, images: np.ndarray) -> np.ndarray:
+            plan: Plan = model["plan"]
+            return self.activations(model, plan, images)[plan.layers[-1].name]
+
+        def activations(self, model: Model, plan: Plan, images: np.ndarray) -> dict[str, np.ndarray]:
+            outputs: dict[str, np.ndarray] = model["framework"].run(plan, model["arrays"], images)
+            return outputs
+
+        def save(self, model: Model, path: str) -> Optional[str]:
+            model["framework"].save(model["arrays"], path)
+            return None
+
+
+    def registered() -> Backend:
+        return JaxishBackend()
+'''
+PLUGIN_PROJECT = """
+[build-system]
+requires = ["setuptools>=68"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "vggspec-jaxish"
+version = "0.1"
+
+[project.entry-points."vggspec.backends"]
+jaxish = "vggspec_jaxish:JaxishBackend"
+"""
+
+
+@pytest.mark.slow
+def test_a_plugin_written_from_the_readme_type_checks_against_the_wheel_and_names_its_install(wheel, tmp_path):
+    """mypy --strict passes the plugin against the installed wheel's types (py.typed), and fails one that lacks
+    a member or types one otherwise; installed, its missing framework prints its own install command."""
+    import textwrap
+
+    environment = _fresh_environment(tmp_path / "env")
+    outside = tmp_path / "elsewhere"
+    plugin = outside / "vggspec-jaxish"
+    (plugin / "vggspec_jaxish").mkdir(parents=True)
+    source = textwrap.dedent(PLUGIN)
+    (plugin / "vggspec_jaxish" / "__init__.py").write_text(source)
+    (plugin / "pyproject.toml").write_text(PLUGIN_PROJECT)
+    wrong = outside / "wrong"
+    wrong.mkdir()
+    (wrong / "lacking.py").write_text(source.replace('    install = "pip install vggspec-jaxish[cpu]"\n', ""))
+    (wrong / "mistyped.py").write_text(source.replace('requires = ("jaxish_framework",)', "requires = 3"))
+    _pip(environment, str(wheel), "mypy", "--constraint", str(CONSTRAINTS))
+    mypy = [environment / "bin" / "python", "-m", "mypy", "--strict", "--no-incremental"]
+    checked = run_in_own_session([*mypy, plugin / "vggspec_jaxish"], 600, cwd=outside)
+    assert checked.returncode == 0, checked.stdout[-3000:] + checked.stderr[-3000:]
+    for name, expected in (
+        ("lacking", ['"JaxishBackend" is missing following "Backend" protocol member:', "note:     install"]),
+        ("mistyped", ['requires: expected "Sequence[str]", got "int"']),
+    ):
+        refused = run_in_own_session([*mypy, f"{name}.py"], 600, cwd=wrong)
+        assert refused.returncode == 1, (name, refused.stdout[-3000:])
+        assert all(line in refused.stdout for line in expected), (name, refused.stdout[-3000:])
+    _pip(environment, "--no-deps", str(plugin))
+    listing = _vggspec(environment, "backends", cwd=outside)
+    rows = {line.split()[0]: line.split()[1:] for line in listing.stdout.splitlines()[1:]}
+    assert rows["jaxish"] == ["missing", "framework", "pip", "install", "vggspec-jaxish[cpu]"], listing.stdout
+    missing = _vggspec(environment, "summary", "vgg16", "--backend", "jaxish", cwd=outside)
+    assert (missing.returncode, missing.stderr.strip()) == (
+        2,
+        "error: backend 'jaxish' needs jaxish_framework, which is not installed: pip install vggspec-jaxish[cpu]",
+    )
