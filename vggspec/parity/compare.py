@@ -9,6 +9,10 @@ Every pair of backends is compared, the one listed first being the pair's refere
 layer reports its worst pair. With three or more backends a layer that diverges names the
 odd one out when there is one: the backend that disagrees with every other while those
 all agree with each other (two backends alone cannot tell which one is wrong).
+
+Beside the layers, each backend's ``predict``, ``get_weights`` and ``save`` are checked
+(:mod:`vggspec.parity.paths`); the output differences and top-5 agreement are ``predict``'s.
+The report as text is :mod:`vggspec.parity.report_text`.
 """
 
 from __future__ import annotations
