@@ -260,16 +260,20 @@ def get_backend(name: Optional[str]) -> Backend:
 PREFERRED = ("keras", "torch", "onnx", "numpy")
 
 
-def usable_backends() -> list[str]:
-    """The installed backends whose framework can run here: the PREFERRED ones first, then the others by name."""
+def usable_backends(capability: Optional[type] = None) -> list[str]:
+    """The installed backends whose framework can run here (and that have ``capability``, a runtime-checkable
+    protocol, when given): the PREFERRED ones first, then the others by name."""
     usable = [name for name, state, _ in backend_status() if state == "ok"]
+    if capability is not None:
+        usable = [name for name in usable if isinstance(_load(name), capability)]
     return sorted(usable, key=lambda name: (PREFERRED.index(name) if name in PREFERRED else len(PREFERRED), name))
 
 
-def default_backend() -> str:
-    """keras, else torch, else onnx, else numpy (else any other plugin), whichever can run here; keras when
-    none can, so that its error says what to install."""
-    usable = usable_backends()
+def default_backend(capability: Optional[type] = None) -> str:
+    """keras, else torch, else onnx, else numpy (else any other plugin), whichever can run here and has
+    ``capability`` (``TrainingBackend`` for ``finetune``); keras when none can, so that its error says what
+    to install."""
+    usable = usable_backends(capability)
     return usable[0] if usable else PREFERRED[0]
 
 

@@ -305,3 +305,16 @@ def test_fewer_usable_backends_than_a_comparison_needs_is_one_line(monkeypatch):
         'install "vggspec[keras]" or "vggspec[onnx]")'
     )
     assert error.value.setting == "backends"
+
+
+def test_without_a_framework_commands_default_to_numpy_and_training_to_a_backend_that_can_train(monkeypatch):
+    """numpy is the last choice, and the only one left without a framework; finetune's default must train, so
+    it stays keras (whose error says what to install)."""
+    from vggspec import backends
+    from vggspec.training.protocol import TrainingBackend
+
+    assert backends.usable_backends()[-1] == "numpy"
+    assert "numpy" not in backends.usable_backends(TrainingBackend)
+    keras_missing = ("keras", "missing framework", 'pip install "vggspec[keras]"')
+    monkeypatch.setattr(backends, "backend_status", lambda: [keras_missing, ("numpy", "ok", "vggspec_numpy")])
+    assert (backends.default_backend(), backends.default_backend(TrainingBackend)) == ("numpy", "keras")

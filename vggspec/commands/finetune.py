@@ -174,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
     from vggspec.training.backend_settings import backend_setting_names
     from vggspec.training.distributed import process_rank
     from vggspec.training.finetune import finetune, resume_finetune
+    from vggspec.training.protocol import TrainingBackend
     from vggspec.training.run_folder import default_run_dir
     from vggspec.training.settings import SETTINGS, RunSettings
 
@@ -187,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         settings = RunSettings.given(given)
         spec = load_spec(args.spec)
-        backend = settings.backend or default_backend()
+        backend = settings.backend or default_backend(TrainingBackend)  # one that can train
         out = Path(args.run_dir) if args.run_dir is not None else default_run_dir(spec.name, backend)
         record = finetune(spec, args.data, out, settings)
     if process_rank()[0] == 0:
