@@ -245,7 +245,7 @@ def get_backend(name: Optional[str]) -> Backend:
         )
     backend = _load(name)
     if backend is None:
-        raise BackendError(f"backend {name!r}: its plugin {entries[name].value} failed to import (see the warning)")
+        raise BackendError(f"backend {name!r}: its plugin {entries[name].value} failed to load (see the warning)")
     missing = framework_missing(backend)
     if missing:
         raise BackendError(not_installed(f"backend {name!r}", missing, backend.install))
@@ -299,7 +299,7 @@ def backend_status() -> list[tuple[str, str, str]]:
         backend = _load(name)
         problem = None if backend is None or framework_missing(backend) else framework_problem(backend)
         if backend is None:
-            rows.append((name, "broken", f"{entry.value} failed to import"))
+            rows.append((name, "broken", f"{entry.value} failed to load (see the warning)"))
         elif framework_missing(backend):
             rows.append((name, "missing framework", backend.install))
         elif problem:
