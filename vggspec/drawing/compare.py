@@ -1,16 +1,18 @@
 """Two plans side by side: their layers aligned, what differs, in words (``vggspec diff``) and for a drawing.
 
 Layers are aligned by name, the plan's canonical names (``block3_conv3`` is the third convolution of
-block 3 in any spec), keeping both plans' order (:class:`difflib.SequenceMatcher` over the names).
-Between two aligned names, a layer of one plan and a layer of the other of the same type in the same
-group (a block, the top) are taken, in order, for one layer renamed (``block1_lrn`` and
-``block1_lrn2``); the others there are removed (only in the first plan) or added (only in the second).
-An aligned pair is the same when every typed field and the output shape are equal.
+block 3 in any spec), keeping both plans' order: of the names both plans have, the chain in the same
+order in both that weighs most, a layer with weights (a convolution, a dense layer, a batch norm)
+weighing twice a layer without (so that an LRN numbered differently does not pull a convolution
+out of line). Between two aligned names, a layer of one plan and a layer of the other of the same
+type in the same group (a block, the top) are taken, in order, for one layer renamed (the LRN after
+a block's second convolution: ``block1_lrn2`` in one spec, ``block1_lrn`` in another); the others
+there are removed (only in the first plan) or added (only in the second). An aligned pair is the
+same when every typed field and the output shape are equal.
 """
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
@@ -42,17 +44,48 @@ class Slot:
 def align_plans(before: Plan, after: Plan) -> list[Slot]:
     """The layers of both plans in one sequence of slots, in order, each group's slots together."""
     groups_before, groups_after = layer_groups(before), layer_groups(after)
-    names_before = [layer.name for layer in before.layers]
-    names_after = [layer.name for layer in after.layers]
     slots: list[Slot] = []
-    matcher = difflib.SequenceMatcher(a=names_before, b=names_after, autojunk=False)
-    for tag, start_before, end_before, start_after, end_after in matcher.get_opcodes():
-        removed, added = before.layers[start_before:end_before], after.layers[start_after:end_after]
-        if tag == "equal":
-            slots += [Slot(a, b, groups_before[a.name]) for a, b in zip(removed, added)]
-        else:
-            slots += _unmatched_slots(removed, added, groups_before, groups_after)
+    previous_before = previous_after = 0
+    for index_before, index_after in [*_anchors(before, after), (len(before.layers), len(after.layers))]:
+        removed = before.layers[previous_before:index_before]
+        added = after.layers[previous_after:index_after]
+        slots += _unmatched_slots(removed, added, groups_before, groups_after)
+        if index_before < len(before.layers):
+            layer = before.layers[index_before]
+            slots.append(Slot(layer, after.layers[index_after], groups_before[layer.name]))
+        previous_before, previous_after = index_before + 1, index_after + 1
     return slots
+
+
+def _anchors(before: Plan, after: Plan) -> list[tuple[int, int]]:
+    """(index in ``before``, index in ``after``) of the layers aligned by name: among the names both plans
+    have, the heaviest chain in the same order in both (weight 2 for a layer with weights, else 1). A
+    heaviest increasing subsequence, found with a Fenwick tree of prefix maxima: O(n log n)."""
+    where = {layer.name: index for index, layer in enumerate(after.layers)}
+    common = [
+        (i, where[layer.name], 2 if layer.weights else 1)
+        for i, layer in enumerate(before.layers)
+        if layer.name in where
+    ]
+    size = len(after.layers)
+    tree: list[tuple[int, int]] = [(0, -1)] * (size + 1)  # (weight of the best chain, its last entry of common)
+    best: list[int] = []
+    link: list[int] = []
+    for entry, (_, position, weight) in enumerate(common):
+        found, cursor = (0, -1), position  # the best chain ending before ``position`` in ``after``
+        while cursor > 0:
+            found, cursor = max(found, tree[cursor]), cursor - (cursor & -cursor)
+        best.append(found[0] + weight)
+        link.append(found[1])
+        cursor = position + 1
+        while cursor <= size:
+            tree[cursor], cursor = max(tree[cursor], (best[entry], entry)), cursor + (cursor & -cursor)
+    chain = []
+    entry = max(range(len(common)), key=best.__getitem__, default=-1)
+    while entry >= 0:
+        chain.append(common[entry][:2])
+        entry = link[entry]
+    return chain[::-1]
 
 
 def _unmatched_slots(
@@ -95,7 +128,7 @@ def _value(value: Any) -> str:
 
 def change_words(before: PlanLayer, after: PlanLayer) -> list[str]:
     """What differs between two aligned layers: "kernel_size 1 → 3", "params 65,792 → 590,080 (+524,288)"."""
-    words = []
+    words = ["renamed"] if before.name != after.name else []
     if type(before) is not type(after):
         words.append(f"type {before.type_name} → {after.type_name}")
     if before.output_shape != after.output_shape:
