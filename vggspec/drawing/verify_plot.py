@@ -16,7 +16,8 @@ from typing import Any, Mapping, Optional, Sequence
 from vggspec.drawing.scene import Dot, Polyline, Rect, Scene, Text, text_box, text_width
 from vggspec.drawing.style import FONT, LINE, MARGIN
 
-PLOT_HEIGHT, STEP, EDGE_ROW = 280.0, 18.0, 14.0  # the log axis' height, px per layer, the 0 and ∞ rows' distance
+PLOT_HEIGHT, EDGE_ROW = 280.0, 14.0  # the log axis' height, the 0 and ∞ rows' distance from it
+STEP, PLOT_WIDTH = 18.0, 480.0  # px per layer at least (a rotated label is 14 px), the axis' width at least
 TITLE_FONT = 14.0
 COLOURS = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#b07aa1", "#9c755f", "#ff9da7", "#edc948")
 DIVERGES = "#d62728"
@@ -72,9 +73,9 @@ def draw_verify_report(report: Mapping[str, Any]) -> Scene:
                    fill="#2e7d32" if report["ok"] else DIVERGES))  # fmt: skip
     low, high = _decades(series, tolerance)
     left = MARGIN + LINE + text_width(_power(-10), FONT) + 10
-    right = left + STEP * max(len(names), 12)
+    right = left + max(STEP * len(names), PLOT_WIDTH)
     top = _legend(scene, series, left, right, MARGIN + TITLE_FONT + 2 * LINE + 12) + LINE + 2 * EDGE_ROW
-    axis = _Axis(left, right, top, low, high)
+    axis = _Axis(left, right, top, low, high, len(names))
     _frame(scene, axis, tolerance)
     for number, (_, values) in enumerate(series):
         _plot_series(scene, axis, values, COLOURS[number % len(COLOURS)])
@@ -88,12 +89,13 @@ def draw_verify_report(report: Mapping[str, Any]) -> Scene:
 class _Axis:
     """Where a layer and a relative difference go: x by the layer's index, y by the log of the value."""
 
-    def __init__(self, left: float, right: float, top: float, low: int, high: int):
+    def __init__(self, left: float, right: float, top: float, low: int, high: int, layers: int):
         self.left, self.right, self.top, self.low, self.high = left, right, top, low, high
         self.bottom = top + PLOT_HEIGHT
+        self.step = (right - left) / max(1, layers)
 
     def x(self, index: int) -> float:
-        return self.left + STEP * (index + 0.5)
+        return self.left + self.step * (index + 0.5)
 
     def y(self, value: Optional[float]) -> float:
         if value is None:
@@ -158,7 +160,8 @@ def _layer_names(scene: Scene, axis: _Axis, names: Sequence[str], first: Optiona
         x = axis.x(index)
         marked = name == first
         if marked:
-            scene.add(Rect(x - STEP / 2, axis.top - 2 * EDGE_ROW, STEP, PLOT_HEIGHT + 4 * EDGE_ROW, "#fde2e2"))
+            band = Rect(x - axis.step / 2, axis.top - 2 * EDGE_ROW, axis.step, PLOT_HEIGHT + 4 * EDGE_ROW, "#fde2e2")
+            scene.add(band)
             scene.items.insert(0, scene.items.pop())  # under everything else
             scene.add(Polyline(((x, axis.top - 2 * EDGE_ROW), (x, axis.bottom + 2 * EDGE_ROW)), DIVERGES, 1.2))
             middle = (axis.left + axis.right) / 2
