@@ -17,7 +17,7 @@ from typing import Optional, Sequence
 from vggspec.drawing.compare import Slot, align_plans, counts_line, totals_change_lines
 from vggspec.drawing.groups import group_title, layer_groups
 from vggspec.drawing.network_parts import legend, parameter_strip
-from vggspec.drawing.scene import Rect, Scene, Text, text_width
+from vggspec.drawing.scene import Rect, Scene, Text, text_box, text_width
 from vggspec.drawing.style import (
     FONT,
     LARGEST,
@@ -158,7 +158,7 @@ def _draw(plans: Sequence[Plan], slots: Sequence[Slot], footer: list[str]) -> Sc
             fill="#555555",
         )
     )
-    scene.width = max(MARGIN + content, *(MARGIN + text_width(t.text, t.size) for t in scene.texts())) + MARGIN
+    scene.width = max(MARGIN + content, *(text_box(text)[2] for text in scene.texts())) + MARGIN
     scene.height = y + LINE + MARGIN
     return scene
 
@@ -198,8 +198,8 @@ def _box_outline(layout: _Layout, row: int, band: int) -> tuple[Optional[str], f
     if status != "same":
         return STATUS_STYLE[status][0], 2.5, status == "removed"
     layer = layout.slots[row][band]
-    if layer is not None and layer.name == layout.largest[band]:
-        return LARGEST, 2.5, False
+    if len(layout.plans) == 1 and layer is not None and layer.name == layout.largest[band]:
+        return LARGEST, 2.5, False  # in a comparison, red outlines are the changes
     return "#333333", 0.5, False
 
 
@@ -236,7 +236,7 @@ def _labels_table(scene: Scene, layout: _Layout, column: _Column, band: int, top
             left = column.x + PAD
             scene.add(Rect(left, y + 3, SWATCH - 4, SWATCH - 4, kind_colour(layer), "#333333", 0.5))
             for number, line in enumerate(_labels(layout, row, band)):
-                share = number == 2  # the line of the layer holding the most parameters
+                share = number == 2  # only the layer holding the most parameters has a third line: its share
                 colour = LARGEST if share else ("#222222" if number == 0 else "#555555")
                 scene.add(Text(left + SWATCH, y + FONT + number * LINE, line, FONT, bold=share, fill=colour))
         y += layout.row_heights[row]
