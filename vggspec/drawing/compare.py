@@ -33,7 +33,7 @@ class Slot:
 
     @property
     def status(self) -> str:
-        """ "same", "changed", "added" (only in the second plan) or "removed" (only in the first)."""
+        """One of "same", "changed", "added" (only in the second plan), "removed" (only in the first)."""
         if self.before is None:
             return "added"
         if self.after is None:
@@ -163,7 +163,7 @@ def _change(before: int, after: int) -> str:
 
 
 def counts_line(slots: Sequence[Slot]) -> str:
-    """ "layers: 3 changed, 0 added, 0 removed, 22 the same"."""
+    """How many layers changed, were added, removed, or are the same: "layers: 3 changed, 0 added, ..."."""
     count = {status: sum(slot.status == status for slot in slots) for status in ("changed", "added", "removed", "same")}
     return (
         f"layers: {count['changed']} changed, {count['added']} added, {count['removed']} removed, "

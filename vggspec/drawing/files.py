@@ -19,7 +19,7 @@ MIN_WIDTH, MAX_WIDTH = 100, 10_000  # pixels
 
 
 def picture_format(path: Union[str, Path], setting: str) -> str:
-    """ ".svg" or ".png", from ``path``'s extension; an error naming ``setting`` for any other."""
+    """The format, ".svg" or ".png", from ``path``'s extension; an error naming ``setting`` for any other."""
     suffix = Path(path).suffix.lower()
     if suffix not in FORMATS:
         received = repr(suffix) if suffix else "no extension"

@@ -1,7 +1,7 @@
 """A verify report plotted: each layer's relative difference per pair of backends, on a log scale.
 
-Drawn from the report's JSON form (``ParityReport.to_dict()``, what ``vggspec verify --json``
-prints), so that it reads only documented fields: ``layers`` (each with ``name``, ``rel_diff`` and,
+Drawn from the report's JSON form (``ParityReport.to_dict()``, what ``vggspec verify`` prints
+as JSON), so that it reads only documented fields: ``layers`` (each with ``name``, ``rel_diff`` and,
 where the report has them, ``pairs``: every pair's ``rel_diff``), ``tolerance``,
 ``first_divergent_layer``, ``backends``, ``spec`` and ``ok``. A report without ``pairs`` is drawn
 as one line, its worst pair per layer. A difference of 0 is drawn on a row under the axis, a
