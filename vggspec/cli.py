@@ -25,6 +25,8 @@ COMMANDS = {
     "validate": ("vggspec.commands.validate", "check spec files against the schema and the semantic rules"),
     "list": ("vggspec.commands.list_specs", "list the shipped specs and the paper's configurations"),
     "summary": ("vggspec.commands.summary", "print the layers, output shapes and parameter counts of a spec"),
+    "diff": ("vggspec.commands.diff", "compare two specs layer by layer: layers changed, added, removed, totals"),
+    "draw": ("vggspec.commands.draw", "draw a spec's network as SVG or PNG, or two specs aligned to compare them"),
     "backends": ("vggspec.commands.backends", "list the installed backends and whether each can be used"),
     "build": ("vggspec.commands.build", "build a spec with a backend and save the model"),
     "verify": ("vggspec.commands.verify", "compare backends layer by layer on the same weights and images"),
