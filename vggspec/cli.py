@@ -109,9 +109,10 @@ def _terminate(signum: int, frame: object) -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """The command line; SIGTERM is handled as Ctrl-C while it runs (the caller's handler is put back after)."""
     warnings.formatwarning = _one_line_warning
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _terminate)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return _run(make_parser(_command_name(argv)).parse_args(argv))
@@ -119,6 +120,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         terminated = isinstance(interrupt, Terminated)
         print("terminated" if terminated else "interrupted", file=sys.stderr)
         return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _run(args: argparse.Namespace) -> int:
