@@ -7,7 +7,7 @@ STAMP = $(VENV)/.installed
 # torch stays open-ended in pyproject.toml; constraints.txt picks the CPU wheel for this machine.
 PIP_INSTALL = $(BIN)/python -m pip install --constraint constraints.txt
 
-.PHONY: install demo test test-slow test-all lint format bench clean
+.PHONY: install demo test test-slow test-all lint format bench pictures clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,12 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+
+# The README's pictures (docs/pictures/), made by the commands they show
+pictures: $(STAMP)
+	$(BIN)/vggspec draw vgg16 --out docs/pictures/vgg16.svg
+	$(BIN)/vggspec draw C D --out docs/pictures/C-vs-D.svg
+	$(BIN)/vggspec verify vgg16 --backends keras,torch,onnx --plot docs/pictures/verify-vgg16.svg
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -30,6 +30,7 @@ MEASURES = {
     "finetune": "benchmarks.finetune",
     "features": "benchmarks.features",
     "predict_memory": "benchmarks.predict_memory",
+    "drawing": "benchmarks.drawing",
 }
 REPOSITORY = Path(__file__).resolve().parents[1]
 CHILD_TIMEOUT_S = 1800

@@ -45,6 +45,8 @@ class Case:
     finetune_val_per_class: int
     vgg16_train_per_class: int  # images of the drawn set at the case's input size, VGG16 on a frozen base
     vgg16_val_per_class: int
+    drawing_repeats: int  # fresh processes per spec and format of ``vggspec draw``
+    drawing_specs: Optional[tuple[str, ...]]  # None: every shipped spec
     warmup: int = 1
 
     @property
@@ -89,6 +91,8 @@ FULL = Case(
     finetune_val_per_class=60,
     vgg16_train_per_class=64,
     vgg16_val_per_class=32,
+    drawing_repeats=3,
+    drawing_specs=None,
 )
 QUICK = Case(
     "vgg16_32x32",
@@ -103,6 +107,8 @@ QUICK = Case(
     finetune_val_per_class=8,
     vgg16_train_per_class=16,
     vgg16_val_per_class=8,
+    drawing_repeats=1,
+    drawing_specs=("vgg16", "vgg19_bn"),  # the drawing with the most labels
 )
 
 GOAL_OPERATORS = {">=": operator.ge, "<=": operator.le, "<": operator.lt, "==": operator.eq}

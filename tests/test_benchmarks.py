@@ -22,6 +22,7 @@ if str(REPO) not in sys.path:  # the benchmarks package lives at the repository 
 from benchmarks.common import PEAK_RSS_PRELUDE, QUICK, figure, measured_module, run_child
 from benchmarks.conversion import imported_modules, write_keras1_h5
 from benchmarks.forward_torch import hand_written_vgg16
+from benchmarks.predict_memory import BACKENDS as PREDICT_BACKENDS
 
 EXPECTED_RATIOS = [
     *(
@@ -55,6 +56,10 @@ EXPECTED_RATIOS = [
         )
     ),
     "features/block2_conv2_vs_full_model",
+    *(f"predict/{backend}/{what}" for backend in PREDICT_BACKENDS for what in ("peak_all_vs_one_batch", "peak_gb")),
+    "drawing/svg_slowest_spec_seconds",
+    "drawing/png_slowest_spec_seconds",
+    "drawing/svg_slowest_vs_summary",
 ]
 # VGG16's convolutions (FACTS.md: 14,714,688), fc1 on the 1x1x512 map, fc2, a 10-way head
 QUICK_PARAMS = 14_714_688 + (512 * 4096 + 4096) + (4096 * 4096 + 4096) + (4096 * 10 + 10)

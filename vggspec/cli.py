@@ -25,6 +25,8 @@ COMMANDS = {
     "validate": ("vggspec.commands.validate", "check spec files against the schema and the semantic rules"),
     "list": ("vggspec.commands.list_specs", "list the shipped specs and the paper's configurations"),
     "summary": ("vggspec.commands.summary", "print the layers, output shapes and parameter counts of a spec"),
+    "diff": ("vggspec.commands.diff", "compare two specs layer by layer: layers changed, added, removed, totals"),
+    "draw": ("vggspec.commands.draw", "draw a spec's network as SVG or PNG, or two specs aligned to compare them"),
     "backends": ("vggspec.commands.backends", "list the installed backends and whether each can be used"),
     "build": ("vggspec.commands.build", "build a spec with a backend and save the model"),
     "verify": ("vggspec.commands.verify", "compare backends layer by layer on the same weights and images"),
@@ -107,9 +109,10 @@ def _terminate(signum: int, frame: object) -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """The command line; SIGTERM is handled as Ctrl-C while it runs (the caller's handler is put back after)."""
     warnings.formatwarning = _one_line_warning
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _terminate)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return _run(make_parser(_command_name(argv)).parse_args(argv))
@@ -117,6 +120,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         terminated = isinstance(interrupt, Terminated)
         print("terminated" if terminated else "interrupted", file=sys.stderr)
         return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -172,3 +172,9 @@ def test_summary_json_and_markdown(cli):
     markdown = cli("summary", str(SPECS / "vgg19.yaml"), "--format", "markdown").stdout
     assert "| block5_conv4 (Conv2D) | (None, 14, 14, 512) | 2,359,808 |" in markdown
     assert "- Total params: 143,667,240 (548.05 MB)" in markdown
+
+
+@pytest.mark.parametrize(("name", "depth"), [("A", 11), ("A-LRN", 11), ("vgg16", 16), ("vgg19_bn", 19), ("small64", 6)])
+def test_depth_counts_the_weight_layers_as_the_paper_does(name, depth):
+    """Convolutions and dense layers (the paper's "16 weight layers"); batch norm, LRN and pools not."""
+    assert vggspec.plan(name).depth == depth

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from vggspec.planner.layers import Conv2D, Dense
 from vggspec.planner.lower import lower_to_plan
 from vggspec.spec.load import load_spec
 from vggspec.spec.shipped import EXAMPLES, shipped_names
@@ -20,14 +19,13 @@ def run(args: argparse.Namespace) -> int:
     for name in shipped_names():
         spec = load_spec(name)
         plan = lower_to_plan(spec)
-        depth = sum(1 for layer in plan.layers if isinstance(layer, (Conv2D, Dense)))
         origin = f"configuration {spec.configuration}" if spec.configuration else "layers written out"
         if Path(spec.source).parent.name == EXAMPLES:
             origin = f"example, {'×'.join(map(str, spec.input_shape))} input"
         rows.append(
             (
                 name,
-                f"{depth} weight layers",
+                f"{plan.depth} weight layers",
                 f"{plan.trainable_params:,}",
                 f"{plan.non_trainable_params:,}",
                 "batch norm" if spec.batch_norm else "",

@@ -54,10 +54,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--seed", type=int, default=0, help="seed of the random weights and images, 0 to 4294967295 (default 0)"
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
+    parser.add_argument(
+        "--plot",
+        metavar="FILE",
+        help="also draw each layer's relative difference per pair of backends, on a log scale, as FILE.svg or "
+        "FILE.png (PNG needs matplotlib)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from vggspec.building import read_checked_bundle
+    from vggspec.drawing.files import check_picture_destination, write_picture
+    from vggspec.drawing.verify_plot import draw_verify_report
     from vggspec.parity.compare import compare_backends
     from vggspec.parity.inputs import checked_seed, random_bundle, synthetic_images
     from vggspec.parity.paths import ActivationsMismatch
@@ -65,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
     from vggspec.preprocessing import CHANNELS, preprocess
 
     checked_seed(args.seed, "--seed")
+    if args.plot:
+        check_picture_destination(args.plot, "plot")
     count = len(args.image_files) if args.image_files else args.images
     if not 1 <= count <= MAX_IMAGES:
         flag = "--image" if args.image_files else "--images"
@@ -99,4 +109,6 @@ def run(args: argparse.Namespace) -> int:
         print(dumps(failed) if args.json else f"FAILED: {error}")
         return 1
     print(dumps(report.to_dict()) if args.json else format_report(report))
+    if args.plot:
+        write_picture(draw_verify_report(report.to_dict()), args.plot, "plot")
     return 0 if report.ok else 1

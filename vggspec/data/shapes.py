@@ -4,7 +4,7 @@ DIR/{train,val}/circles/*.jpg and DIR/{train,val}/stripes/*.jpg: "circles" are o
 "stripes" a band of parallel stripes at a random angle, both in random colours and positions on a random
 background, so the classes differ in shape only. Deterministic for a seed; written as JPEGs (quality 90)
 into a folder made atomically. It needs no download: a task small networks learn from scratch on a CPU
-(``vggspec finetune small64 --data DIR``), used by the README's example and the tests.
+(``small64`` fine-tuned on it from scratch is the README's example), and the tests' data.
 """
 
 from __future__ import annotations

@@ -53,6 +53,7 @@ class LayerDiff:
     odd_one_out: Optional[str] = None
     disagreeing: list[tuple[str, str]] = field(default_factory=list)  # every pair beyond tolerance
     non_finite: list[str] = field(default_factory=list)  # backends whose output holds NaN or infinity
+    every_pair: list[tuple[tuple[str, str], float, float]] = field(default_factory=list)  # (pair, max |Δ|, relative)
 
     @property
     def ok(self) -> bool:
@@ -131,6 +132,10 @@ class ParityReport:
                     "disagreeing_pairs": [list(pair) for pair in d.disagreeing],
                     "odd_one_out": d.odd_one_out,
                     "non_finite": d.non_finite,
+                    "pairs": [
+                        {"pair": list(pair), "max_abs_diff": absolute, "rel_diff": relative}
+                        for pair, absolute, relative in d.every_pair
+                    ],
                 }
                 for d in self.layers
             ],
@@ -209,6 +214,7 @@ def compare_backends(
         worst.disagreeing = [diff.pair for diff in diffs if not diff.ok]
         worst.non_finite = [name for name in backend_names if not np.isfinite(activations[name][layer.name]).all()]
         worst.odd_one_out = odd_one_out(backend_names, worst.disagreeing)
+        worst.every_pair = [(diff.pair, diff.max_abs_diff, diff.rel_diff) for diff in diffs]
         report.layers.append(worst)
     _compare_outputs(report, [(predictions[a], predictions[b]) for a, b in pairs])
     return report

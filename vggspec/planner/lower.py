@@ -78,6 +78,11 @@ class Plan:
         return sum(layer.macs for layer in self.layers)
 
     @property
+    def depth(self) -> int:
+        """Weight layers as the paper counts them (VGG16: 16): convolutions and dense layers, not batch norm."""
+        return sum(1 for layer in self.layers if isinstance(layer, (Conv2D, Dense)))
+
+    @property
     def activations_per_image(self) -> int:
         """Values in all the layers' outputs (the input included) for one image."""
         return sum(layer.output_size for layer in self.layers)

@@ -62,7 +62,8 @@ def parameter_counts(plan: Plan, trainable: int, non_trainable: int) -> dict[str
     }
 
 
-def _totals_lines(plan: Plan) -> list[str]:
+def totals_lines(plan: Plan) -> list[str]:
+    """The totals under a summary (and under a drawing): "Total params: 138,357,544 (527.79 MB)", ..."""
     return [
         f"Total params: {plan.total_params:,} ({_size(plan.total_params)})",
         f"Trainable params: {plan.trainable_params:,} ({_size(plan.trainable_params)})",
@@ -95,7 +96,7 @@ def summary_table(plan: Plan) -> str:
     out = [f'Model: "{plan.name}"', line("┏", "━", "┳", "┓"), row(head, "┃"), line("┡", "━", "╇", "┩")]
     out += [row(r, "│") for r in rows]
     out.append(line("└", "─", "┴", "┘"))
-    out += [" " + text for text in _totals_lines(plan)]
+    out += [" " + text for text in totals_lines(plan)]
     out.append(f" Multiply-accumulates per image: {plan.macs:,}")
     return "\n".join(out)
 
@@ -107,7 +108,7 @@ def summary_markdown(plan: Plan) -> str:
         f"| {layer.name} ({layer.type_name}) | {_shape(layer.output_shape)} | {layer.params:,} |"
         for layer in plan.layers
     ]
-    out += [""] + [f"- {text}" for text in _totals_lines(plan)]
+    out += [""] + [f"- {text}" for text in totals_lines(plan)]
     return "\n".join(out)
 
 

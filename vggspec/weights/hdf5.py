@@ -21,8 +21,11 @@ h5py is imported only inside the functions that open a file.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
+import os
 import re
+import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional, Union
 
@@ -177,9 +180,12 @@ def has_attribute(obj: Any, name: str, where: str) -> bool:
 def string_list(obj: Any, name: str, where: str) -> Optional[list[str]]:
     """A list-of-strings attribute as Keras stores it (bytes, maybe split as name0, name1, ...); None if absent.
 
-    Each chunk's shape and type are checked before it is read: strings only (fixed-length
-    bytes or variable-length), at most MAX_NAMES names and MAX_ATTRIBUTE_BYTES in all;
-    each name UTF-8 and printable.
+    Each chunk's shape and type are checked before it is read: strings only, at most MAX_NAMES names and
+    MAX_ATTRIBUTE_BYTES in all; each name UTF-8 and printable. A variable-length string's data is a
+    reference into the file's global heap, and a damaged one sends the HDF5 library into a loop it never
+    leaves (the fuzz tests found a flipped bit that turned a fixed-length attribute into one): those, as
+    Keras writes ``backend``, ``model_config`` and Keras 3 a model file's names, are read in a forked child
+    with a time limit (:func:`isolated_strings`).
     An empty attribute (of any type: Keras writes ``np.asarray([])``) is an empty list.
     """
     import h5py
@@ -199,6 +205,9 @@ def string_list(obj: Any, name: str, where: str) -> Optional[list[str]]:
             attribute = obj.attrs.get_id(chunk_name)
             shape, dtype = attribute.shape, attribute.dtype
             is_string = h5py.check_string_dtype(dtype) is not None or dtype.kind == "S"
+            variable = (
+                isinstance(attribute.get_type(), h5py.h5t.TypeStringID) and attribute.get_type().is_variable_str()
+            )
         count = 0 if shape is None else math.prod(shape)  # None: a null dataspace (h5py's Empty)
         if count == 0:  # also Keras' np.asarray([]) (float64) for a layer without weights
             continue
@@ -209,8 +218,11 @@ def string_list(obj: Any, name: str, where: str) -> Optional[list[str]]:
                 f"{at}: expected at most {MAX_NAMES:,} names and {MAX_ATTRIBUTE_BYTES:,} bytes in all, "
                 f"received {count:,} of {dtype.itemsize:,} bytes each"
             )
-        with h5_errors(at):
-            values = np.asarray(obj.attrs[chunk_name]).ravel()
+        if variable:
+            values = np.asarray(isolated_strings(obj, chunk_name, at), dtype=object)
+        else:
+            with h5_errors(at):
+                values = np.asarray(obj.attrs[chunk_name]).ravel()
         for value in values:
             if isinstance(value, bytes):
                 try:
@@ -222,6 +234,54 @@ def string_list(obj: Any, name: str, where: str) -> Optional[list[str]]:
                 raise WeightsError(f"{at}: expected printable names, received {value[:40]!r}")
             items.append(value)
     return items
+
+
+ISOLATED_READ_S = 10.0  # a forked child's time to read one attribute (a few milliseconds when the file is whole)
+
+
+def isolated_strings(obj: Any, name: str, where: str) -> list[str]:
+    """The variable-length string attribute ``name`` of ``obj`` (scalar or array), read by a forked child that
+    is killed when it does not finish within ISOLATED_READ_S: the HDF5 library loops for ever on a damaged
+    global heap, and a child can be stopped where a call in this process could not. WeightsError naming
+    ``where`` when the child fails or runs out of time."""
+    import select
+    import signal
+
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: read, send JSON, leave without running the parent's exit handlers
+        code = 1
+        try:
+            os.close(reader)
+            values = [v.decode("utf8", "replace") if isinstance(v, bytes) else str(v) for v in
+                      np.asarray(obj.attrs[name]).ravel()]  # fmt: skip
+            data = json.dumps(values).encode()[: MAX_ATTRIBUTE_BYTES * 2]
+            while data:
+                data = data[os.write(writer, data) :]
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(writer)
+    chunks, deadline = [], time.monotonic() + ISOLATED_READ_S
+    try:
+        while True:
+            ready, _, _ = select.select([reader], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                os.kill(pid, signal.SIGKILL)
+                raise WeightsError(
+                    f"{where}: expected a string the HDF5 library can read, received one it was still reading after "
+                    f"{ISOLATED_READ_S:g} s (a damaged file)"
+                )
+            chunk = os.read(reader, 1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(reader)
+        _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise WeightsError(f"{where}: expected a readable string, received one the HDF5 library cannot read")
+    return [str(value) for value in json.loads(b"".join(chunks))]
 
 
 def _dtype_words(dtype: np.dtype) -> str:
