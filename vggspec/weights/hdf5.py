@@ -21,11 +21,8 @@ h5py is imported only inside the functions that open a file.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
-import os
 import re
-import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional, Union
 
@@ -33,12 +30,12 @@ import numpy as np
 
 from vggspec.errors import WeightsError
 from vggspec.weights.bundle import StoredArray
+from vggspec.weights.hdf5_strings import MAX_ATTRIBUTE_BYTES, isolated_strings
 
 # What h5py raises for a damaged file, depending on where the damage is.
 H5_ERRORS = (OSError, KeyError, ValueError, RuntimeError, TypeError, SystemError)
 # Name lists longer than this are not Keras weight files (VGG19 with batch norm has under 100 layers).
 MAX_NAMES = 100_000
-MAX_ATTRIBUTE_BYTES = 1 << 24  # 16 MiB: MAX_NAMES names of 160 bytes
 
 _TRUNCATED = re.compile(r"truncated file: eof = (\d+).*stored_eof = (\d+)")
 
@@ -185,7 +182,7 @@ def string_list(obj: Any, name: str, where: str) -> Optional[list[str]]:
     reference into the file's global heap, and a damaged one sends the HDF5 library into a loop it never
     leaves (the fuzz tests found a flipped bit that turned a fixed-length attribute into one): those, as
     Keras writes ``backend``, ``model_config`` and Keras 3 a model file's names, are read in a forked child
-    with a time limit (:func:`isolated_strings`).
+    with a time limit (:func:`vggspec.weights.hdf5_strings.isolated_strings`).
     An empty attribute (of any type: Keras writes ``np.asarray([])``) is an empty list.
     """
     import h5py
@@ -234,54 +231,6 @@ def string_list(obj: Any, name: str, where: str) -> Optional[list[str]]:
                 raise WeightsError(f"{at}: expected printable names, received {value[:40]!r}")
             items.append(value)
     return items
-
-
-ISOLATED_READ_S = 10.0  # a forked child's time to read one attribute (a few milliseconds when the file is whole)
-
-
-def isolated_strings(obj: Any, name: str, where: str) -> list[str]:
-    """The variable-length string attribute ``name`` of ``obj`` (scalar or array), read by a forked child that
-    is killed when it does not finish within ISOLATED_READ_S: the HDF5 library loops for ever on a damaged
-    global heap, and a child can be stopped where a call in this process could not. WeightsError naming
-    ``where`` when the child fails or runs out of time."""
-    import select
-    import signal
-
-    reader, writer = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: read, send JSON, leave without running the parent's exit handlers
-        code = 1
-        try:
-            os.close(reader)
-            values = [v.decode("utf8", "replace") if isinstance(v, bytes) else str(v) for v in
-                      np.asarray(obj.attrs[name]).ravel()]  # fmt: skip
-            data = json.dumps(values).encode()[: MAX_ATTRIBUTE_BYTES * 2]
-            while data:
-                data = data[os.write(writer, data) :]
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(writer)
-    chunks, deadline = [], time.monotonic() + ISOLATED_READ_S
-    try:
-        while True:
-            ready, _, _ = select.select([reader], [], [], max(0.0, deadline - time.monotonic()))
-            if not ready:
-                os.kill(pid, signal.SIGKILL)
-                raise WeightsError(
-                    f"{where}: expected a string the HDF5 library can read, received one it was still reading after "
-                    f"{ISOLATED_READ_S:g} s (a damaged file)"
-                )
-            chunk = os.read(reader, 1 << 16)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    finally:
-        os.close(reader)
-        _, status = os.waitpid(pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise WeightsError(f"{where}: expected a readable string, received one the HDF5 library cannot read")
-    return [str(value) for value in json.loads(b"".join(chunks))]
 
 
 def _dtype_words(dtype: np.dtype) -> str:
