@@ -4,6 +4,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 STAMP = $(VENV)/.installed
+# Tests run in this many processes (pytest-xdist), each test file whole in one of them: most tests wait on
+# one core (a command started, a file read), so two use this 2-core machine's both.
+TEST_WORKERS ?= 2
+PYTEST = $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 # torch stays open-ended in pyproject.toml; constraints.txt picks the CPU wheel for this machine.
 PIP_INSTALL = $(BIN)/python -m pip install --constraint constraints.txt
 
@@ -21,13 +25,13 @@ demo: $(STAMP)
 	$(BIN)/vggspec verify vgg16
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(PYTEST)
 
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -m slow
+	$(PYTEST) -m slow
 
 test-all: $(STAMP)
-	$(BIN)/python -m pytest -m "slow or not slow"
+	$(PYTEST) -m "slow or not slow"
 
 # ruff and mypy as configured in pyproject.toml (line length 120; mypy strict on the core)
 lint: $(STAMP)
