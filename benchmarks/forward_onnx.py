@@ -13,77 +13,23 @@ figures are ``onnx / torch`` images/s (goal >= 1.0).
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
-from benchmarks.common import Case, interleaved_rates, set_torch_threads, speed_figure
+from benchmarks.common import Case
+from benchmarks.versus_torch import measure_against_torch
+from benchmarks.versus_torch import ratio_names as _ratio_names
 
-BATCHES = (1, 8)
-GOAL = (">=", 1.0)
+GOALS = {1: (">=", 1.0), 8: (">=", 1.0)}
 
 
 def ratio_names() -> list[str]:
-    return [
-        f"forward_onnx/batch{batch}/{versus}" for batch in BATCHES for versus in ("vs_torch_backend", "control_a_vs_a")
-    ]
+    return _ratio_names("forward_onnx")
 
 
 def measure(case: Case) -> dict[str, Any]:
-    import numpy as np
     import onnx
     import onnxruntime
 
-    import vggspec
-    from vggspec.backends import get_backend
-    from vggspec.parity.inputs import random_bundle
-
-    threads = set_torch_threads()
-    plan = vggspec.plan(case.spec())
-    bundle = random_bundle(plan, seed=0)
-    backends = {"onnx": get_backend("onnx"), "torch": get_backend("torch"), "torch_again": get_backend("torch")}
-    models = {}
-    for name, backend in backends.items():
-        models[name] = backend.build(plan)
-        backend.set_weights(models[name], plan, bundle)
-
-    rng = np.random.default_rng(0)
-    check = rng.standard_normal((2, case.input_size, case.input_size, 3), dtype=np.float32) * 64
-    expected = backends["torch"].predict(models["torch"], check)
-    difference = {
-        name: float(np.abs(backends[name].predict(models[name], check) - expected).max())
-        for name in ("onnx", "torch_again")
-    }
-    session = models["onnx"].session()
-
-    rows = []
-    ratios: dict[str, Any] = {}
-    for batch in BATCHES:
-        x = rng.standard_normal((batch, case.input_size, case.input_size, 3), dtype=np.float32) * 64
-        print(f"forward_onnx: batch {batch}", file=sys.stderr, flush=True)
-        rates = interleaved_rates(
-            {name: (lambda b=backends[name], m=model, x=x: b.predict(m, x)) for name, model in models.items()},
-            items_per_call=batch,
-            repeats=case.forward_repeats,
-            warmup=case.warmup + 1,
-            min_sample_s=case.forward_min_sample_s,
-        )
-        rows.append({"batch": batch, "images_per_s": rates})
-        ratios[f"forward_onnx/batch{batch}/vs_torch_backend"] = speed_figure(rates, "onnx", "torch", goal=GOAL)
-        ratios[f"forward_onnx/batch{batch}/control_a_vs_a"] = speed_figure(
-            rates, "torch_again", "torch", about="two identical torch backend models: the noise floor; "
-        )
-    return {
-        "details": {
-            "spec": case.name,
-            "input": [case.input_size, case.input_size, 3],
-            "dtype": "float32",
-            "onnx": onnx.__version__,
-            "onnxruntime": onnxruntime.__version__,
-            "providers": session.get_providers(),
-            "torch_threads": threads,
-            "call": "backend.predict(model, images), NHWC float32 numpy",
-            "max_abs_output_difference_vs_torch": difference,
-            "results": rows,
-        },
-        "ratios": ratios,
-    }
+    details, ratios, model = measure_against_torch(case, "onnx", "forward_onnx", GOALS)
+    versions = {"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}
+    return {"details": {**details, **versions, "providers": model.session().get_providers()}, "ratios": ratios}
