@@ -273,6 +273,27 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"temporary folder: {folder}, {free:.1f} GB free (the slow tests need about {SLOW_SUITE_DISK_GB:g} GB)"
 
 
+# The test files that take longest (a fixture of several minutes, or one test of many runs), started first: with
+# two processes (make test), each takes a file whole, and a long file started last would run alone at the end.
+LONG_FILES_FIRST = (
+    "test_codegen.py",
+    "test_ddp.py",
+    "test_packaging.py",
+    "test_onnx_backend.py",
+    "test_fuzz_weights.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests of LONG_FILES_FIRST first, in that order; the others after them as collected."""
+
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONG_FILES_FIRST.index(name) if name in LONG_FILES_FIRST else len(LONG_FILES_FIRST)
+
+    items.sort(key=rank)  # a stable sort: the order within each file stays
+
+
 @pytest.fixture(scope="module")
 def tiny_image_set(module_tmp) -> Path:
     """8 training and 2 validation RGB JPEGs per class (circles, stripes), 32×32: for runs of a tiny spec."""
