@@ -202,9 +202,8 @@ def string_list(obj: Any, name: str, where: str) -> Optional[list[str]]:
             attribute = obj.attrs.get_id(chunk_name)
             shape, dtype = attribute.shape, attribute.dtype
             is_string = h5py.check_string_dtype(dtype) is not None or dtype.kind == "S"
-            variable = (
-                isinstance(attribute.get_type(), h5py.h5t.TypeStringID) and attribute.get_type().is_variable_str()
-            )
+            stored_type = attribute.get_type()
+            variable = isinstance(stored_type, h5py.h5t.TypeStringID) and stored_type.is_variable_str()
         count = 0 if shape is None else math.prod(shape)  # None: a null dataspace (h5py's Empty)
         if count == 0:  # also Keras' np.asarray([]) (float64) for a layer without weights
             continue
