@@ -97,6 +97,11 @@ _keras_file("vgg19", "vgg19", True, None, "cbe5617147190e668d6c5d5026f83318")
 _keras_file("vgg19_notop", "vgg19", False, None, "253f8cb515780f3b799900260a226db6")
 
 
+def known_weights(text: str) -> Optional[WeightFile]:
+    """The registered weight file named ``text``; None when no file is registered under that name."""
+    return next((known for known in REGISTRY if known.name == text), None)
+
+
 def weights_dir() -> Path:
     """The folder downloaded weight files are kept in: ``$VGGSPEC_HOME/weights``."""
     return cache_home() / "weights"
