@@ -56,9 +56,9 @@ def _hdf5_text(path: Path) -> Optional[str]:
     return values[0]
 
 
-def _torch_text(path: Path) -> Optional[str]:
-    """``_metadata["vggspec"]`` of a state dict saved with torch.save (loaded memory-mapped: the arrays are
-    not read); a checkpoint that wraps its state dict (``{"state_dict": ...}``) is looked into too."""
+def load_torch_mapped(path: Path) -> Any:
+    """What ``torch.save`` wrote to ``path``, loaded weights-only and, for a zip-format file, memory-mapped
+    (tensors' data is read only when used); a file torch refuses is one WeightsError saying why."""
     from vggspec.weights.torch_file import torch_module
     from vggspec.weights.torch_pickle import load_error
 
@@ -66,9 +66,15 @@ def _torch_text(path: Path) -> Optional[str]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            loaded: Any = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except Exception as error:  # torch raises many kinds for a bad file
         raise load_error(path, error) from None
+
+
+def _torch_text(path: Path) -> Optional[str]:
+    """``_metadata["vggspec"]`` of a state dict saved with torch.save (memory-mapped: the arrays are not
+    read); a checkpoint that wraps its state dict (``{"state_dict": ...}``) is looked into too."""
+    loaded = load_torch_mapped(path)
     for candidate in (loaded, *(loaded.values() if isinstance(loaded, dict) else ())):
         metadata = getattr(candidate, "_metadata", None)
         if isinstance(metadata, dict) and KEY in metadata:
