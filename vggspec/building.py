@@ -33,7 +33,9 @@ def read_checked_bundle(
     from vggspec.weights.fit import fit_bundle
     from vggspec.weights.formats import open_bundle
 
-    with open_bundle(weights, plan) as stored:
+    # the file is read as the network it belongs to (``whole``: a feature extractor's is cut from it), so that
+    # its keys, its Keras 3 groups and its size limits are those of the whole network's file
+    with open_bundle(weights, whole or plan) as stored:
         fitted, skipped = fit_bundle(plan, stored, skip_mismatch)
     note = fitted.matching_note()
     if note:

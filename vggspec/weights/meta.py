@@ -80,19 +80,20 @@ class WeightsMeta:
 
     def to_json(self) -> str:
         fields = {name: value for name, value in dataclasses.asdict(self).items() if value not in (None, "", ())}
+        fields["spec"] = self.spec
         return json.dumps({"version": 1, **fields}, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str, where: str) -> WeightsMeta:
         """Parse what :meth:`to_json` wrote; WeightsError naming ``where`` and the field when it is not that."""
         if len(text) > MAX_META_CHARS:
-            raise WeightsError(f"{where}: metadata {KEY!r}: expected at most {MAX_META_CHARS:,} characters")
+            raise WeightsError(f"{where}: metadata {KEY}: expected at most {MAX_META_CHARS:,} characters")
         try:
             value = json.loads(text)
         except ValueError as error:
-            raise WeightsError(f"{where}: metadata {KEY!r}: expected a JSON object, received {error}") from None
-        if not isinstance(value, dict) or not isinstance(value.get("spec"), str):
-            raise WeightsError(f"{where}: metadata {KEY!r}: expected a JSON object with a string 'spec'")
+            raise WeightsError(f"{where}: metadata {KEY}: expected a JSON object, received {error}") from None
+        if not isinstance(value, dict) or not isinstance(value.get("spec"), str) or not value["spec"]:
+            raise WeightsError(f"{where}: metadata {KEY}: expected a JSON object with a non-empty string 'spec'")
         return cls(
             spec=value["spec"],
             plan_digest=_text(value, "plan_digest", where),

@@ -124,7 +124,8 @@ def stored_torch(path: Union[str, Path], plan: Plan) -> StoredBundle:
     try:
         with warnings.catch_warnings():  # e.g. "Detected pickle protocol 126": the error says enough
             warnings.simplefilter("ignore", UserWarning)
-            loaded = torch.load(path, map_location="cpu", weights_only=True)
+            # memory-mapped (zip format): an array is read when used; those a cut model does not need never are
+            loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except Exception as error:  # torch raises RuntimeError, UnpicklingError, EOFError, ... for a bad file
         raise load_error(path, error) from None
     loaded, others = _unwrapped(loaded)
