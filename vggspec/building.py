@@ -32,6 +32,9 @@ def read_checked_bundle(
     """
     from vggspec.weights.fit import fit_bundle
     from vggspec.weights.formats import open_bundle
+    from vggspec.weights.resolve import weights_path
+
+    weights = weights_path(weights)  # a known name: its cached copy, fetched once
 
     # the file is read as the network it belongs to (``whole``: a feature extractor's is cut from it), so that
     # its keys, its Keras 3 groups and its size limits are those of the whole network's file

@@ -64,7 +64,7 @@ def test_weights_that_say_nothing_use_the_spec_and_the_header_says_so(cli, tmp_p
     image = next((tiny_image_set / "val").rglob("*.jpg"))
     result = cli("features", spec, image, "--layers", "block1_conv1", "--weights", tmp_path / "plain.h5")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[0] == f"tiny: preprocessing tf: the spec's ({tmp_path / 'plain.h5'} does not say)"
+    assert result.stdout.splitlines()[1] == f"preprocessing tf: the spec's ({tmp_path / 'plain.h5'} does not say)"
 
 
 @pytest.mark.slow
@@ -76,7 +76,7 @@ def test_a_run_folder_is_a_model(cli, tmp_path, tiny_image_set):
         "--backend", "torch", "--out", run, env=ONE_THREAD,
     )  # fmt: skip
     assert trained.returncode == 0, trained.stderr
-    assert trained.stdout.splitlines()[0] == "tiny: preprocessing tf: the spec's (no weights)"
+    assert trained.stdout.splitlines()[1] == "tiny: preprocessing tf: the spec's (no weights)"
     images = sorted((tiny_image_set / "val").rglob("*.jpg"))
     by_run = cli("predict", run, *images, "--json", env=ONE_THREAD)
     by_hand = cli(

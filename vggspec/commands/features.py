@@ -83,8 +83,7 @@ def run(args: argparse.Namespace) -> int:
         }
         print(dumps({**about, "images": outputs.images, "layers": rows, "out": args.out}))
         return 0
-    print(f"{spec.name}: {source.note}")
-    _print_table(outputs, rows)
+    _print_table(outputs, rows, source.note)
     if args.out is not None:
         print(f"saved {', '.join(outputs.arrays)} to {args.out}")
     return 0
@@ -172,8 +171,9 @@ def _statistics(outputs: LayerOutputs) -> list[dict[str, Any]]:
     return rows
 
 
-def _print_table(outputs: LayerOutputs, rows: list[dict[str, Any]]) -> None:
+def _print_table(outputs: LayerOutputs, rows: list[dict[str, Any]], note: str) -> None:
     print(f"{outputs.spec} ({outputs.backend}), {outputs.images} image(s), weights: {outputs.weights}")
+    print(note)
     width_name = max(len("layer"), *(len(row["layer"]) for row in rows))
     print(
         f"{'layer':<{width_name}}  {'shape (N, H, W, C)':<22} {'mean':>10} {'std':>10} {'min':>10} {'max':>10} "

@@ -186,8 +186,6 @@ def run(args: argparse.Namespace) -> int:
     source = model_source(args.spec, given.get("weights"), args.preprocessing)
     if source.weights is not None:
         given["weights"] = str(source.weights.path)
-    if process_rank()[0] == 0:
-        print(f"{source.spec.name}: {source.note}")
     if args.resume:
         if args.run_dir is None:
             raise VggspecError("--resume: expected --out RUN_DIR, the run folder to continue, received none")
@@ -201,6 +199,7 @@ def run(args: argparse.Namespace) -> int:
         record = finetune(spec, args.data, out, settings)
     if process_rank()[0] == 0:
         print(f"run folder: {out}")
+        print(f"{source.spec.name}: {source.note}")
         if record.best is not None:
             print(
                 f"best epoch {record.best.epoch} of {record.epochs_done}: val_accuracy "

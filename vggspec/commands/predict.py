@@ -103,12 +103,12 @@ def run(args: argparse.Namespace) -> int:
     image_mode(plan.input_shape[2], f"{args.spec}: input_shape {list(plan.input_shape)}")
     check_image_paths(args.images)
     backend = get_backend(args.backend)
-    print(f"{spec.name}: {source.note}", file=sys.stderr if args.json else sys.stdout)
     model = build_model(spec, backend, source.weights.path)
     if isinstance(backend, Accelerates) and not args.fp32:  # e.g. torch: CUDA, channels last, bf16
         model = backend.accelerate(model)
     scores = predict_files(backend, model, plan, args.images, spec.preprocessing, args.batch_size, not args.json)
     results = top_classes(scores, top, labels)
+    print(f"{spec.name}: {source.note}", file=sys.stderr if args.json else sys.stdout)  # what the scores mean
     if args.json:
         print(
             dumps(

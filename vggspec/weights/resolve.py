@@ -1,4 +1,4 @@
-"""``--weights`` as users type it: a file, or the name of a known file (fetched once, checked, used).
+"""Weights as users name them: a file, or the name of a known file (fetched once, checked, used).
 
 An existing file wins; otherwise a name the registry knows (``vgg16``, a torchvision checkpoint, a
 Hub reference) is fetched into the cache. Either way the result says what the weights mean: the
@@ -42,21 +42,26 @@ def known_meta(name: str) -> Optional[WeightsMeta]:
     )
 
 
+def weights_path(text: Union[str, Path], progress: bool = True) -> Path:
+    """The file ``text`` names: an existing path, else a known name's cached copy (fetched once), else the path
+    as given (its reader then says it is missing). Nothing is read."""
+    from vggspec.weights.registry import fetch_file, known_weights
+
+    path = Path(text)
+    known = None if path.exists() else known_weights(str(text))
+    return path if known is None else fetch_file(known, progress=progress)
+
+
 def resolve_weights(text: Union[str, Path], progress: bool = True) -> ResolvedWeights:
     """The weight file ``text`` names: an existing path (its metadata read), else a known name (fetched into
     the cache once; its metadata the registry's). A path that does not exist and no known name: the path,
     whose reader then says it is missing."""
     from vggspec.weights.file_meta import read_meta
-    from vggspec.weights.registry import fetch_file, known_weights
 
-    path = Path(text)
-    if not path.exists():
-        known = known_weights(str(text))
-        if known is not None:
-            fetched = fetch_file(known, progress=progress)
-            return ResolvedWeights(fetched, known_meta(str(text)), str(text))
-    meta = read_meta(path) if path.is_file() else None
-    return ResolvedWeights(path, meta, str(text))
+    path = weights_path(text, progress)
+    if path != Path(text):  # a known name, fetched
+        return ResolvedWeights(path, known_meta(str(text)), str(text))
+    return ResolvedWeights(path, read_meta(path) if path.is_file() else None, str(text))
 
 
 def known_by_file_name(path: Path) -> Optional[WeightsMeta]:
