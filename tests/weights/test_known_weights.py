@@ -315,7 +315,8 @@ def test_hub_errors_are_one_line(tmp_path, hub_cache):
             problems[text] = str(refused.value)
     assert problems == {
         "hf-hub:nobody/nothing": (
-            "hf-hub:nobody/nothing: expected a repository on the Hub, received a name it does not know"
+            "hf-hub:nobody/nothing: expected a repository on the Hub (a private or gated one: with HF_TOKEN), "
+            "received a name it does not know"
         ),
         "hf-hub:test/small-vgg@v9": "hf-hub:test/small-vgg@v9: expected a revision of the repository, received 'v9'",
         "hf-hub:test/tf-vgg": "hf-hub:test/tf-vgg: expected a file model.safetensors in the repository, received none",
@@ -346,4 +347,21 @@ def test_cli_fetch_honours_hf_endpoint_hf_home_and_offline_mode(tmp_path, cli):
     assert one_line(missing) == (
         f"error: hf-hub:timm/vgg13.tv_in1k: cannot reach the Hub at {hub.endpoint} (or HF_HUB_OFFLINE is set), "
         f"and model.safetensors is not in its cache {cache}"
+    )
+
+
+def test_timm_file_read_without_a_top_names_its_head_as_unused(tmp_path):
+    from vggspec.building import read_checked_bundle
+
+    path = tmp_path / "model.safetensors"
+    save_file(timm_state(torchvision_state()), str(path))
+    with pytest.warns(
+        UserWarning, match=r"6 arrays in the file are not used \(no layer of small reads them\): head\.fc"
+    ):
+        bundle, skipped = read_checked_bundle(small_plan(include_top=False), path)
+    assert (list(bundle.layers), skipped) == (["block1_conv1", "block1_conv2", "block2_conv1"], [])
+    assert sorted(bundle.unused) == sorted(
+        f"{module}.{weight}"
+        for module in ("pre_logits.fc1", "pre_logits.fc2", "head.fc")
+        for weight in ("weight", "bias")
     )

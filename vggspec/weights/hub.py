@@ -92,7 +92,10 @@ def hub_download(
     except errors.RevisionNotFoundError:
         raise DownloadError(f"{where}: expected a revision of the repository, received {revision!r}") from None
     except errors.RepositoryNotFoundError:
-        raise DownloadError(f"{where}: expected a repository on the Hub, received a name it does not know") from None
+        raise DownloadError(
+            f"{where}: expected a repository on the Hub (a private or gated one: with HF_TOKEN), received a name "
+            "it does not know"
+        ) from None
     except errors.LocalEntryNotFoundError:  # before EntryNotFoundError, its base: the Hub was not reached
         raise DownloadError(
             f"{where}: cannot reach the Hub at {endpoint or hub.constants.ENDPOINT} (or HF_HUB_OFFLINE is set), "
