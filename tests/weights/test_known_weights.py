@@ -27,16 +27,20 @@ from vggspec.weights.torchvision import bundle_to_torch
 
 from cli_cases import one_line
 from http_server import FileServer
-from weight_fixtures import SMALL, plan_layers, small_plan
+from weight_fixtures import SMALL, plan_layers, small_plan, small_spec_file
 
 IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
 COMMIT_MAIN, COMMIT_V1 = "a" * 40, "b" * 40
 
 
 def torchvision_state(seed: int = 0) -> dict[str, np.ndarray]:
-    """The small spec's random arrays as a torchvision state dict (features.N, classifier.0/3/6)."""
+    """The small spec's random arrays (scaled by 0.1: softmax scores short of 0 and 1) as a torchvision state
+    dict (features.N, classifier.0/3/6)."""
     plan = small_plan()
-    return bundle_to_torch(plan, WeightBundle({name: arrays for name, arrays in plan_layers(plan, seed) if arrays}))
+    layers = {
+        name: {weight: 0.1 * array for weight, array in arrays.items()} for name, arrays in plan_layers(plan, seed)
+    }
+    return bundle_to_torch(plan, WeightBundle({name: arrays for name, arrays in layers.items() if arrays}))
 
 
 def timm_state(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -365,3 +369,54 @@ def test_timm_file_read_without_a_top_names_its_head_as_unused(tmp_path):
         for module in ("pre_logits.fc1", "pre_logits.fc2", "head.fc")
         for weight in ("weight", "bias")
     )
+
+
+# --- known names where a command takes --weights --------------------------------------------------
+
+
+def predicted(result) -> dict:
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.mark.slow
+def test_predict_with_a_hub_reference_equals_predict_with_the_same_arrays_in_torchvision_layout(tmp_path, cli):
+    from PIL import Image
+
+    repos, _ = small_hub_repos(tmp_path)
+    spec = small_spec_file(tmp_path, preprocessing="torch")
+    image = tmp_path / "noise.png"
+    Image.fromarray(np.random.default_rng(5).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(image)
+    torchvision_file = save_torch(torchvision_state(1), tmp_path / "v1-torchvision.pth")
+    env = {"HF_HOME": str(tmp_path / "hf-home")}
+    with HubServer(repos) as hub:
+        env["HF_ENDPOINT"] = hub.endpoint
+        common = ("predict", spec, image, "--backend", "numpy", "--top", "10", "--json")
+        from_hub = cli(*common, "--weights", "hf-hub:test/small-vgg@v1", env=env)
+    from_file = predicted(cli(*common, "--weights", torchvision_file, "--preprocessing", "torch"))
+    from_hub_json = predicted(from_hub)
+    assert "small: preprocessing torch: from the weights hf-hub:test/small-vgg@v1" in from_hub.stderr
+    ((rows,),) = [list(from_hub_json.values())]
+    ((reference,),) = [list(from_file.values())]
+    hub_scores = np.array([row["score"] for row in sorted(rows, key=lambda row: row["index"])])
+    file_scores = np.array([row["score"] for row in sorted(reference, key=lambda row: row["index"])])
+    assert hub_scores.shape == (10,) and 0.01 < hub_scores.max() < 0.99
+    assert float(np.abs(hub_scores - file_scores).max()) == 0.0
+
+
+def test_predict_with_a_torchvision_name_fetches_from_the_mirror_and_refuses_a_wrong_hash(tmp_path, cli):
+    served = tmp_path / "served"
+    served.mkdir()
+    save_torch(torchvision_state(), served / "vgg16_bn-6c64b313.pth")  # the name, not the bytes
+    home = tmp_path / "home"
+    image = tmp_path / "noise.png"
+    image.write_bytes(b"never read: the weights are refused first")
+    with FileServer(served) as server:
+        env = {"VGGSPEC_HOME": str(home), "VGGSPEC_WEIGHTS_MIRROR": server.url("")}
+        result = cli("predict", "vgg16_bn", image, "--weights", "vgg16_bn_torchvision", env=env)
+    assert one_line(result).startswith(
+        "error: vgg16_bn-6c64b313.pth: sha256 expected starting with 6c64b313, received "
+    )
+    assert f"(downloaded from {server.url('vgg16_bn-6c64b313.pth')}; the file was removed)" in one_line(result)
+    assert result.returncode == 2 and list((home / "weights").iterdir()) == []
+    assert [request.path for request in server.requests] == ["/vgg16_bn-6c64b313.pth"]

@@ -23,6 +23,7 @@ Keras and torchvision files are kept in ``$VGGSPEC_HOME/weights``; Hub files in 
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
@@ -34,6 +35,8 @@ from vggspec.weights import hub
 KERAS_STORAGE = "https://storage.googleapis.com/tensorflow/keras-applications"
 TORCHVISION_STORAGE = "https://download.pytorch.org/models"
 KERAS, TORCHVISION, HUB = "keras-applications", "torchvision", "hub"
+# a folder URL holding the Keras and torchvision files under their published names, asked instead of their URLs
+MIRROR_VARIABLE = "VGGSPEC_WEIGHTS_MIRROR"
 
 
 @dataclass(frozen=True)
@@ -242,8 +245,10 @@ def fetch_file(weight_file: WeightFile, *, url: Optional[str] = None, progress: 
     A Keras or torchvision file is checked against its size, md5 or sha256 prefix before it appears
     under its name in :func:`weights_dir` (so a cached file is one that passed those checks; a cache
     folder that cannot be written is refused before the download starts); ``url`` replaces its
-    address (a mirror). A Hub file is the path in huggingface_hub's cache (checked by the Hub's
-    ETag); ``url`` is then the endpoint to ask instead of ``HF_ENDPOINT``.
+    address, and without it ``$VGGSPEC_WEIGHTS_MIRROR/<file name>`` does when that variable is set
+    (a mirror holding the files under their published names, for every command that fetches). A Hub
+    file is the path in huggingface_hub's cache (checked by the Hub's ETag); ``url`` is then the
+    endpoint to ask instead of ``HF_ENDPOINT``.
     """
     if weight_file.origin == HUB:
         assert weight_file.hub_repo is not None
@@ -254,8 +259,9 @@ def fetch_file(weight_file: WeightFile, *, url: Optional[str] = None, progress: 
     if path is not None:
         return path
     check_cache_folder(weights_dir())
+    mirror = os.environ.get(MIRROR_VARIABLE, "").rstrip("/")
     return download(
-        url or weight_file.url,
+        url or (f"{mirror}/{weight_file.file_name}" if mirror else weight_file.url),
         weights_dir() / weight_file.file_name,
         size=weight_file.size,
         md5=weight_file.md5,
