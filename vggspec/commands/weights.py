@@ -3,7 +3,8 @@ preprocessing, labels and source its metadata records); known weight files: `wei
 (name, origin, file, size, check, the spec each fits, its preprocessing, cached or not); `weights fetch
 NAME` downloads one once, checks it and prints its path.
 
-Keras and torchvision files go to $VGGSPEC_HOME/weights (default ~/.cache/vggspec/weights); Hub files
+Keras and torchvision files go to $VGGSPEC_HOME/weights (default ~/.cache/vggspec/weights), from their URLs
+or $VGGSPEC_WEIGHTS_MIRROR/<file name> when that is set; Hub files
 (a registered `*_timm` name, or any `hf-hub:OWNER/REPO[@REVISION]`) to the Hub's cache (HF_HOME,
 HF_HUB_CACHE), from HF_ENDPOINT."""
 
