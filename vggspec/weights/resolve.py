@@ -13,6 +13,7 @@ from typing import Optional, Union
 
 from vggspec.planner.lower import Plan
 from vggspec.weights.meta import IMAGENET, WeightsMeta
+from vggspec.weights.registry import HUB, WeightFile
 
 
 @dataclass(frozen=True)
@@ -31,13 +32,18 @@ def known_meta(name: str) -> Optional[WeightsMeta]:
     from vggspec.weights.registry import known_weights
 
     known = known_weights(name)
-    if known is None:
-        return None
+    return None if known is None else meta_of_known(known)
+
+
+def meta_of_known(known: WeightFile) -> WeightsMeta:
+    """What the registry says about a known file: its spec, preprocessing and ImageNet's labels when it has
+    ImageNet's 1000 classes (a Hub checkpoint's config may give another count: no labels then)."""
+    imagenet = known.include_top and known.num_classes in (None, 1000)
     return WeightsMeta(
         spec=known.spec,
         preprocessing=known.preprocessing,
-        labels=IMAGENET if known.include_top else None,
-        source=known.file_name,
+        labels=IMAGENET if imagenet else None,
+        source=known.file_name if known.origin != HUB else f"{known.source}/{known.file_name}",
         origin=f"known weights {known.name}",
     )
 
@@ -57,20 +63,22 @@ def resolve_weights(text: Union[str, Path], progress: bool = True) -> ResolvedWe
     the cache once; its metadata the registry's). A path that does not exist and no known name: the path,
     whose reader then says it is missing."""
     from vggspec.weights.file_meta import read_meta
+    from vggspec.weights.registry import fetch_file, known_weights
 
-    path = weights_path(text, progress)
-    if path != Path(text):  # a known name, fetched
-        return ResolvedWeights(path, known_meta(str(text)), str(text))
+    path = Path(text)
+    known = None if path.exists() else known_weights(str(text))
+    if known is not None:
+        return ResolvedWeights(fetch_file(known, progress=progress), meta_of_known(known), str(text))
     return ResolvedWeights(path, read_meta(path) if path.is_file() else None, str(text))
 
 
 def known_by_file_name(path: Path) -> Optional[WeightsMeta]:
     """The registry's description of a known file kept under its published name (a Keras or torchvision
-    download), else None."""
+    download), else None. Hub files are not known by name: every one is ``model.safetensors``."""
     from vggspec.weights.registry import REGISTRY
 
-    match = next((known for known in REGISTRY if known.file_name == path.name), None)
-    return None if match is None else known_meta(match.name)
+    match = next((known for known in REGISTRY if known.origin != HUB and known.file_name == path.name), None)
+    return None if match is None else meta_of_known(match)
 
 
 def copied_meta(
