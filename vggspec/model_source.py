@@ -69,6 +69,8 @@ def model_source(
         checked = load_spec(spec)
     resolved = None if weights is None else resolve_weights(weights, progress)
     mode, note = choose_preprocessing(checked, resolved, preprocessing)
+    if labels is not None and resolved is not None and resolved.meta is None and preprocessing is None:
+        note = f"preprocessing {mode}: the run's ({spec}/run.json)"  # a checkpoint of an older run says nothing
     if labels is None and resolved is not None and resolved.meta is not None:
         named = resolved.meta.labels
         labels = named if isinstance(named, tuple) and len(named) == checked.classes else None
