@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import yaml
 
 import vggspec
 from vggspec.weights.bundle import WeightBundle
@@ -143,3 +144,14 @@ def test_the_choice_of_preprocessing_in_the_library(torch_weights, tmp_path):
     chosen = model_source(tiny_spec(tmp_path, preprocessing="tf"), torch_weights, preprocessing="tf")
     assert chosen.spec.preprocessing == "tf" and chosen.note == "preprocessing tf: as asked"
     assert model_source(tiny_spec(tmp_path, preprocessing="tf")).note == "preprocessing tf: the spec's (no weights)"
+
+
+def test_layers_past_the_cut_are_checked_on_metadata_and_never_read(tmp_path):
+    """A whole file whose head does not fit the spec still serves block1_conv1, and says so: a warning per layer."""
+    spec = tmp_path / "widehead.yaml"
+    spec.write_text(WIDE_HEAD)
+    other = vggspec.plan(vggspec.spec_from_mapping({**yaml.safe_load(WIDE_HEAD), "fc": [64, 64]}))
+    write_bundle(tmp_path / "other.safetensors", WeightBundle(random_weights(other, seed=2)), other)
+    with pytest.warns(UserWarning, match=r"layer fc1 \(past the layers asked for\): .*expected kernel of shape"):
+        model = vggspec.build(spec, "numpy", weights=tmp_path / "other.safetensors", outputs=["block1_conv1"])
+    assert model is not None

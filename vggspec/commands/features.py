@@ -111,7 +111,7 @@ def _layer_outputs(
     chosen: dict[str, str],
 ) -> LayerOutputs:
     """Build ``plan`` (``whole``, the spec's plan, up to the deepest layer asked for), set its weights, run it
-    on the images. A file of the whole network has the layers past the cut too: they go unnamed."""
+    on the images. A file of the whole network has the layers past the cut too: unnamed, unless they do not fit."""
     import numpy as np
 
     from vggspec.backends import get_backend
@@ -119,12 +119,19 @@ def _layer_outputs(
     from vggspec.images import image_mode, load_images
     from vggspec.parity.inputs import random_bundle
     from vggspec.preprocessing import preprocess
+    from vggspec.weights.bundle import WeightBundle
 
     height, width, channels = plan.input_shape
     image_mode(channels, f"{spec.source or spec.name}: input_shape {list(plan.input_shape)}")
     images = preprocess(load_images(paths, (height, width), channels), plan.preprocessing)
     backend = get_backend(backend_name)
-    bundle = read_checked_bundle(plan, weights, whole=whole)[0] if weights else random_bundle(plan, 0)
+    if weights:
+        fitted, skipped = read_checked_bundle(plan, weights, whole=whole)
+        for line in skipped:  # layers past the cut that do not fit the spec: never read, but said
+            warnings.warn(f"skipped: {line}", UserWarning, stacklevel=2)
+        bundle: WeightBundle = fitted
+    else:
+        bundle = random_bundle(plan, 0)
     model = backend.build(plan)
     backend.set_weights(model, plan, bundle)
     everything = backend.activations(model, plan, images)
