@@ -29,7 +29,30 @@ class Request:
     sent: int  # body bytes written
 
 
-class FileServer:
+class LocalServer:
+    """An HTTP server on a free port of 127.0.0.1, serving from a background thread while in a ``with``
+    block; ``handler`` is its request handler class."""
+
+    def __init__(self, handler: type):
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1]
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+class FileServer(LocalServer):
     """Serve ``folder`` on a free port of 127.0.0.1 from a background thread."""
 
     def __init__(self, folder: Path, ignore_range: bool = False):
@@ -38,13 +61,7 @@ class FileServer:
         self.requests: list[Request] = []
         self._cut_after: Optional[int] = None
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def port(self) -> int:
-        return self._server.server_address[1]
+        super().__init__(_handler_for(self))
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.port}/{name}"
@@ -58,15 +75,6 @@ class FileServer:
         with self._lock:
             cut, self._cut_after = self._cut_after, None
             return cut
-
-    def __enter__(self) -> FileServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
 
 
 def _handler_for(server: FileServer) -> type:

@@ -18,27 +18,26 @@ from __future__ import annotations
 
 import hashlib
 import re
-import threading
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Optional
+
+from http_server import LocalServer
 
 # repo -> revision name -> (commit, {file name: bytes})
 Repos = dict[str, dict[str, tuple[str, dict[str, bytes]]]]
 _RESOLVE = re.compile(r"^/([^/]+/[^/]+)/resolve/([^/]+)/(.+)$")
 
 
-class HubServer:
+class HubServer(LocalServer):
     def __init__(self, repos: Repos):
         self.repos = repos
         self.requests: list[tuple[str, str]] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(_handler_for(self))
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"http://127.0.0.1:{self.port}"
 
     def resolve(self, repo: str, revision: str, name: str) -> tuple[int, dict[str, str], bytes]:
         """(status, headers, body) for one file at one revision."""
@@ -55,15 +54,6 @@ class HubServer:
             return 404, {"X-Error-Code": "EntryNotFound", "X-Repo-Commit": commit}, b"Entry not found"
         data = files[name]
         return 200, {"X-Repo-Commit": commit, "ETag": f'"{hashlib.sha256(data).hexdigest()}"'}, data
-
-    def __enter__(self) -> HubServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
 
 
 def _handler_for(server: HubServer) -> type:

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hub_server import HubServer
 from hypothesis import given
 from hypothesis import strategies as st
 from safetensors.numpy import save_file
@@ -27,6 +26,7 @@ from vggspec.weights.torchvision import bundle_to_torch
 
 from cli_cases import one_line
 from http_server import FileServer
+from hub_server import HubServer
 from weight_fixtures import SMALL, plan_layers, small_plan, small_spec_file
 
 IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
