@@ -18,7 +18,12 @@ from vggspec.strict_json import dumps
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", metavar="SPEC", help="a spec file or a shipped name")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, ...)")
-    parser.add_argument("--weights", required=True, metavar="FILE", help="weights in any supported format")
+    parser.add_argument(
+        "--weights",
+        required=True,
+        metavar="FILE",
+        help="weights in any supported format, or a model file the backend runs (.onnx: float32, float16, int8)",
+    )
     parser.add_argument(
         "--backend",
         help="keras, torch, onnx, numpy or another installed backend (default: keras, else torch, else onnx, "
@@ -63,7 +68,7 @@ def _labels(text: str, classes: int) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from vggspec.backends import Accelerates, get_backend
-    from vggspec.building import build_model
+    from vggspec.building import backend_for_file, build_model
     from vggspec.imagenet import top_classes
     from vggspec.images import check_image_paths, image_mode
     from vggspec.inference import predict_files
@@ -78,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         raise VggspecError(f"top: expected 1 to {spec.classes}, received {top}", setting="top")
     image_mode(plan.input_shape[2], f"{args.spec}: input_shape {list(plan.input_shape)}")
     check_image_paths(args.images)
-    backend = get_backend(args.backend)
+    backend = get_backend(backend_for_file(args.backend, args.weights))  # x.onnx alone: onnx
     model = build_model(spec, backend, args.weights)
     if isinstance(backend, Accelerates) and not args.fp32:  # e.g. torch: CUDA, channels last, bf16
         model = backend.accelerate(model)
