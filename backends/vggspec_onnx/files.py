@@ -12,7 +12,7 @@ zero point clamps instead); every output is cast to float32.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Any, Mapping, Union
 
 import onnx
 from onnx import TensorProto, helper
@@ -53,7 +53,9 @@ def _dequantized(graph: onnx.GraphProto, tensor: str) -> str:
     quantized = next((n.output[0] for n in graph.node if n.op_type == "QuantizeLinear" and n.input[0] == tensor), None)
     if quantized is None:
         return tensor
-    return next((n.output[0] for n in graph.node if n.op_type == "DequantizeLinear" and n.input[0] == quantized), tensor)
+    return next(
+        (n.output[0] for n in graph.node if n.op_type == "DequantizeLinear" and n.input[0] == quantized), tensor
+    )
 
 
 def _layer_tensor(graph: onnx.GraphProto, plan: Plan, layer: str, produced: set[str]) -> tuple[str, bool]:
@@ -83,12 +85,11 @@ def with_layer_outputs(model: OnnxModel, plan: Plan, outputs: Mapping[str, str])
         if nchw:
             tensor = _node(graph, "Transpose", tensor, f"probe/{key}/nhwc", perm=list(TO_NHWC))
         names.append(_node(graph, "Cast", tensor, f"probe/{key}", to=TensorProto.FLOAT))
-        shape = ["batch", *plan.layer(layer).output_shape]
+        shape: list[Union[str, int]] = ["batch", *plan.layer(layer).output_shape]
         graph.output.append(helper.make_tensor_value_info(names[-1], TensorProto.FLOAT, shape))
     return OnnxModel(plan, proto, list(outputs), from_file=model.from_file, graph_outputs=names)
 
 
-def _node(graph: onnx.GraphProto, op: str, source: str, output: str, **attributes: object) -> str:
+def _node(graph: onnx.GraphProto, op: str, source: str, output: str, **attributes: Any) -> str:
     graph.node.append(helper.make_node(op, [source], [output], name=f"{output}/{op.lower()}", **attributes))
     return output
-

@@ -1,11 +1,11 @@
 """The ONNX backend's native model: an ``onnx.ModelProto`` and the onnxruntime session that runs it.
 
 The session is made when the model first runs, on CUDA when onnxruntime has it (``onnxruntime-gpu``,
-TF32 off so that float32 stays float32), else on the CPU, with onnxruntime's default threads and
-graph optimisations, and as many threads as the CPUs the process may use (:func:`intra_op_threads`); changing the weights drops it. Images run at most RUN_BATCH at a time, without
-onnxruntime's memory arena, so that memory follows one run, not the number of images. A ModelProto is
-one protobuf message, which cannot exceed 2 GiB: VGG19's 575 MB fit easily, and a larger plan is
-refused before anything is serialized.
+TF32 off so that float32 stays float32), else on the CPU, with onnxruntime's graph optimisations and
+its threads fitted to the CPUs the process may use (:func:`intra_op_threads`); changing the weights
+drops it. Images run at most RUN_BATCH at a time, without onnxruntime's memory arena, so that memory
+follows one run, not the number of images. A ModelProto is one protobuf message, which cannot exceed
+2 GiB: VGG19's 575 MB fit easily, and a larger plan is refused before anything is serialized.
 """
 
 from __future__ import annotations

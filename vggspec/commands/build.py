@@ -60,9 +60,7 @@ def _add_precision_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--precision", choices=PRECISIONS, default="float32", help="float32 (default), or int8 / float16 (onnx)"
     )
-    parser.add_argument(
-        "--calibrate", metavar="DIR", help="int8: images to calibrate on, class folders or image files"
-    )
+    parser.add_argument("--calibrate", metavar="DIR", help="int8: images to calibrate on, class folders or image files")
     parser.add_argument(
         "--images",
         metavar="DIR",

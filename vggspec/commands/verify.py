@@ -103,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
         return _run_quantized(args)
     if not isinstance(args.images, int):
         raise VggspecError(
-            f"--images: expected a number of synthetic images (a folder goes with --quantized), received {args.images!r}"
+            f"--images: expected a number of synthetic images (a folder goes with --quantized), "
+            f"received {args.images!r}"
         )
     checked_seed(args.seed, "--seed")
     if args.plot:

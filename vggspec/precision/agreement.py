@@ -54,7 +54,7 @@ def agreement(
             f"{scores.shape}"
         )
     top1 = float(np.mean(reference.argmax(1) == scores.argmax(1)))
-    accuracies = (None, None)
+    accuracies: tuple[Optional[float], Optional[float]] = (None, None)
     if labels is not None:
         accuracies = (float(np.mean(reference.argmax(1) == labels)), float(np.mean(scores.argmax(1) == labels)))
     return Agreement(
@@ -70,7 +70,9 @@ def agreement(
 def check_minimum(minimum: float) -> float:
     """``minimum`` when it is a share, 0 to 1."""
     if isinstance(minimum, bool) or not isinstance(minimum, (int, float)) or not 0.0 <= minimum <= 1.0:
-        raise VggspecError(f"min_agreement: expected a number from 0 to 1, received {minimum!r}", setting="min_agreement")
+        raise VggspecError(
+            f"min_agreement: expected a number from 0 to 1, received {minimum!r}", setting="min_agreement"
+        )
     return float(minimum)
 
 

@@ -125,8 +125,8 @@ def build_lower_precision(
     calibration = read_image_folder(calibrate, "calibrate") if calibrate is not None else None
     if calibration is not None and images is None and len(calibration) < 2:
         raise VggspecError(
-            f"calibrate {calibrate}: expected at least 2 images (one in {HELD_OUT_EVERY} is held out to check the model on), "
-            f"received {len(calibration)}",
+            f"calibrate {calibrate}: expected at least 2 images (one in {HELD_OUT_EVERY} is held out to check "
+            f"the model on), received {len(calibration)}",
             setting="calibrate",
         )
     held_out = None

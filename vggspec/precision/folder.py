@@ -64,8 +64,9 @@ def read_image_folder(folder: Union[str, Path], setting: str) -> ImageFolder:
     root = Path(folder)
     if not root.is_dir():
         what = "a path that does not exist" if not root.exists() else "a file"
-        raise DataError(f"{setting} {root}: expected a folder of images or of class folders, received {what}",
-                        setting=setting)
+        raise DataError(
+            f"{setting} {root}: expected a folder of images or of class folders, received {what}", setting=setting
+        )
     if class_folders(root):
         split = read_split(root.parent, root.name)
         return ImageFolder(split.root, split.paths, split.labels, split.class_names)
