@@ -9,16 +9,16 @@ from typing import Any, Optional
 import numpy as np
 
 from vggspec.errors import VggspecError
-from vggspec.parity.compare import top5_agreement
 
 MIN_AGREEMENT = 0.99  # top-1: the share of images whose class is the float32 model's
 
 
 @dataclass(frozen=True)
 class Agreement:
-    """``top1``: the share of images whose highest score is the float32 model's class; ``top5``: whose five highest
-    are its five (None under five classes); ``max_abs_diff``: the largest output difference; the accuracies, of
-    float32 (``reference_accuracy``) and of the lower precision, on labelled images (None otherwise)."""
+    """``top1``: the share of images whose highest score is the float32 model's class; ``top5``: whose five
+    highest scores hold that class (None with five classes or fewer: always so); ``max_abs_diff``: the largest
+    output difference; the accuracies, of float32 (``reference_accuracy``) and of the lower precision, on
+    labelled images (None otherwise)."""
 
     precision: str
     images: int
@@ -53,7 +53,11 @@ def agreement(
             f"agreement: expected two (N, classes) score arrays of one shape, received {reference.shape} and "
             f"{scores.shape}"
         )
-    top1 = float(np.mean(reference.argmax(1) == scores.argmax(1)))
+    expected = reference.argmax(1)
+    top1 = float(np.mean(expected == scores.argmax(1)))
+    top5 = None
+    if scores.shape[1] > 5:  # the five highest: an order of the saturated scores below them would be noise
+        top5 = float(np.mean((np.argsort(-scores, axis=1)[:, :5] == expected[:, None]).any(axis=1)))
     accuracies: tuple[Optional[float], Optional[float]] = (None, None)
     if labels is not None:
         accuracies = (float(np.mean(reference.argmax(1) == labels)), float(np.mean(scores.argmax(1) == labels)))
@@ -61,7 +65,7 @@ def agreement(
         precision,
         len(reference),
         top1,
-        top5_agreement(reference, scores),
+        top5,
         float(np.max(np.abs(reference - scores))),
         *accuracies,
     )
