@@ -43,7 +43,7 @@ def scores(backend: Backend, model: Any, plan: Plan, images: ImageFolder, desc: 
     """The model's outputs (N, classes) for the folder's images, preprocessed as the plan says."""
     from tqdm import tqdm
 
-    with tqdm(total=len(images), desc=desc, unit="image", disable=not progress, leave=False) as bar:
+    with tqdm(total=len(images), desc=desc, unit="image", disable=None if progress else True, leave=False) as bar:
         batches = images.batches(plan, plan.preprocessing, BATCH_SIZE, bar)
         return np.concatenate([np.asarray(backend.predict(model, batch), np.float32) for batch in batches])
 
@@ -161,6 +161,7 @@ def _lowered(
 
     if calibration is None or precision != "int8":
         return lowering.lower_precision(model, plan, precision, iter(()), about)
-    with tqdm(total=len(calibration), desc="calibrate", unit="image", disable=not progress, leave=False) as bar:
+    shown = None if progress else True  # None: on a terminal only
+    with tqdm(total=len(calibration), desc="calibrate", unit="image", disable=shown, leave=False) as bar:
         batches = calibration.batches(plan, plan.preprocessing, BATCH_SIZE, bar)
         return lowering.lower_precision(model, plan, precision, batches, about)
