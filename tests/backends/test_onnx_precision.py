@@ -199,26 +199,11 @@ def test_min_agreement_is_a_share(value):
 
 @pytest.mark.slow
 def test_evaluate_scores_a_trained_run_in_int8_beside_its_float32_checkpoint(cli, tmp_path):
-    """small64 trained on shapes (torch, 4 epochs), quantized from its best checkpoint, scored by evaluate."""
+    """small64 trained on shapes (torch, 8 epochs), quantized from its best checkpoint, scored by evaluate."""
     data = make_image_set(tmp_path / "shapes", size=64, train_per_class=100, val_per_class=50, seed=5)
     run, out = tmp_path / "run", tmp_path / "int8.onnx"
-    trained = cli(
-        "finetune",
-        "small64",
-        "--data",
-        data,
-        "--backend",
-        "torch",
-        "--epochs",
-        4,
-        "--batch-size",
-        16,
-        "--augment",
-        "none",
-        "--out",
-        run,
-        env={"OMP_NUM_THREADS": "1"},
-    )
+    options = ["--backend", "torch", "--epochs", 8, "--batch-size", 16, "--augment", "none", "--out", run]
+    trained = cli("finetune", "small64", "--data", data, *options, env={"OMP_NUM_THREADS": "1"})
     assert trained.returncode == 0, trained.stderr
     built = cli(
         "build",
@@ -241,9 +226,9 @@ def test_evaluate_scores_a_trained_run_in_int8_beside_its_float32_checkpoint(cli
     assert lines[0] == f"{out} on {data / 'val'}: 100 images"
     found = re.fullmatch(
         r"int8 vs float32 on 100 images: top-1 agreement (\S+), max \|Δ\| \S+; accuracy float32 (\S+), int8 (\S+)",
-        lines[-1],
+        lines[2],
     )
     assert found, scored.stdout
     agreement_found, float32, int8 = map(float, found.groups())
-    assert float32 >= 0.8 and agreement_found >= 0.99 and abs(int8 - float32) <= 0.01, scored.stdout
+    assert float32 >= 0.85 and agreement_found >= 0.99 and round(abs(int8 - float32) * 100) <= 1, scored.stdout
     assert lines[1].startswith(f"accuracy {int8:.6f} ")
