@@ -109,7 +109,7 @@ class SavesWeightFile(Protocol):
 @runtime_checkable
 class ReadsModelFile(Protocol):
     """Optional: run a file that ``save`` wrote (a ``.onnx`` graph, float32 or quantized) without reading it as
-    weights: ``vggspec predict``, ``evaluate`` and ``features`` take it as ``--weights``. ``read_model`` checks
+    weights: ``vggspec predict``, ``evaluate`` and ``features`` take it as their weights. ``read_model`` checks
     that the file's input and output fit ``plan`` (BackendError naming the file when not); ``model_precision``
     says what the model computes in (``"float32"``, ``"float16"``, ``"int8"``)."""
 
@@ -123,7 +123,7 @@ class ReadsModelFile(Protocol):
 
 @runtime_checkable
 class LowersPrecision(Protocol):
-    """Optional: a copy of a float32 model in a lower precision (``vggspec build --precision``), saved by
+    """Optional: a copy of a float32 model in a lower precision (``vggspec build``'s ``precision``), saved by
     ``save``. ``precisions`` lists those it makes. ``calibration`` yields batches of preprocessed NHWC float32
     images (an int8 model's activation ranges are measured on them; unused for float16); ``about`` is
     recorded in the file (the calibration method and image count, set by the backend, come with it)."""

@@ -141,7 +141,7 @@ class OnnxBackend:
         return read_model(plan, path)
 
     def model_precision(self, model: Any) -> str:
-        """``float32``, ``float16`` or ``int8``: what ``vggspec build --precision`` recorded in the file."""
+        """``float32``, ``float16`` or ``int8``: what ``vggspec build`` recorded in the file."""
         from vggspec_onnx.precision import precision_of
 
         return precision_of(model.proto)

@@ -70,8 +70,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _count_or_folder(text: str) -> object:
-    """``--images``: a count (digits) or, for ``--quantized``, a folder."""
-    return int(text) if text.strip().isdigit() else text
+    """``--images``: a count (an integer) or, for ``--quantized``, a folder."""
+    try:
+        return int(text)
+    except ValueError:
+        return text
 
 
 def _run_quantized(args: argparse.Namespace) -> int:

@@ -1,5 +1,5 @@
-"""How far a lower-precision model is from its float32 source, on the same images: the gate of ``build
---precision int8`` and what ``verify --quantized`` and ``evaluate`` print."""
+"""How far a lower-precision model is from its float32 source, on the same images: the gate of ``vggspec build``
+in int8, and what ``verify`` and ``evaluate`` print of a quantized file."""
 
 from __future__ import annotations
 

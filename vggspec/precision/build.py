@@ -1,4 +1,4 @@
-"""``vggspec build --precision int8|float16``: a float32 model made smaller by its backend, checked, then saved.
+"""``vggspec build`` in int8 or float16: a float32 model made smaller by its backend, checked, then saved.
 
 The float32 model is built (weights loaded) as for any build; the backend's ``lower_precision`` makes the copy,
 an int8 one calibrated on the images of ``calibrate`` (preprocessed as the model expects, with a progress bar).
@@ -31,7 +31,7 @@ BATCH_SIZE = 8  # images per run: what the onnx backend runs at a time
 
 @dataclass(frozen=True)
 class LoweredModel:
-    """What ``build --precision`` made: the model (saved to ``out``), its calibration and its check."""
+    """What a build in a lower precision made: the model (saved to ``out``), its calibration and its check."""
 
     model: Any
     out: Path
@@ -67,7 +67,7 @@ def verify_lower_precision(
     weights: Optional[Union[str, Path]] = None,
     progress: bool = True,
 ) -> Agreement:
-    """The model file ``lowered`` (``build --precision``) against ``spec`` in float32 with ``weights`` (its source),
+    """The model file ``lowered`` (in a lower precision) against ``spec`` in float32 with ``weights`` (its source),
     on the images of the folder ``images`` (class folders give both accuracies)."""
     from vggspec.building import read_model_file
 

@@ -63,7 +63,7 @@ def evaluate_run(
     """Score ``checkpoint`` (best or last) of the run in ``run_dir`` on ``data_dir/split``
     (default: the data the run was trained on) with ``backend_name`` (default: the run's, or the one that runs
     ``weights``), ``batch_size`` images at a time. ``weights``: another file to score instead, e.g. the run's
-    model in int8 (``build --precision int8``), which is then also compared with the checkpoint in float32."""
+    model in int8 (``vggspec build`` in int8), which is then also compared with the checkpoint in float32."""
     from vggspec.backends import ReadsModelFile, get_backend
     from vggspec.building import backend_for_file, build_model
 
