@@ -153,7 +153,7 @@ def test_a_file_of_another_network_is_refused_naming_what_it_holds(tmp_path, cap
     )
 
 
-def test_int8_needs_calibration_images_and_the_torch_backend_writes_float32_only(tmp_path, capsys):
+def test_int8_needs_calibration_images_float32_none_and_the_torch_backend_writes_float32_only(tmp_path, capsys):
     out = tmp_path / "x.onnx"
     assert main(["build", "small64", "--backend", "onnx", "--precision", "int8", "--out", str(out)]) == 2
     assert capsys.readouterr().err.startswith("error: --calibrate: expected a folder of images to measure an int8")
@@ -161,6 +161,10 @@ def test_int8_needs_calibration_images_and_the_torch_backend_writes_float32_only
     assert capsys.readouterr().err == (
         "error: --precision: expected float32 with backend 'torch', the only one it writes (the onnx backend "
         "writes int8 and float16), received float16\n"
+    )
+    assert main(["build", "small64", "--backend", "onnx", "--calibrate", str(tmp_path), "--out", str(out)]) == 2
+    assert capsys.readouterr().err == (
+        "error: --calibrate: expected with --precision int8 or float16, received it with float32\n"
     )
     assert not out.exists()
 

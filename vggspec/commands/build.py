@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from vggspec.errors import VggspecError
 from vggspec.planner.lower import lower_to_plan
 from vggspec.spec.load import load_spec
 
@@ -41,6 +42,9 @@ def run(args: argparse.Namespace) -> int:
     backend = get_backend(args.backend)
     if args.precision != "float32":
         return _run_lower_precision(args, spec, backend)
+    given = next((flag for flag, value in (("--calibrate", args.calibrate), ("--images", args.images)) if value), None)
+    if given is not None:
+        raise VggspecError(f"{given}: expected with --precision int8 or float16, received it with float32")
     model = build_model(spec, backend, args.weights, args.skip_mismatch)
     trainable, non_trainable = backend.count_params(model)
     note = save_model(backend, model, args.out)
