@@ -228,7 +228,8 @@ def test_the_features_command_prints_and_saves(cli, tmp_path, weights_of):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "small (torch), 1 image(s), weights: random weights (seed 0)"
-    assert [(line.split()[0], line[line.index("(") : line.index(")") + 1]) for line in lines[2:5]] == [
+    assert lines[1] == "preprocessing caffe: the spec's (no weights)"
+    assert [(line.split()[0], line[line.index("(") : line.index(")") + 1]) for line in lines[3:6]] == [
         ("block1_conv1", "(1, 64, 64, 64)"),
         ("block5_pool", "(1, 2, 2, 512)"),
         ("fc1", "(1, 16)"),

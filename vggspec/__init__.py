@@ -52,8 +52,9 @@ def build(
     """Build the spec with a backend ("keras", "torch" or any installed plugin) and return the native model.
 
     ``weights`` is a weight file in any supported format (``.h5``, ``.weights.h5``,
-    ``.safetensors``, ``.pt``/``.pth``). A file that does not fit is refused with
-    the layer's name and both shapes; ``skip_mismatch=True`` loads what fits
+    ``.safetensors``, ``.pt``/``.pth``) or the name of a known file (``vggspec weights list``), fetched once.
+    Feed it images preprocessed as the weights expect (``vggspec weights info`` says it). A file that
+    does not fit is refused with the layer's name and both shapes; ``skip_mismatch=True`` loads what fits
     (e.g. everything but a 1000-class head) and warns about the rest.
 
     ``outputs`` (plan layer names, e.g. ``["block1_conv1", "block4_conv2"]``, or one name as a

@@ -32,14 +32,36 @@ def read_checked_bundle(
     """
     from vggspec.weights.fit import fit_bundle
     from vggspec.weights.formats import open_bundle
+    from vggspec.weights.resolve import weights_path
 
-    with open_bundle(weights, plan) as stored:
+    weights = weights_path(weights)  # a known name: its cached copy, fetched once
+
+    # the file is read as the network it belongs to (``whole``: a feature extractor's is cut from it), so that
+    # its keys, its Keras 3 groups and its size limits are those of the whole network's file
+    with open_bundle(weights, whole or plan) as stored:
         fitted, skipped = fit_bundle(plan, stored, skip_mismatch)
+        if whole is not None and not fitted.by_order:
+            skipped += _past_the_cut_problems(whole, plan, stored)
     note = fitted.matching_note()
     if note:
         warnings.warn(note, UserWarning, stacklevel=2)
     _warn_unused(fitted.source, fitted.unused, plan, whole)
     return fitted, skipped
+
+
+def _past_the_cut_problems(whole: Plan, plan: Plan, stored: StoredBundle) -> list[str]:
+    """A line per layer of the file past ``plan``'s cut whose arrays do not fit ``whole`` (the network the
+    file is read as), checked on their metadata: skipped, never read, but not in silence."""
+    from vggspec.weights.fit import layer_problem
+
+    kept = {layer.name for layer in plan.layers}
+    problems = []
+    for layer in whole.weighted_layers():
+        arrays = stored.layers.get(layer.name)
+        problem = None if layer.name in kept or arrays is None else layer_problem(layer, arrays)
+        if problem:
+            problems.append(f"{stored.source}: layer {layer.name} (past the layers asked for): {problem}")
+    return problems
 
 
 def _warn_unused(source: str, unused: tuple[str, ...], plan: Plan, whole: Optional[Plan]) -> None:

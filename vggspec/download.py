@@ -1,4 +1,4 @@
-"""Download a file over HTTP(S) with resume, a progress bar and size/md5 checks.
+"""Download a file over HTTP(S) with resume, a progress bar and size/md5/sha256 checks.
 
 The bytes go to ``<dest>.part`` beside the destination. An interrupted
 transfer keeps that file, and the next attempt (in the same call or a later
@@ -64,6 +64,11 @@ def file_md5(path: Union[str, Path]) -> str:
     return file_digest(path, "md5", CHUNK_BYTES)
 
 
+def file_sha256(path: Union[str, Path]) -> str:
+    """The sha256 of a file's bytes as 64 lowercase hex digits."""
+    return file_digest(path, "sha256", CHUNK_BYTES)
+
+
 class _Interrupted(Exception):
     """The connection broke after the transfer had started; the ``.part`` file is kept."""
 
@@ -74,13 +79,16 @@ def download(
     *,
     size: Optional[int] = None,
     md5: Optional[str] = None,
+    sha256_prefix: Optional[str] = None,
     progress: bool = True,
     attempts: int = 3,
 ) -> Path:
     """Download ``url`` to ``dest`` and return ``dest``.
 
-    ``size`` (bytes) and ``md5`` (32 hex digits, as Keras' ``get_file``
-    treats such a hash) are checked when given. A transfer that breaks off is
+    ``size`` (bytes), ``md5`` (32 hex digits, as Keras' ``get_file``
+    treats such a hash) and ``sha256_prefix`` (the first hex digits of the
+    sha256, as torchvision names its files ``vgg16-397923af.pth`` and checks
+    them) are checked when given. A transfer that breaks off is
     resumed up to ``attempts`` times in this call; after that the ``.part``
     file stays so that a later call resumes it. Raises :class:`DownloadError`
     with the URL and the reason, on one line; a wrong checksum also removes
@@ -107,12 +115,15 @@ def download(
     if size is not None and received_size != size:
         part.unlink()
         raise DownloadError(f"{dest.name}: expected {size:,} bytes, received {received_size:,} from {url}")
-    if md5 is not None:
-        received_md5 = file_md5(part)
-        if received_md5 != md5.lower():
+    for algorithm, expected, digest in (("md5", md5, file_md5), ("sha256", sha256_prefix, file_sha256)):
+        if expected is None:
+            continue
+        received = digest(part)
+        if not received.startswith(expected.lower()):
             part.unlink()
+            what = "starting with " if len(expected) < len(received) else ""
             raise DownloadError(
-                f"{dest.name}: md5 expected {md5.lower()}, received {received_md5} "
+                f"{dest.name}: {algorithm} expected {what}{expected.lower()}, received {received} "
                 f"(downloaded from {url}; the file was removed)"
             )
     os.replace(part, dest)

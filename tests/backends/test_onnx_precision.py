@@ -89,10 +89,11 @@ def test_int8_file_is_a_quarter_passes_the_checker_and_says_how_it_was_calibrate
     arguments = ["--precision", "int8", "--calibrate", str(shapes / "train"), "--min-agreement", "0"]
     assert main(["build", "small64", "--backend", "onnx", "--out", str(out), *arguments]) == 0
     printed = capsys.readouterr().out.splitlines()
-    assert printed[0] == (
+    assert printed[0] == "small64: preprocessing tf: the spec's (no weights)"  # how the images were fed
+    assert printed[1] == (
         f"{out}: small64 (onnx, int8, calibrated on 64 images of {shapes / 'train'}), {out.stat().st_size:,} bytes"
     )
-    assert printed[1].startswith("int8 vs float32 on 16 images: top-1 agreement ")  # every fifth of 80
+    assert printed[2].startswith("int8 vs float32 on 16 images: top-1 agreement ")  # every fifth of 80
     assert out.stat().st_size <= 0.3 * (tmp_path / "f.onnx").stat().st_size
     onnx.checker.check_model(str(out), full_check=True)
     model = onnx.load(str(out))

@@ -179,8 +179,10 @@ def test_predict_in_both_backends_with_labels_and_imagenet_names(cli, tmp_path):
     text = cli("predict", spec1000, image, "--weights", weights1000, "--backend", "torch")
     assert text.returncode == 0, text.stderr
     lines = text.stdout.splitlines()
-    assert lines[0] == str(image) and len(lines) == 6
-    assert lines[1].startswith("  1. n0") or lines[1].startswith("  1. n1")  # wnid and ImageNet name
+    # the header says how the images were fed, and why: the file does not say, so as the spec says
+    assert lines[0] == f"small: preprocessing caffe: the spec's ({weights1000} does not say)"
+    assert lines[1] == str(image) and len(lines) == 7
+    assert lines[2].startswith("  1. n0") or lines[2].startswith("  1. n1")  # wnid and ImageNet name
 
 
 def test_predict_bad_input(cli, tmp_path):

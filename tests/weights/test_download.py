@@ -143,7 +143,8 @@ def test_unreachable_port_is_one_line_with_the_reason(tmp_path):
 
 
 def test_registry_holds_the_keras_files():
-    assert REGISTRY.names() == ["vgg16", "vgg16_notop", "vgg19", "vgg19_notop"]
+    assert REGISTRY.names()[:4] == ["vgg16", "vgg16_notop", "vgg19", "vgg19_notop"]
+    assert [entry.origin for entry in REGISTRY][:5] == ["keras-applications"] * 4 + ["torchvision"]
     vgg16, notop = REGISTRY["vgg16"], REGISTRY["vgg16_notop"]
     assert vgg16.file_name == "vgg16_weights_tf_dim_ordering_tf_kernels.h5"
     assert vgg16.url == (
@@ -153,7 +154,7 @@ def test_registry_holds_the_keras_files():
     assert (notop.size, notop.md5, notop.include_top) == (58_889_256, "6d6bbae143d832006294945121d1f1fc", False)
     assert REGISTRY["vgg19_notop"].url.endswith("/vgg19/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5")
     assert (REGISTRY["vgg19"].size, REGISTRY["vgg19"].md5) == (None, "cbe5617147190e668d6c5d5026f83318")
-    for weight_file in REGISTRY:
+    for weight_file in list(REGISTRY)[:4]:
         spec = load_spec(weight_file.spec)  # a shipped spec
         assert (spec.name, spec.preprocessing, weight_file.preprocessing) == (weight_file.spec, "caffe", "caffe")
         assert len(weight_file.md5) == 32 and int(weight_file.md5, 16) >= 0
@@ -257,11 +258,24 @@ def test_cli_fetch_prints_the_cached_path_and_list_shows_it(tmp_path, cli):
     assert (fetched.returncode, fetched.stdout.strip()) == (0, str(cached))
     listed = cli("weights", "list", env=env)
     assert listed.returncode == 0
-    rows = {line.split()[0]: line.split() for line in listed.stdout.splitlines()[1:5]}
+    rows = {line.split()[0]: line.split() for line in listed.stdout.splitlines()[1:21]}
     assert rows["vgg19_notop"][-1] == "yes" and rows["vgg16"][-1] == "no"
-    assert rows["vgg16"][1:4] == [
+    assert rows["vgg16"][1:6] == [
+        "keras-applications",
         "vgg16_weights_tf_dim_ordering_tf_kernels.h5",
         "553,467,096",
+        "md5",
         "64373286793e3c8b2b4e3219cbf3544b",
     ]
+    assert rows["vgg16_bn_torchvision"][1:] == [
+        "torchvision",
+        "vgg16_bn-6c64b313.pth",
+        "unknown",
+        "sha256",
+        "6c64b313…",
+        "vgg16_bn",
+        "torch",
+        "no",
+    ]
+    assert rows["vgg16_timm"][1:4] == ["hub", "timm/vgg16.tv_in1k/model.safetensors", "unknown"]
     assert f"cache: {home / 'weights'}" in listed.stdout

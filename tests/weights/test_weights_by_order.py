@@ -153,7 +153,7 @@ def test_convert_prints_the_pairs_and_torch_gives_the_keras_outputs(small_files,
         # stdout is convert's one line, as for any file; the pairs are one note on stderr
         assert re.fullmatch(
             rf"{re.escape(str(out))}: PyTorch state dict from {re.escape(str(path))} \(Keras [12] HDF5 weights\), "
-            r"6 layers, [0-9,]+ parameters, [0-9.]+ s\n",
+            r"6 layers, [0-9,]+ parameters, preprocessing not known, [0-9.]+ s\n",
             result.stdout,
         )
         notes = [line for line in result.stderr.splitlines() if line.startswith("note: ")]

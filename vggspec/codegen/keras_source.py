@@ -111,10 +111,10 @@ def _body(plan: Plan, style: str) -> list[str]:
 def known_weight_file(plan: Plan) -> Optional[str]:
     """The name of a published Keras weight file (vggspec's registry) whose layers are the plan's, if any."""
     from vggspec.spec.load import load_spec, spec_from_mapping, spec_to_mapping
-    from vggspec.weights.registry import REGISTRY
+    from vggspec.weights.registry import KERAS, REGISTRY
 
     ours = [(layer.name, layer.weights) for layer in plan.weighted_layers()]
-    for weight_file in REGISTRY:
+    for weight_file in (entry for entry in REGISTRY if entry.origin == KERAS):  # Keras' load_weights reads these only
         mapping = {**spec_to_mapping(load_spec(weight_file.spec)), "include_top": weight_file.include_top}
         theirs = lower_to_plan(spec_from_mapping(mapping)).weighted_layers()
         if ours == [(layer.name, layer.weights) for layer in theirs]:

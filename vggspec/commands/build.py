@@ -42,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
     backend = get_backend(args.backend)
     if args.precision != "float32":
         return _run_lower_precision(args, spec, backend)
-    given = next((flag for flag, value in (("--calibrate", args.calibrate), ("--images", args.images)) if value), None)
+    lowering = (("--calibrate", args.calibrate), ("--images", args.images), ("--preprocessing", args.preprocessing))
+    given = next((flag for flag, value in lowering if value), None)
     if given is not None:
         raise VggspecError(f"{given}: expected with --precision int8 or float16, received it with float32")
     model = build_model(spec, backend, args.weights, args.skip_mismatch)
@@ -77,19 +78,26 @@ def _add_precision_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="F",
         help=f"the least top-1 agreement with float32 a model is written with, 0 to 1 (default {MIN_AGREEMENT})",
     )
+    from vggspec.commands.predict import add_preprocessing_argument
+
+    add_preprocessing_argument(parser)
 
 
 def _run_lower_precision(args: argparse.Namespace, spec: Any, backend: Any) -> int:
+    """The images are fed as the weights say (their metadata, a known name's), else as the spec says."""
+    from vggspec.model_source import model_source
     from vggspec.precision.build import build_lower_precision
 
+    source = model_source(args.spec, args.weights, args.preprocessing)
+    print(f"{spec.name}: {source.note}")
     made = build_lower_precision(
-        spec,
+        source.spec,
         backend,
         args.precision,
         args.out,
         calibrate=args.calibrate,
         images=args.images,
-        weights=args.weights,
+        weights=None if source.weights is None else source.weights.path,
         min_agreement=args.min_agreement,
         skip_mismatch=args.skip_mismatch,
     )

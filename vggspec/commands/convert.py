@@ -25,6 +25,7 @@ from vggspec.errors import WeightsError
 from vggspec.planner.layers import Conv2D
 from vggspec.planner.lower import Plan, lower_to_plan
 from vggspec.spec.load import load_spec
+from vggspec.spec.model import PREPROCESSING_MODES
 from vggspec.weights.bundle import StoredArray, StoredBundle, WeightBundle
 from vggspec.weights.canonical import swap_input_channels
 from vggspec.weights.formats import (
@@ -58,6 +59,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--swap-rgb-bgr", action="store_true", help="reverse the input channels of the first convolution (RGB <-> BGR)"
     )
+    parser.add_argument(
+        "--preprocessing",
+        choices=PREPROCESSING_MODES,
+        help="the preprocessing the weights expect, written into DST (default: what SRC says, if it says)",
+    )
 
 
 def _swapped(stored: StoredBundle, plan: Plan) -> StoredBundle:
@@ -89,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
 
     from vggspec.building import open_checked_bundle
     from vggspec.fileio import check_destination
+    from vggspec.weights.resolve import copied_meta
 
     started = time.perf_counter()
     source, destination = Path(args.source), Path(args.destination)
@@ -105,12 +112,14 @@ def run(args: argparse.Namespace) -> int:
             print(f"note: {note}", file=sys.stderr)
         if args.swap_rgb_bgr:
             stored = _swapped(stored, plan)
-        write_bundle(destination, stored, plan, keras_version=args.keras_version, progress=progress)
+        meta = copied_meta(plan, source, args.preprocessing, keep_preprocessing=not args.swap_rgb_bgr)
+        write_bundle(destination, stored, plan, keras_version=args.keras_version, progress=progress, meta=meta)
     parameters = sum(array.size for weights in stored.layers.values() for array in weights.values())
     swapped = ", input channels reversed (RGB <-> BGR)" if args.swap_rgb_bgr else ""
     print(
         f"{destination}: {DESCRIPTIONS[output_format]} from {source} ({DESCRIPTIONS[input_format]}), "
         f"{len(stored.layers)} layers, {parameters:,} parameters{swapped}, "
+        f"preprocessing {meta.preprocessing or 'not known'}, "
         f"{time.perf_counter() - started:.1f} s"
     )
     return 0

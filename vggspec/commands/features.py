@@ -12,8 +12,10 @@ from __future__ import annotations
 import argparse
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
 
+from vggspec.commands.predict import add_preprocessing_argument
 from vggspec.strict_json import dumps
 
 if TYPE_CHECKING:
@@ -22,7 +24,11 @@ if TYPE_CHECKING:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("spec", metavar="SPEC", help="a spec file or a shipped name")
+    parser.add_argument(
+        "spec",
+        metavar="SPEC",
+        help="a spec file, a shipped name, or a run folder of vggspec finetune (its best weights)",
+    )
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, ...)")
     parser.add_argument(
         "--layers",
@@ -34,9 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--weights",
         metavar="FILE",
-        help="weights in any supported format (default: deterministic "
-        "random weights, seed 0: shapes only mean something then)",
+        help="weights in any supported format, or a known name (vggspec weights list); a whole network's file "
+        "serves a cut one (default: deterministic random weights, seed 0: shapes only mean something then)",
     )
+    add_preprocessing_argument(parser)
     parser.add_argument(
         "--backend",
         help="keras, torch, onnx, numpy or another installed backend (default: keras, else torch, else onnx, "
@@ -50,10 +57,11 @@ def run(args: argparse.Namespace) -> int:
     from vggspec.errors import VggspecError
     from vggspec.features import feature_plan
     from vggspec.fileio import check_destination
+    from vggspec.model_source import model_source
     from vggspec.planner.lower import lower_to_plan
-    from vggspec.spec.load import load_spec
 
-    spec = load_spec(args.spec)
+    source = model_source(args.spec, args.weights, args.preprocessing, progress=not args.json)
+    spec = source.spec
     names = [name.strip() for name in args.outputs.split(",") if name.strip()]
     whole = lower_to_plan(spec)
     plan, chosen = feature_plan(whole, names)
@@ -61,15 +69,21 @@ def run(args: argparse.Namespace) -> int:
         raise VggspecError(f"out {args.out}: expected a file name ending in .npz, received another", setting="out")
     if args.out is not None:  # before the computing, not after it
         check_destination(args.out, "out")
-    outputs = _layer_outputs(args, spec, whole, plan, chosen)
+    weights = None if source.weights is None else source.weights.path
+    outputs = _layer_outputs(args.images, args.backend, weights, spec, whole, plan, chosen)
     if args.out is not None:
         _save(args.out, outputs.arrays)
     rows = _statistics(outputs)
     if args.json:
-        about = {"spec": outputs.spec, "backend": outputs.backend, "weights": outputs.weights}
+        about = {
+            "spec": outputs.spec,
+            "backend": outputs.backend,
+            "weights": outputs.weights,
+            "preprocessing": plan.preprocessing,
+        }
         print(dumps({**about, "images": outputs.images, "layers": rows, "out": args.out}))
         return 0
-    _print_table(outputs, rows)
+    _print_table(outputs, rows, source.note)
     if args.out is not None:
         print(f"saved {', '.join(outputs.arrays)} to {args.out}")
     return 0
@@ -88,10 +102,16 @@ class LayerOutputs:
 
 
 def _layer_outputs(
-    args: argparse.Namespace, spec: Spec, whole: Plan, plan: Plan, chosen: dict[str, str]
+    paths: list[str],
+    backend_name: Optional[str],
+    weights: Optional[Path],
+    spec: Spec,
+    whole: Plan,
+    plan: Plan,
+    chosen: dict[str, str],
 ) -> LayerOutputs:
     """Build ``plan`` (``whole``, the spec's plan, up to the deepest layer asked for), set its weights, run it
-    on the images. A file of the whole network has the layers past the cut too: they go unnamed."""
+    on the images. A file of the whole network has the layers past the cut too: unnamed, unless they do not fit."""
     import numpy as np
 
     from vggspec.backends import get_backend
@@ -99,16 +119,23 @@ def _layer_outputs(
     from vggspec.images import image_mode, load_images
     from vggspec.parity.inputs import random_bundle
     from vggspec.preprocessing import preprocess
+    from vggspec.weights.bundle import WeightBundle
 
     height, width, channels = plan.input_shape
     image_mode(channels, f"{spec.source or spec.name}: input_shape {list(plan.input_shape)}")
-    images = preprocess(load_images(args.images, (height, width), channels), plan.preprocessing)
-    backend = get_backend(backend_for_file(args.backend, args.weights))  # x.onnx alone: onnx
-    model = read_model_file(backend, whole, args.weights) if args.weights else None  # a quantized .onnx, say
+    images = preprocess(load_images(paths, (height, width), channels), plan.preprocessing)
+    backend = get_backend(backend_for_file(backend_name, weights))  # x.onnx alone: onnx
+    model = read_model_file(backend, whole, weights) if weights else None  # a quantized .onnx, say
     if model is not None:
-        source = f"{args.weights} (run as it is)"
+        source = f"{weights} (run as it is)"
     else:
-        bundle = read_checked_bundle(plan, args.weights, whole=whole)[0] if args.weights else random_bundle(plan, 0)
+        if weights:
+            fitted, skipped = read_checked_bundle(plan, weights, whole=whole)
+            for line in skipped:  # layers past the cut that do not fit the spec: never read, but said
+                warnings.warn(f"skipped: {line}", UserWarning, stacklevel=2)
+            bundle: WeightBundle = fitted
+        else:
+            bundle = random_bundle(plan, 0)
         model, source = backend.build(plan), bundle.source
         backend.set_weights(model, plan, bundle)
     everything = backend.activations(model, plan, images)
@@ -155,8 +182,9 @@ def _statistics(outputs: LayerOutputs) -> list[dict[str, Any]]:
     return rows
 
 
-def _print_table(outputs: LayerOutputs, rows: list[dict[str, Any]]) -> None:
+def _print_table(outputs: LayerOutputs, rows: list[dict[str, Any]], note: str) -> None:
     print(f"{outputs.spec} ({outputs.backend}), {outputs.images} image(s), weights: {outputs.weights}")
+    print(note)
     width_name = max(len("layer"), *(len(row["layer"]) for row in rows))
     print(
         f"{'layer':<{width_name}}  {'shape (N, H, W, C)':<22} {'mean':>10} {'std':>10} {'min':>10} {'max':>10} "

@@ -45,6 +45,7 @@ import dataclasses
 import typing
 from pathlib import Path
 
+from vggspec.commands.predict import add_preprocessing_argument
 from vggspec.errors import VggspecError
 
 
@@ -64,6 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", dest="run_dir", metavar="RUN_DIR", help="the run folder (default runs/<spec>-<backend>-<time>)"
     )
     parser.add_argument("--resume", action="store_true", help="continue the run in --out after its last epoch")
+    add_preprocessing_argument(parser)
     _add_run_settings(parser)
     _add_cache_settings(parser)
     _add_backend_settings(parser)
@@ -170,7 +172,7 @@ def _add_backend_settings(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from vggspec.backends import default_backend
-    from vggspec.spec.load import load_spec
+    from vggspec.model_source import model_source
     from vggspec.training.backend_settings import backend_setting_names
     from vggspec.training.distributed import process_rank
     from vggspec.training.finetune import finetune, resume_finetune
@@ -180,19 +182,24 @@ def run(args: argparse.Namespace) -> int:
 
     names = (*SETTINGS, *backend_setting_names())
     given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+    # the weights (a file or a known name) decide the preprocessing the run trains with (run.json's spec keeps it)
+    source = model_source(args.spec, given.get("weights"), args.preprocessing)
+    if source.weights is not None:
+        given["weights"] = str(source.weights.path)
     if args.resume:
         if args.run_dir is None:
             raise VggspecError("--resume: expected --out RUN_DIR, the run folder to continue, received none")
         out = Path(args.run_dir)
-        record = resume_finetune(out, args.data, load_spec(args.spec), given)
+        record = resume_finetune(out, args.data, source.spec, given)
     else:
         settings = RunSettings.given(given)
-        spec = load_spec(args.spec)
+        spec = source.spec
         backend = settings.backend or default_backend(TrainingBackend)  # one that can train
         out = Path(args.run_dir) if args.run_dir is not None else default_run_dir(spec.name, backend)
         record = finetune(spec, args.data, out, settings)
     if process_rank()[0] == 0:
         print(f"run folder: {out}")
+        print(f"{source.spec.name}: {source.note}")
         if record.best is not None:
             print(
                 f"best epoch {record.best.epoch} of {record.epochs_done}: val_accuracy "

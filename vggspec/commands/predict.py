@@ -8,22 +8,39 @@ names given with --labels, e.g. the class folders of a fine-tuning run).
 from __future__ import annotations
 
 import argparse
+import sys
 
 from vggspec.errors import VggspecError
+from vggspec.model_source import model_source
 from vggspec.planner.lower import lower_to_plan
-from vggspec.spec.load import load_spec
 from vggspec.strict_json import dumps
 
 
+def add_preprocessing_argument(parser: argparse.ArgumentParser) -> None:
+    """``--preprocessing``, for the commands that feed images (predict, features, verify, finetune)."""
+    from vggspec.spec.model import PREPROCESSING_MODES
+
+    parser.add_argument(
+        "--preprocessing",
+        choices=PREPROCESSING_MODES,
+        help="how images are scaled (default: as the weights say, else as the spec says)",
+    )
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("spec", metavar="SPEC", help="a spec file or a shipped name")
+    parser.add_argument(
+        "spec",
+        metavar="SPEC",
+        help="a spec file, a shipped name, or a run folder of vggspec finetune (its spec, best weights and classes)",
+    )
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, ...)")
     parser.add_argument(
         "--weights",
-        required=True,
         metavar="FILE",
-        help="weights in any supported format, or a model file the backend runs (.onnx: float32, float16, int8)",
+        help="weights in any supported format, or a known name (vggspec weights list); needed unless SPEC is a run; "
+        "or a model file the backend runs (.onnx: float32, float16, int8)",
     )
+    add_preprocessing_argument(parser)
     parser.add_argument(
         "--backend",
         help="keras, torch, onnx, numpy or another installed backend (default: keras, else torch, else onnx, "
@@ -73,22 +90,26 @@ def run(args: argparse.Namespace) -> int:
     from vggspec.images import check_image_paths, image_mode
     from vggspec.inference import predict_files
 
-    spec = load_spec(args.spec)
+    source = model_source(args.spec, args.weights, args.preprocessing, progress=not args.json)
+    spec = source.spec
+    if source.weights is None:
+        raise VggspecError("weights: expected a weight file or a known name to classify with, received none")
     plan = lower_to_plan(spec)
     if not spec.include_top:
         raise VggspecError(f"{args.spec}: expected a spec with include_top: true to classify, received one without")
-    labels = _labels(args.labels, spec.classes) if args.labels is not None else None
+    labels = _labels(args.labels, spec.classes) if args.labels is not None else source.labels
     top = min(5, spec.classes) if args.top is None else args.top
     if not 1 <= top <= spec.classes:
         raise VggspecError(f"top: expected 1 to {spec.classes}, received {top}", setting="top")
     image_mode(plan.input_shape[2], f"{args.spec}: input_shape {list(plan.input_shape)}")
     check_image_paths(args.images)
-    backend = get_backend(backend_for_file(args.backend, args.weights))  # x.onnx alone: onnx
-    model = build_model(spec, backend, args.weights)
+    backend = get_backend(backend_for_file(args.backend, source.weights.path))  # x.onnx alone: onnx
+    model = build_model(spec, backend, source.weights.path)
     if isinstance(backend, Accelerates) and not args.fp32:  # e.g. torch: CUDA, channels last, bf16
         model = backend.accelerate(model)
     scores = predict_files(backend, model, plan, args.images, spec.preprocessing, args.batch_size, not args.json)
     results = top_classes(scores, top, labels)
+    print(f"{spec.name}: {source.note}", file=sys.stderr if args.json else sys.stdout)  # what the scores mean
     if args.json:
         print(
             dumps(

@@ -18,9 +18,10 @@ from __future__ import annotations
 import argparse
 
 from vggspec.backends import default_backends
+from vggspec.commands.predict import add_preprocessing_argument
 from vggspec.errors import BackendError, VggspecError
+from vggspec.model_source import model_source
 from vggspec.planner.lower import lower_to_plan
-from vggspec.spec.load import load_spec
 from vggspec.strict_json import dumps
 
 # every layer's output of every image is kept for each backend: some 60 MB per image and backend for VGG16
@@ -31,8 +32,11 @@ MAX_IMAGES = 16
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", metavar="SPEC", help="a spec file or a shipped name")
     parser.add_argument(
-        "--weights", metavar="FILE", help="weights in any supported format (default: deterministic random weights)"
+        "--weights",
+        metavar="FILE",
+        help="weights in any supported format, or a known name (default: deterministic random weights)",
     )
+    add_preprocessing_argument(parser)
     parser.add_argument(
         "--backends",
         help="comma-separated, two or more (default: the first two of keras, torch, onnx and numpy that can run here); "
@@ -90,8 +94,10 @@ def _run_quantized(args: argparse.Namespace) -> int:
 
     if not isinstance(args.images, str):
         raise VggspecError("images: expected a folder of images to compare on, received a count", setting="images")
+    source = model_source(args.spec, args.weights, args.preprocessing, progress=not args.json)
+    weights = None if source.weights is None else source.weights.path
     backend = get_backend(backend_for_file(args.backends, args.quantized))
-    found = verify_lower_precision(load_spec(args.spec), backend, args.quantized, args.images, args.weights)
+    found = verify_lower_precision(source.spec, backend, args.quantized, args.images, weights)
     print(dumps(found.to_dict()) if args.json else found.line())
     return 0 if found.top1 >= MIN_AGREEMENT else 1
 
@@ -123,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
             f"{flag}: expected 1 to {MAX_IMAGES} images (every layer's output of every image is "
             f"kept for each backend), received {count}"
         )
-    plan = lower_to_plan(load_spec(args.spec))
+    source = model_source(args.spec, args.weights, args.preprocessing, progress=not args.json)
+    plan = lower_to_plan(source.spec)
     backends = (
         [name.strip() for name in args.backends.split(",") if name.strip()] if args.backends else default_backends()
     )
@@ -132,7 +139,8 @@ def run(args: argparse.Namespace) -> int:
     repeated = next((name for name in backends if backends.count(name) > 1), None)
     if repeated is not None:
         raise BackendError(f"--backends: expected each backend once, received {repeated!r} twice in {args.backends!r}")
-    bundle = read_checked_bundle(plan, args.weights)[0] if args.weights else random_bundle(plan, args.seed)
+    weights = None if source.weights is None else source.weights.path
+    bundle = read_checked_bundle(plan, weights)[0] if weights else random_bundle(plan, args.seed)
     height, width, channels = plan.input_shape
     if args.image_files:
         from vggspec.images import image_mode, load_images
@@ -149,7 +157,9 @@ def run(args: argparse.Namespace) -> int:
         failed = {"ok": False, "spec": plan.name, "backends": backends, "failed": str(error)}
         print(dumps(failed) if args.json else f"FAILED: {error}")
         return 1
-    print(dumps(report.to_dict()) if args.json else format_report(report))
+    if not args.json:
+        print(f"{plan.name}: {source.note}")
+    print(dumps({**report.to_dict(), "preprocessing": plan.preprocessing}) if args.json else format_report(report))
     if args.plot:
         write_picture(draw_verify_report(report.to_dict()), args.plot, "plot")
     return 0 if report.ok else 1

@@ -85,9 +85,19 @@ class Session:
             print(f"warning: {line}", file=sys.stderr, flush=True)
 
     def write_best(self) -> None:
+        """The best epoch's weights, saying what they are: the plan, the preprocessing they were trained with,
+        the class names in label order, the run that made them (:mod:`vggspec.weights.meta`)."""
         from vggspec.weights.formats import write_bundle
+        from vggspec.weights.meta import WeightsMeta
 
-        write_bundle(self.checkpoint("best"), self.backend.get_weights(self.model, self.plan), self.plan)
+        meta = WeightsMeta.for_plan(
+            self.plan,
+            preprocessing=self.plan.preprocessing,
+            labels=tuple(self.record.classes),
+            source=Path(self.record.weights).name if self.record.weights else "",
+            origin=f"vggspec finetune, run folder {self.run.path.resolve()}",
+        )
+        write_bundle(self.checkpoint("best"), self.backend.get_weights(self.model, self.plan), self.plan, meta=meta)
 
     def write_progress(self, rows: list[dict[str, float]], best: Best) -> None:
         """metrics.csv, the plot and run.json's ``best`` after a committed epoch."""

@@ -106,7 +106,7 @@ def _array_problem(name: str, expected: Optional[tuple[int, ...]], array: Stored
     return None
 
 
-def _layer_problem(layer: PlanLayer, arrays: Mapping[str, StoredArray]) -> Optional[str]:
+def layer_problem(layer: PlanLayer, arrays: Mapping[str, StoredArray]) -> Optional[str]:
     """What keeps a file's arrays for one layer from fitting the plan's ``layer`` (a weight missing,
     a shape, a dtype), or None; the file's other arrays are not looked at."""
     for name, shape in layer.weights:
@@ -170,7 +170,7 @@ def match_layers(plan: Plan, bundle: StoredBundle, skip_mismatch: bool = False) 
         start += f"the file has {_weighted(len(theirs))}, the plan {len(ours)}; "
     start += "read by order (its layer names are not the plan's)"
     for index, ((name, arrays), layer) in enumerate(zip(theirs, ours)):
-        problem = _layer_problem(layer, arrays)
+        problem = layer_problem(layer, arrays)
         if problem is None or (skip_mismatch and len(theirs) == len(ours)):
             continue
         after = f", after {_pair(pairs[index - 1])}" if index else ""
@@ -219,7 +219,7 @@ def check_bundle(
         if arrays is None:
             problem = f"{where}: expected weights for this layer, received a file without it"
         else:
-            reason = _layer_problem(layer, arrays)
+            reason = layer_problem(layer, arrays)
             problem = f"{where}: {reason}" if reason else None
         if problem:
             if not skip_mismatch:

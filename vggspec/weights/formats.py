@@ -36,6 +36,7 @@ from vggspec.weights.hdf5 import group, has_attribute, open_h5
 from vggspec.weights.keras3_h5 import stored_keras3_h5, write_keras3_h5
 from vggspec.weights.keras_archive import stored_keras_archive
 from vggspec.weights.keras_h5 import legacy_root, stored_keras_h5, write_keras_h5
+from vggspec.weights.meta import WeightsMeta
 from vggspec.weights.safetensors_file import stored_safetensors, write_safetensors
 from vggspec.weights.torch_file import stored_torch, torch_module, write_torch
 
@@ -197,8 +198,10 @@ def write_bundle(
     plan: Optional[Plan] = None,
     keras_version: int = 2,
     progress: Optional[Progress] = None,
+    meta: Optional[WeightsMeta] = None,
 ) -> None:
-    """Write ``bundle`` in the format the name of ``path`` says, atomically.
+    """Write ``bundle`` in the format the name of ``path`` says, atomically, with ``meta`` (what the weights
+    mean: :mod:`vggspec.weights.meta`) where the format holds it (every format written here does).
 
     With a plan the bundle is first checked against it (every layer, every shape)
     and legacy ``.h5`` files list the plan's weightless layers too, as Keras does.
@@ -223,21 +226,23 @@ def write_bundle(
     elif plan is not None:
         bundle, _ = fit_bundle(plan, bundle)
     progress = progress or (lambda items: items)
+    meta_json = None if meta is None else meta.to_json()
     suffix = ".weights.h5" if kind == KERAS3 else path.suffix
     try:
         with atomic_path(path, suffix=suffix) as temporary:
             if kind == SAFETENSORS:
-                write_safetensors(temporary, bundle, progress)
+                write_safetensors(temporary, bundle, progress, meta_json)
             elif isinstance(bundle, StoredBundle):  # streamed: only .pt is left
                 assert plan is not None
-                write_torch(temporary, bundle, plan, progress)
+                write_torch(temporary, bundle, plan, progress, meta_json)
             elif plan is None:
-                write_keras_h5(temporary, bundle, list(bundle.layers), keras_version, progress)
+                write_keras_h5(temporary, bundle, list(bundle.layers), keras_version, progress, meta_json)
             elif kind == KERAS3:
-                write_keras3_h5(temporary, bundle, plan, progress)
+                write_keras3_h5(temporary, bundle, plan, progress, meta_json)
             elif kind == TORCH:
-                write_torch(temporary, bundle, plan, progress)
+                write_torch(temporary, bundle, plan, progress, meta_json)
             else:
-                write_keras_h5(temporary, bundle, [layer.name for layer in plan.layers], keras_version, progress)
+                names = [layer.name for layer in plan.layers]
+                write_keras_h5(temporary, bundle, names, keras_version, progress, meta_json)
     except OSError as error:
         raise WeightsError(f"{path}: expected a writable destination, received {error.strerror or error}") from None

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Callable, Iterable, Union
+from typing import Any, Callable, Iterable, Optional, Union
 
 from vggspec.errors import WeightsError
 from vggspec.planner.lower import Plan, PlanLayer
@@ -96,11 +96,15 @@ def write_keras3_h5(
     bundle: WeightBundle,
     plan: Plan,
     progress: Callable[[Iterable], Iterable] = lambda items: items,
+    meta_json: Optional[str] = None,
 ) -> None:
-    """Write ``bundle`` (checked against ``plan``) as Keras 3's ``save_weights`` would for the plan's model."""
+    """Write ``bundle`` (checked against ``plan``) as Keras 3's ``save_weights`` would for the plan's model;
+    ``meta_json`` (:mod:`vggspec.weights.meta`) becomes the root attribute ``vggspec``."""
     import h5py
 
     with h5py.File(path, "w") as file:
+        if meta_json is not None:
+            file.attrs["vggspec"] = meta_json
         layers = file.create_group("layers")
         for layer, group in progress(group_names(plan)):
             variables = layers.create_group(group).create_group("vars")

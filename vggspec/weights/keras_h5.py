@@ -217,8 +217,10 @@ def write_keras_h5(
     layer_names: list[str],
     keras_version: int = 2,
     progress: Callable[[Iterable[str]], Iterable[str]] = lambda items: items,
+    meta_json: Optional[str] = None,
 ) -> None:
     """Write ``bundle`` in the Keras 1 or Keras 2 layout; ``layer_names`` lists every layer, weightless ones too.
+    ``meta_json`` (:mod:`vggspec.weights.meta`) becomes the root attribute ``vggspec``.
 
     ``progress`` wraps the iteration over layers (e.g. a tqdm bar).
     """
@@ -230,6 +232,8 @@ def write_keras_h5(
         file.attrs["layer_names"] = np.asarray([name.encode("utf8") for name in layer_names])
         if keras_version == 2:
             file.attrs.update(KERAS2_ATTRS)
+        if meta_json is not None:
+            file.attrs["vggspec"] = meta_json
         for layer in progress(layer_names):
             group = file.create_group(layer)
             weights = bundle.layers.get(layer, {})

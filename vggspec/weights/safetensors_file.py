@@ -189,8 +189,10 @@ def write_safetensors(
     path: Union[str, Path],
     bundle: Union[WeightBundle, StoredBundle],
     progress: Callable[[Iterable[str]], Iterable[str]] = lambda items: items,
+    meta_json: Optional[str] = None,
 ) -> None:
-    """Write ``bundle`` with keys ``<layer>/<weight>``; metadata: format, layout, source.
+    """Write ``bundle`` with keys ``<layer>/<weight>``; metadata: format, layout, source and, when given,
+    ``meta_json`` under ``vggspec`` (:mod:`vggspec.weights.meta`).
 
     Each array is written as its StoredArray's shape and dtype declare (read, converted to that dtype if
     it is not, written, dropped): a StoredBundle of a file is never held whole."""
@@ -201,6 +203,8 @@ def write_safetensors(
         for name, array in weights.items()
     }
     metadata = {"format": "np", "layout": LAYOUT, "source": Path(stored.source).name}
+    if meta_json is not None:
+        metadata["vggspec"] = meta_json
     with open(path, "wb") as file:
         file.write(_header(arrays, metadata, Path(path)))
         for layer in progress(list(stored.layers)):

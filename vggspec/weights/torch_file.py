@@ -19,6 +19,7 @@ kernel (``MADV_DONTNEED``; the data stays in the file) after each write it makes
 
 from __future__ import annotations
 
+import collections
 import functools
 import math
 import mmap
@@ -26,7 +27,7 @@ import tempfile
 import warnings
 import zipfile
 from pathlib import Path
-from typing import IO, Any, BinaryIO, Callable, Iterable, Iterator, Union, cast
+from typing import IO, Any, BinaryIO, Callable, Iterable, Iterator, Optional, Union, cast
 
 import numpy as np
 
@@ -36,6 +37,7 @@ from vggspec.frameworks.torch_modules import module_slots
 from vggspec.planner.layers import BatchNormalization
 from vggspec.planner.lower import Plan
 from vggspec.weights.bundle import StoredArray, StoredBundle, WeightBundle, archive_bytes_limit
+from vggspec.weights.meta import KEY
 from vggspec.weights.torch_pickle import WHAT, load_error
 from vggspec.weights.torchvision import Reorder, reorder, torch_key, torch_to_stored
 from vggspec.weights.zip_archive import check_total_size, declared_sizes
@@ -122,7 +124,8 @@ def stored_torch(path: Union[str, Path], plan: Plan) -> StoredBundle:
     try:
         with warnings.catch_warnings():  # e.g. "Detected pickle protocol 126": the error says enough
             warnings.simplefilter("ignore", UserWarning)
-            loaded = torch.load(path, map_location="cpu", weights_only=True)
+            # memory-mapped (zip format): an array is read when used; those a cut model does not need never are
+            loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except Exception as error:  # torch raises RuntimeError, UnpicklingError, EOFError, ... for a bad file
         raise load_error(path, error) from None
     loaded, others = _unwrapped(loaded)
@@ -193,7 +196,16 @@ class _PagingOut:
         self.file.flush()
 
 
-def _save_staged(path: Path, mapped: mmap.mmap, entries: dict[str, Any]) -> None:
+def _state_dict_with_meta(state: dict[str, Any], meta_json: Optional[str]) -> Any:
+    """``state`` as the OrderedDict ``nn.Module.state_dict()`` returns, ``meta_json`` as its
+    ``_metadata["vggspec"]`` (torch's per-module metadata: no module is named so, a strict load ignores it)."""
+    ordered: Any = collections.OrderedDict(state)
+    if meta_json is not None:
+        ordered._metadata = {KEY: meta_json}
+    return ordered
+
+
+def _save_staged(path: Path, mapped: mmap.mmap, entries: dict[str, Any], meta_json: Optional[str]) -> None:
     """``torch.save`` the state dict whose (shape, offset) entries are views of ``mapped`` (float32), the others
     tensors as given; the views are gone when this returns (the map can then close)."""
     import torch
@@ -205,7 +217,7 @@ def _save_staged(path: Path, mapped: mmap.mmap, entries: dict[str, Any]) -> None
         for key, entry in entries.items()
     }
     with open(path, "wb") as file:
-        torch.save(state, cast(IO[bytes], _PagingOut(file, mapped)))
+        torch.save(_state_dict_with_meta(state, meta_json), cast(IO[bytes], _PagingOut(file, mapped)))
 
 
 def write_torch(
@@ -213,9 +225,11 @@ def write_torch(
     bundle: Union[WeightBundle, StoredBundle],
     plan: Plan,
     progress: Callable[[Iterable[str]], Iterable[str]] = lambda items: items,
+    meta_json: Optional[str] = None,
 ) -> None:
     """Write ``bundle`` (checked against ``plan``: canonical layout, float32) as a torchvision-style state dict
-    of CPU tensors, keys in torchvision's order (see the module: array by array, through a staging file)."""
+    of CPU tensors, keys in torchvision's order (see the module: array by array, through a staging file), with
+    ``meta_json`` (:mod:`vggspec.weights.meta`) as its ``_metadata["vggspec"]``."""
     import torch
 
     stored = bundle.described() if isinstance(bundle, WeightBundle) else bundle
@@ -242,7 +256,7 @@ def write_torch(
                 entries[f"{slots[name].path}.num_batches_tracked"] = torch.zeros((), dtype=torch.int64)
         staging.flush()
         if offset == 0:  # nothing to map
-            torch.save(entries, path)
+            torch.save(_state_dict_with_meta(entries, meta_json), path)
             return
         with mmap.mmap(staging.fileno(), offset, access=mmap.ACCESS_COPY) as mapped:
-            _save_staged(path, mapped, entries)
+            _save_staged(path, mapped, entries, meta_json)

@@ -26,6 +26,7 @@ from vggspec.planner.layers import BatchNormalization, Conv2D, Dense, PlanLayer,
 from vggspec.planner.lower import Plan
 from vggspec.weights.bundle import StoredArray, StoredBundle, WeightBundle
 from vggspec.weights.fit import fit_bundle
+from vggspec.weights.timm_layout import timm_to_torchvision
 
 TORCH_WEIGHT_NAMES = {"kernel": "weight", "bias": "bias"}
 TORCH_BATCH_NORM_NAMES = {
@@ -121,7 +122,9 @@ def torch_to_stored(plan: Plan, state: Mapping[str, StoredArray], source: str = 
     """A torchvision state dict of a file -> the canonical layout, by the plan's module slots; shapes
     are mapped now, data when it is read (after ``fit_bundle``). A missing key is refused; the keys of
     no weight of the plan are the bundle's ``extra`` (batch norm's ``num_batches_tracked`` apart: the
-    canonical layout has no counter, and torch's writer sets it to 0)."""
+    canonical layout has no counter, and torch's writer sets it to 0). A state dict in timm's layout
+    (``pre_logits.fc1``, ``head.fc``) is first renamed to torchvision's (:mod:`.timm_layout`)."""
+    state = timm_to_torchvision(plan, state)
     slots = module_slots(plan)
     bundle = StoredBundle(source=source)
     used: set[str] = set()
