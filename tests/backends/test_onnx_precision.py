@@ -237,3 +237,13 @@ def test_evaluate_scores_a_trained_run_in_int8_beside_its_float32_checkpoint(cli
     agreement_found, float32, int8 = map(float, found.groups())
     assert float32 >= 0.85 and agreement_found >= 0.99 and round(abs(int8 - float32) * 100) <= 1, scored.stdout
     assert lines[1].startswith(f"accuracy {int8:.6f} ")
+
+
+def test_verify_takes_a_folder_of_images_only_with_a_quantized_file(tmp_path, capsys):
+    assert main(["verify", "small64", "--images", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: --images: expected a number of synthetic images (a folder goes with --quantized), "
+        f"received {str(tmp_path)!r}\n"
+    )
+    assert main(["verify", "small64", "--quantized", str(tmp_path / "x.onnx"), "--images", "3"]) == 2
+    assert capsys.readouterr().err == "error: --images: expected a folder of images to compare on, received a count\n"

@@ -102,6 +102,13 @@ def _run_quantized(args: argparse.Namespace) -> int:
     return 0 if found.top1 >= MIN_AGREEMENT else 1
 
 
+def _check_count(images: object) -> None:
+    if not isinstance(images, int):
+        raise VggspecError(
+            f"--images: expected a number of synthetic images (a folder goes with --quantized), received {images!r}"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     from vggspec.building import read_checked_bundle
     from vggspec.drawing.files import check_picture_destination, write_picture
@@ -114,11 +121,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.quantized:
         return _run_quantized(args)
-    if not isinstance(args.images, int):
-        raise VggspecError(
-            f"--images: expected a number of synthetic images (a folder goes with --quantized), "
-            f"received {args.images!r}"
-        )
+    _check_count(args.images)
     checked_seed(args.seed, "--seed")
     if args.plot:
         check_picture_destination(args.plot, "plot")
