@@ -25,6 +25,8 @@ MEASURES = {
     "forward_keras": "benchmarks.forward_keras",
     "forward_onnx": "benchmarks.forward_onnx",
     "forward_numpy": "benchmarks.forward_numpy",
+    "forward_int8": "benchmarks.forward_int8",
+    "digits": "benchmarks.digits",
     "conversion": "benchmarks.conversion",
     "startup": "benchmarks.startup",
     "finetune": "benchmarks.finetune",
@@ -95,6 +97,10 @@ def _format_value(entry: dict[str, Any]) -> str:
         return f"{value:.3f} s"
     if entry["unit"] == "GB":
         return f"{value:.2f} GB"
+    if entry["unit"] == "points":
+        return f"{value:+.2f} points"
+    if entry["unit"] == "share":
+        return f"{value:.4f}"
     return f"{value:.3f}x"
 
 

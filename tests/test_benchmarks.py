@@ -34,6 +34,13 @@ EXPECTED_RATIOS = [
     *(f"forward_keras/batch{b}/{versus}" for b in (1, 8) for versus in ("vs_keras_applications", "control_a_vs_a")),
     *(f"forward_onnx/batch{b}/{versus}" for b in (1, 8) for versus in ("vs_torch_backend", "control_a_vs_a")),
     *(f"forward_numpy/batch{b}/{versus}" for b in (1, 8) for versus in ("vs_torch_backend", "control_a_vs_a")),
+    *(f"forward_int8/batch{b}/{name}_vs_torch_backend" for b in (1, 8) for name in ("onnx_int8", "onnx", "keras")),
+    "forward_int8/batch1/control_a_vs_a",
+    "forward_int8/batch8/control_a_vs_a",
+    "forward_int8/int8_file_vs_float32_file",
+    "digits/int8_minus_float32_accuracy_points",
+    "digits/int8_top1_agreement",
+    "digits/int8_file_vs_float32_file",
     *(
         f"conversion/{target}/{what}"
         for target in ("safetensors", "pt")
@@ -82,7 +89,7 @@ def test_quick_run_reports_every_ratio_or_why_not(quick_run):
         if entry["value"] is None:
             assert entry["reason"], name
         else:
-            assert entry["unit"] in ("x", "s", "bool", "GB"), name
+            assert entry["unit"] in ("x", "s", "bool", "GB", "points", "share"), name
             assert entry["met"] in (True, False, None), name
     assert all(
         report["ratios"][name]["goal"] is None and report["ratios"][name]["value"] > 0
@@ -118,6 +125,14 @@ def test_quick_run_compares_equal_networks_and_measures_the_file_it_wrote(quick_
     numpy_details = measures["forward_numpy"]
     assert numpy_details["max_abs_output_difference_vs_torch"]["numpy"] < 1e-5
     assert [row["batch"] for row in numpy_details["results"]] == [1, 8]
+    int8 = measures["forward_int8"]
+    assert int8["max_abs_output_difference_vs_torch"]["onnx"] < 1e-5
+    assert int8["max_abs_output_difference_vs_torch"]["onnx_int8"] < 0.1  # 10-way softmax of random weights
+    assert int8["file_bytes"]["onnx_int8"] <= 0.3 * int8["file_bytes"]["onnx"]
+    digits = measures["digits"]
+    assert digits["images"] == {"train": 364, "val": 86}  # every fourth scan: one epoch, a check that it runs
+    assert digits["evaluate_int8"]["images"] == 86 and digits["evaluate_int8"]["precision"] == "int8"
+    assert digits["evaluate_int8"]["versus_float32"]["images"] == 86
     conversion = measures["conversion"]
     assert conversion["parameters"] == QUICK_PARAMS
     assert 0 < conversion["source_bytes"] - 4 * QUICK_PARAMS < 100_000  # float32 data plus HDF5 metadata
@@ -162,6 +177,19 @@ def test_stdout_is_one_json_object_then_a_table_of_every_figure(quick_run):
     assert about.startswith("machine: ") and report["machine"]["cpu"] in about
     assert table[0].split()[:4] == ["figure", "value", "goal", "met"]
     assert [line.split()[0] for line in table[2:]] == EXPECTED_RATIOS
+
+
+def test_digits_are_written_as_class_folders_one_in_five_for_validation(tmp_path):
+    pytest.importorskip("sklearn")
+    from PIL import Image
+
+    from benchmarks.digits import write_digits
+
+    # 180 scans, from 10 (nines) to 31 (fours) of a digit; each digit's fifth, tenth, ... in val
+    assert write_digits(tmp_path, every=10) == {"train": 147, "val": 33}
+    assert sorted(p.name for p in (tmp_path / "val").iterdir()) == [str(d) for d in range(10)]
+    image = Image.open(next((tmp_path / "train" / "0").iterdir()))
+    assert (image.mode, image.size) == ("L", (32, 32))
 
 
 def test_hand_written_reference_is_vggspecs_network():

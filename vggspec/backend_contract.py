@@ -5,7 +5,7 @@ names, so a plugin may import them from either module.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional, Protocol, Sequence, runtime_checkable
+from typing import Any, Iterable, Mapping, Optional, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -104,6 +104,36 @@ class SavesWeightFile(Protocol):
 
     @property
     def save_suffix(self) -> str: ...
+
+
+@runtime_checkable
+class ReadsModelFile(Protocol):
+    """Optional: run a file that ``save`` wrote (a ``.onnx`` graph, float32 or quantized) without reading it as
+    weights: ``vggspec predict``, ``evaluate`` and ``features`` take it as their weights. ``read_model`` checks
+    that the file's input and output fit ``plan`` (BackendError naming the file when not); ``model_precision``
+    says what the model computes in (``"float32"``, ``"float16"``, ``"int8"``)."""
+
+    @property
+    def save_suffix(self) -> str: ...
+
+    def read_model(self, plan: Plan, path: str) -> Any: ...
+
+    def model_precision(self, model: Any) -> str: ...
+
+
+@runtime_checkable
+class LowersPrecision(Protocol):
+    """Optional: a copy of a float32 model in a lower precision (``vggspec build``'s ``precision``), saved by
+    ``save``. ``precisions`` lists those it makes. ``calibration`` yields batches of preprocessed NHWC float32
+    images (an int8 model's activation ranges are measured on them; unused for float16); ``about`` is
+    recorded in the file (the calibration method and image count, set by the backend, come with it)."""
+
+    @property
+    def precisions(self) -> Sequence[str]: ...
+
+    def lower_precision(
+        self, model: Any, plan: Plan, precision: str, calibration: Iterable[np.ndarray], about: Mapping[str, str]
+    ) -> Any: ...
 
 
 # Training is the optional capability of vggspec.training.protocol.TrainingBackend (seed, trainer).

@@ -30,6 +30,8 @@ from vggspec.backend_contract import Accelerates as Accelerates
 from vggspec.backend_contract import Backend as Backend
 from vggspec.backend_contract import ChecksFramework as ChecksFramework
 from vggspec.backend_contract import ExtractsFeatures as ExtractsFeatures
+from vggspec.backend_contract import LowersPrecision as LowersPrecision
+from vggspec.backend_contract import ReadsModelFile as ReadsModelFile
 from vggspec.backend_contract import SavesWeightFile as SavesWeightFile
 from vggspec.errors import BackendError
 

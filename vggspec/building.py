@@ -91,15 +91,40 @@ def open_checked_bundle(plan: Plan, weights: Union[str, Path]) -> Iterator[tuple
         yield checked, note
 
 
+# A model file a backend runs as it is (ReadsModelFile), by its suffix: what runs it when no backend is named
+MODEL_FILE_BACKENDS = {".onnx": "onnx"}
+
+
+def backend_for_file(name: Optional[str], weights: Optional[Union[str, Path]]) -> Optional[str]:
+    """``name``, or, when none is given, the backend that runs the model file ``weights`` (``x.onnx``: onnx)."""
+    if name is not None or weights is None:
+        return name
+    return MODEL_FILE_BACKENDS.get(Path(weights).suffix.lower())
+
+
+def read_model_file(backend: Backend, plan: Plan, weights: Union[str, Path]) -> Optional[Any]:
+    """The model in ``weights`` when it is a file the backend runs as it is (an ``.onnx`` file, perhaps quantized),
+    checked against the plan; None when it is a weight file, read as weights."""
+    from vggspec.backends import ReadsModelFile
+
+    if isinstance(backend, ReadsModelFile) and str(weights).lower().endswith(backend.save_suffix):
+        return backend.read_model(plan, str(weights))
+    return None
+
+
 def build_model(
     spec: Spec, backend: Union[str, Backend], weights: Optional[Union[str, Path]] = None, skip_mismatch: bool = False
 ) -> Any:
     """The native model of ``spec`` with a backend (or its name), ``weights`` loaded when given (see
-    ``vggspec.build``). Every array is checked before the model is built: a refused file builds nothing."""
+    ``vggspec.build``); a model file the backend runs as it is (``.onnx``) is read whole. Every array is checked
+    before the model is built: a refused file builds nothing."""
     plan = lower_to_plan(spec)
     backend = get_backend(backend) if isinstance(backend, str) else backend
     if weights is None:
         return backend.build(plan)
+    model = read_model_file(backend, plan, weights)
+    if model is not None:
+        return model
     bundle, skipped = read_checked_bundle(plan, weights, skip_mismatch)
     for line in skipped:
         warnings.warn(f"skipped: {line}", UserWarning, stacklevel=3)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -57,6 +57,7 @@ class OnnxBackend:
     install = install_hint("onnx")  # pip install "vggspec[onnx]"
     save_suffix = ONNX_SUFFIX  # not a weight file vggspec reads: verify does not read it back
     initial_seed = 0  # fresh weights are the same on every build: an inference format has no training to vary
+    precisions = ("int8", "float16")  # what lower_precision makes (vggspec_onnx.precision)
 
     def framework_problem(self) -> Optional[str]:
         """Why onnx or onnxruntime cannot run the graphs (a release older than MINIMUM_VERSIONS), told
@@ -132,6 +133,29 @@ class OnnxBackend:
         """The model's output for NHWC float32 ``images`` (channels last for a map)."""
         return model(images)[model.outputs[-1]]
 
+    def read_model(self, plan: Plan, path: str) -> Any:
+        """The OnnxModel in an ``.onnx`` file ``save`` wrote (float32, float16 or int8), run as it is; its input
+        and output checked against the plan (:mod:`vggspec_onnx.files`)."""
+        from vggspec_onnx.files import read_model
+
+        return read_model(plan, path)
+
+    def model_precision(self, model: Any) -> str:
+        """``float32``, ``float16`` or ``int8``: what ``vggspec build`` recorded in the file."""
+        from vggspec_onnx.precision import precision_of
+
+        return precision_of(model.proto)
+
+    def lower_precision(
+        self, model: Any, plan: Plan, precision: str, calibration: Iterable[np.ndarray], about: Mapping[str, str]
+    ) -> Any:
+        """An OnnxModel of ``model`` (float32) in int8 (onnxruntime's static quantizer, calibrated on the batches
+        of ``calibration``) or float16 (:mod:`vggspec_onnx.precision`)."""
+        from vggspec_onnx.model import OnnxModel
+        from vggspec_onnx.precision import lower_precision
+
+        return OnnxModel(plan, lower_precision(model.proto, precision, calibration, about), model.outputs)
+
     def activations(self, model: Any, plan: Plan, images: np.ndarray) -> dict[str, np.ndarray]:
         """Every plan layer's output (channels last, batch first), from a second graph that has every
         layer as an output (the model itself keeps one output, so onnxruntime fuses freely)."""
@@ -168,9 +192,15 @@ class OnnxBackend:
         return None
 
     def _with_outputs(self, model: Any, plan: Plan, outputs: Mapping[str, str]) -> Any:
-        """A second OnnxModel of ``plan`` on ``model``'s weights with the graph outputs ``{name: plan layer}``."""
+        """A second OnnxModel of ``plan`` on ``model``'s weights with the graph outputs ``{name: plan layer}``
+        (of a model read from a file, perhaps quantized: its own graph with those outputs)."""
         from vggspec_onnx.graph import model_proto
         from vggspec_onnx.model import OnnxModel
+
+        if model.from_file is not None:
+            from vggspec_onnx.files import with_layer_outputs
+
+            return with_layer_outputs(model, plan, outputs)
 
         needed = {initializer_name(layer.name, weight) for layer in plan.layers for weight, _ in layer.weights}
         initializers = (tensor for tensor in model.proto.graph.initializer if tensor.name in needed)

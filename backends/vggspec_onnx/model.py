@@ -1,15 +1,16 @@
 """The ONNX backend's native model: an ``onnx.ModelProto`` and the onnxruntime session that runs it.
 
 The session is made when the model first runs, on CUDA when onnxruntime has it (``onnxruntime-gpu``,
-TF32 off so that float32 stays float32), else on the CPU, with onnxruntime's default threads and
-graph optimisations; changing the weights drops it. Images run at most RUN_BATCH at a time, without
-onnxruntime's memory arena, so that memory follows one run, not the number of images. A ModelProto is
-one protobuf message, which cannot exceed 2 GiB: VGG19's 575 MB fit easily, and a larger plan is
-refused before anything is serialized.
+TF32 off so that float32 stays float32), else on the CPU, with onnxruntime's graph optimisations and
+its threads fitted to the CPUs the process may use (:func:`intra_op_threads`); changing the weights
+drops it. Images run at most RUN_BATCH at a time, without onnxruntime's memory arena, so that memory
+follows one run, not the number of images. A ModelProto is one protobuf message, which cannot exceed
+2 GiB: VGG19's 575 MB fit easily, and a larger plan is refused before anything is serialized.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -37,6 +38,17 @@ def providers() -> list[Any]:
     return ([(CUDA, {"use_tf32": "0"})] if CUDA in available else []) + [CPU]
 
 
+def intra_op_threads() -> int:
+    """onnxruntime's threads per operator: the CPUs this process may run on when a container or ``taskset`` has
+    narrowed them (onnxruntime's own default counts the machine's physical cores, and more threads than CPUs
+    only wait on each other), else 0, onnxruntime's default (one per physical core, hyperthreads left out)."""
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # no sched_getaffinity (macOS, Windows): the default
+        return 0
+    return usable if usable < (os.cpu_count() or usable) else 0
+
+
 def serialized(proto: onnx.ModelProto) -> bytes:
     """The model's bytes; BackendError when it is over protobuf's 2 GiB limit (ONNX's external data
     would be needed, which vggspec does not write)."""
@@ -57,10 +69,19 @@ class OnnxModel:
     ``{output: array}`` out, every output channels last, batch first.
     """
 
-    def __init__(self, plan: Plan, proto: onnx.ModelProto, outputs: Sequence[str]):
+    def __init__(
+        self,
+        plan: Plan,
+        proto: onnx.ModelProto,
+        outputs: Sequence[str],
+        from_file: Optional[str] = None,
+        graph_outputs: Optional[Sequence[str]] = None,
+    ):
         self.plan = plan
         self.proto = proto
         self.outputs = tuple(outputs)
+        self.from_file = from_file  # the .onnx file it was read from (vggspec_onnx.files), run as it is
+        self.graph_outputs = tuple(graph_outputs or outputs)  # the graph's tensors that give ``outputs``, in order
         self._session: Optional[Any] = None
 
     @property
@@ -79,6 +100,7 @@ class OnnxModel:
             # no busy-waiting between runs: onnxruntime's spinning threads would slow whatever runs next in
             # the process (torch took 1.3x as long right after a VGG16 run); VGG's large ops do not need it
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            options.intra_op_num_threads = intra_op_threads()
             self._session = ort.InferenceSession(serialized(self.proto), options, providers=providers())
         return self._session
 
@@ -95,12 +117,12 @@ class OnnxModel:
                 f"images for onnx model {self.plan.name}: expected an array of shape "
                 f"(N, {', '.join(map(str, expected))}), received {tuple(images.shape)}"
             )
-        session, names = self.session(), list(self.outputs)
+        session, names = self.session(), list(self.graph_outputs)
         parts = [
             session.run(names, {self.input_name: images[start : start + RUN_BATCH]})
             for start in range(0, max(len(images), 1), RUN_BATCH)
         ]
-        return {name: np.concatenate([part[index] for part in parts]) for index, name in enumerate(names)}
+        return {name: np.concatenate([part[index] for part in parts]) for index, name in enumerate(self.outputs)}
 
     def __repr__(self) -> str:
         return (

@@ -36,13 +36,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--backend", dest="backend_name", metavar="BACKEND", help="the backend to run (default: the run's)"
     )
     parser.add_argument("--batch-size", type=int, help=f"images per batch (default {defaults['batch_size']})")
+    parser.add_argument(
+        "--weights",
+        metavar="FILE",
+        help="score this file instead of the checkpoint: the run's model in int8 or float16 (build --precision), "
+        "also compared with the checkpoint in float32",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def run(args: argparse.Namespace) -> int:
     from vggspec.training.evaluate import evaluate_run
 
-    names = ("data_dir", "split", "backend_name", "batch_size", "checkpoint")
+    names = ("data_dir", "split", "backend_name", "batch_size", "checkpoint", "weights")
     given = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     result = evaluate_run(args.run_dir, **given)
     if args.json:
@@ -58,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
                     "accuracy": result.accuracy,
                     "loss": result.loss,
                     "confusion_matrix": result.matrix.tolist(),
+                    "precision": result.precision,
+                    "versus_float32": result.versus_float32.to_dict() if result.versus_float32 else None,
                 }
             )
         )
@@ -65,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
     epoch = f" (epoch {result.best_epoch})" if result.best_epoch else ""
     print(f"{result.checkpoint}{epoch} on {result.split_dir}: {result.count} images")
     print(f"accuracy {result.accuracy:.6f} ({result.correct}/{result.count})  loss {result.loss:.6f}")
+    if result.versus_float32 is not None:  # a lower-precision file: the checkpoint's float32 beside it
+        print(result.versus_float32.line())
     print("confusion matrix (rows: true class, columns: predicted class)")
     print(format_confusion(result.matrix, result.class_names))
     return 0

@@ -115,7 +115,7 @@ def _layer_outputs(
     import numpy as np
 
     from vggspec.backends import get_backend
-    from vggspec.building import read_checked_bundle
+    from vggspec.building import backend_for_file, read_checked_bundle, read_model_file
     from vggspec.images import image_mode, load_images
     from vggspec.parity.inputs import random_bundle
     from vggspec.preprocessing import preprocess
@@ -124,19 +124,23 @@ def _layer_outputs(
     height, width, channels = plan.input_shape
     image_mode(channels, f"{spec.source or spec.name}: input_shape {list(plan.input_shape)}")
     images = preprocess(load_images(paths, (height, width), channels), plan.preprocessing)
-    backend = get_backend(backend_name)
-    if weights:
-        fitted, skipped = read_checked_bundle(plan, weights, whole=whole)
-        for line in skipped:  # layers past the cut that do not fit the spec: never read, but said
-            warnings.warn(f"skipped: {line}", UserWarning, stacklevel=2)
-        bundle: WeightBundle = fitted
+    backend = get_backend(backend_for_file(backend_name, weights))  # x.onnx alone: onnx
+    model = read_model_file(backend, whole, weights) if weights else None  # a quantized .onnx, say
+    if model is not None:
+        source = f"{weights} (run as it is)"
     else:
-        bundle = random_bundle(plan, 0)
-    model = backend.build(plan)
-    backend.set_weights(model, plan, bundle)
+        if weights:
+            fitted, skipped = read_checked_bundle(plan, weights, whole=whole)
+            for line in skipped:  # layers past the cut that do not fit the spec: never read, but said
+                warnings.warn(f"skipped: {line}", UserWarning, stacklevel=2)
+            bundle: WeightBundle = fitted
+        else:
+            bundle = random_bundle(plan, 0)
+        model, source = backend.build(plan), bundle.source
+        backend.set_weights(model, plan, bundle)
     everything = backend.activations(model, plan, images)
     arrays = {name: np.asarray(everything[layer], dtype=np.float32) for name, layer in chosen.items()}
-    return LayerOutputs(spec.name, backend.name, bundle.source, len(images), chosen, arrays)
+    return LayerOutputs(spec.name, backend.name, source, len(images), chosen, arrays)
 
 
 def _save(out: str, arrays: dict[str, Any]) -> None:

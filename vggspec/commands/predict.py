@@ -37,7 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--weights",
         metavar="FILE",
-        help="weights in any supported format, or a known name (vggspec weights list); needed unless SPEC is a run",
+        help="weights in any supported format, or a known name (vggspec weights list); needed unless SPEC is a run; "
+        "or a model file the backend runs (.onnx: float32, float16, int8)",
     )
     add_preprocessing_argument(parser)
     parser.add_argument(
@@ -84,7 +85,7 @@ def _labels(text: str, classes: int) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from vggspec.backends import Accelerates, get_backend
-    from vggspec.building import build_model
+    from vggspec.building import backend_for_file, build_model
     from vggspec.imagenet import top_classes
     from vggspec.images import check_image_paths, image_mode
     from vggspec.inference import predict_files
@@ -102,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         raise VggspecError(f"top: expected 1 to {spec.classes}, received {top}", setting="top")
     image_mode(plan.input_shape[2], f"{args.spec}: input_shape {list(plan.input_shape)}")
     check_image_paths(args.images)
-    backend = get_backend(args.backend)
+    backend = get_backend(backend_for_file(args.backend, source.weights.path))  # x.onnx alone: onnx
     model = build_model(spec, backend, source.weights.path)
     if isinstance(backend, Accelerates) and not args.fp32:  # e.g. torch: CUDA, channels last, bf16
         model = backend.accelerate(model)

@@ -7,6 +7,10 @@ and the first backend's predict, whose outputs give the largest difference and t
 agreement), get_weights (the arrays set, bit for bit) and save (the file read back, for
 a format vggspec reads). Exit status 0 when all hold, 1 when not (a backend whose
 activations miss or misshape layers: one line), 2 on bad input.
+
+With --quantized FILE (build --precision int8 or float16) and --images DIR, the file is compared with SPEC in
+float32 (--weights: its source) on the images of DIR instead: top-1 and top-5 agreement, the largest output
+difference and, on class folders, both accuracies; exit status 1 under 0.99 top-1 agreement.
 """
 
 from __future__ import annotations
@@ -48,11 +52,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--images",
-        type=int,
+        type=_count_or_folder,
         default=2,
-        metavar="N",
+        metavar="N|DIR",
         help=f"number of synthetic images, 1 to {MAX_IMAGES} (default 2): every layer's output of "
-        "every image is kept for each backend, about 60 MB per image and backend for VGG16",
+        "every image is kept for each backend, about 60 MB per image and backend for VGG16; with --quantized, "
+        "a folder of images (class folders give both accuracies)",
+    )
+    parser.add_argument(
+        "--quantized",
+        metavar="FILE",
+        help="compare this lower-precision model (build --precision, e.g. int8.onnx) with SPEC in float32 "
+        "(--weights: its source) on --images DIR: top-1 and top-5 agreement, largest difference, accuracies",
     )
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of the random weights and images, 0 to 4294967295 (default 0)"
@@ -66,6 +77,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _count_or_folder(text: str) -> object:
+    """``--images``: a count (an integer) or, for ``--quantized``, a folder."""
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+def _run_quantized(args: argparse.Namespace) -> int:
+    """``--quantized FILE --images DIR``: exit 0 when the top-1 agreement is at least the minimum, else 1."""
+    from vggspec.backends import get_backend
+    from vggspec.building import backend_for_file
+    from vggspec.precision.agreement import MIN_AGREEMENT
+    from vggspec.precision.build import verify_lower_precision
+
+    if not isinstance(args.images, str):
+        raise VggspecError("images: expected a folder of images to compare on, received a count", setting="images")
+    source = model_source(args.spec, args.weights, args.preprocessing, progress=not args.json)
+    weights = None if source.weights is None else source.weights.path
+    backend = get_backend(backend_for_file(args.backends, args.quantized))
+    found = verify_lower_precision(source.spec, backend, args.quantized, args.images, weights)
+    print(dumps(found.to_dict()) if args.json else found.line())
+    return 0 if found.top1 >= MIN_AGREEMENT else 1
+
+
+def _check_count(images: object) -> None:
+    if not isinstance(images, int):
+        raise VggspecError(
+            f"--images: expected a number of synthetic images (a folder goes with --quantized), received {images!r}"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     from vggspec.building import read_checked_bundle
     from vggspec.drawing.files import check_picture_destination, write_picture
@@ -76,6 +119,9 @@ def run(args: argparse.Namespace) -> int:
     from vggspec.parity.report_text import format_report
     from vggspec.preprocessing import CHANNELS, preprocess
 
+    if args.quantized:
+        return _run_quantized(args)
+    _check_count(args.images)
     checked_seed(args.seed, "--seed")
     if args.plot:
         check_picture_destination(args.plot, "plot")

@@ -154,7 +154,8 @@ def _diff(reference: np.ndarray, other: np.ndarray) -> tuple[float, float]:
     return absolute, absolute / max(1.0, float(np.max(np.abs(reference))))
 
 
-def _top5_agreement(reference: np.ndarray, other: np.ndarray) -> Optional[float]:
+def top5_agreement(reference: np.ndarray, other: np.ndarray) -> Optional[float]:
+    """The fraction of rows (images) whose five highest scores are the same classes in both; None under 5 classes."""
     if reference.ndim != 2 or reference.shape[1] < 5:
         return None
     top_reference = np.argsort(-reference, axis=1)[:, :5]
@@ -264,7 +265,7 @@ def _compare_outputs(report: ParityReport, pairs: list[tuple[np.ndarray, np.ndar
         absolute, relative = _diff(reference, other)
         report.max_abs_diff = max(report.max_abs_diff, absolute)
         report.max_rel_diff = max(report.max_rel_diff, relative)
-        agreement = _top5_agreement(reference, other)
+        agreement = top5_agreement(reference, other)
         if agreement is not None:
             report.top5_agreement = (
                 agreement if report.top5_agreement is None else min(report.top5_agreement, agreement)

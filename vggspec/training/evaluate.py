@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 
 from vggspec.errors import DataError, VggspecError
+from vggspec.precision.agreement import Agreement, agreement
 from vggspec.spec.load import spec_from_mapping
 from vggspec.training.batches import ImageBatches
 from vggspec.training.folders import read_split
@@ -34,6 +35,8 @@ class Evaluation:
     predictions: np.ndarray
     matrix: np.ndarray
     loss: float
+    precision: str = "float32"
+    versus_float32: Optional[Agreement] = None  # a lower-precision file scored: against the run's checkpoint
 
     @property
     def correct(self) -> int:
@@ -55,31 +58,29 @@ def evaluate_run(
     backend_name: Optional[str] = None,
     batch_size: int = 32,
     checkpoint: str = "best",
+    weights: Optional[Union[str, Path]] = None,
 ) -> Evaluation:
     """Score ``checkpoint`` (best or last) of the run in ``run_dir`` on ``data_dir/split``
-    (default: the data the run was trained on) with ``backend_name`` (default: the run's),
-    ``batch_size`` images at a time."""
-    from vggspec.backends import get_backend
-    from vggspec.building import build_model
+    (default: the data the run was trained on) with ``backend_name`` (default: the run's, or the one that runs
+    ``weights``), ``batch_size`` images at a time. ``weights``: another file to score instead, e.g. the run's
+    model in int8 (``vggspec build`` in int8), which is then also compared with the checkpoint in float32."""
+    from vggspec.backends import ReadsModelFile, get_backend
+    from vggspec.building import backend_for_file, build_model
 
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise VggspecError(f"batch_size: expected a positive integer, received {batch_size!r}", setting="batch_size")
-    if checkpoint not in CHECKPOINTS:
-        raise VggspecError(
-            f"checkpoint: expected {' or '.join(CHECKPOINTS)}, received {checkpoint!r}", setting="checkpoint"
-        )
+    _check_settings(batch_size, checkpoint)
     run = RunFolder(run_dir)
     record = run.read_record()
     spec = spec_from_mapping(dict(record.spec), source=str(run.run_json))
     images = read_split(data_dir if data_dir is not None else record.data, split, record.classes)
-    weights = run.path / getattr(record.checkpoints, checkpoint)
-    if not weights.is_file():
+    saved = run.path / getattr(record.checkpoints, checkpoint)
+    if not saved.is_file():
         raise DataError(
-            f"{weights}: expected the run's {checkpoint} checkpoint, received a path that does not "
+            f"{saved}: expected the run's {checkpoint} checkpoint, received a path that does not "
             "exist (has an epoch finished?)"
         )
-    backend = get_backend(backend_name or record.backend)
-    model = build_model(spec, backend, weights)
+    backend = get_backend(backend_for_file(backend_name, weights) or record.backend)
+    model = build_model(spec, backend, weights or saved)
+    precision = backend.model_precision(model) if isinstance(backend, ReadsModelFile) else "float32"
     data = ImageBatches(
         images,
         size=spec.input_shape[:2],
@@ -88,16 +89,35 @@ def evaluate_run(
         batch_size=batch_size,
         train=False,
     )
-    scores = np.concatenate([np.asarray(backend.predict(model, data.batch(i)[0])) for i in range(len(data))])
+    scores = _scores(backend, model, data)
     loss_sum, _ = loss_and_correct(scores, data.labels, spec.classifier_activation)
     predictions = np.argmax(scores, axis=1)
+    versus = None
+    if precision != "float32":  # the same images through the checkpoint, float32, with the same backend
+        reference = _scores(backend, build_model(spec, backend, saved), data)
+        versus = agreement(precision, reference, scores, data.labels)
     return Evaluation(
-        checkpoint=weights,
-        best_epoch=record.best.epoch if checkpoint == "best" and record.best is not None else None,
+        checkpoint=Path(weights) if weights is not None else saved,
+        best_epoch=record.best.epoch if checkpoint == "best" and record.best is not None and not weights else None,
         split_dir=images.root,
         class_names=images.class_names,
         labels=data.labels,
         predictions=predictions,
         matrix=confusion_matrix(data.labels, predictions, len(images.class_names)),
         loss=loss_sum / len(data.labels),
+        precision=precision,
+        versus_float32=versus,
     )
+
+
+def _check_settings(batch_size: int, checkpoint: str) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise VggspecError(f"batch_size: expected a positive integer, received {batch_size!r}", setting="batch_size")
+    if checkpoint not in CHECKPOINTS:
+        raise VggspecError(
+            f"checkpoint: expected {' or '.join(CHECKPOINTS)}, received {checkpoint!r}", setting="checkpoint"
+        )
+
+
+def _scores(backend: Any, model: Any, data: ImageBatches) -> np.ndarray:
+    return np.concatenate([np.asarray(backend.predict(model, data.batch(i)[0])) for i in range(len(data))])

@@ -69,7 +69,15 @@ def resolve_weights(text: Union[str, Path], progress: bool = True) -> ResolvedWe
     known = None if path.exists() else known_weights(str(text))
     if known is not None:
         return ResolvedWeights(fetch_file(known, progress=progress), meta_of_known(known), str(text))
-    return ResolvedWeights(path, read_meta(path) if path.is_file() else None, str(text))
+    return ResolvedWeights(path, read_meta(path) if path.is_file() and not _model_file(path) else None, str(text))
+
+
+def _model_file(path: Path) -> bool:
+    """A model file a backend runs as it is (an ``.onnx`` file): no weight file, its metadata not vggspec's to read
+    here (the spec's preprocessing, or the one chosen, feeds it)."""
+    from vggspec.building import MODEL_FILE_BACKENDS
+
+    return path.suffix.lower() in MODEL_FILE_BACKENDS
 
 
 def known_by_file_name(path: Path) -> Optional[WeightsMeta]:
