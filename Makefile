@@ -33,11 +33,11 @@ test-slow: $(STAMP)
 test-all: $(STAMP)
 	$(PYTEST) -m "slow or not slow"
 
-# The Keras test files under Keras on JAX (their commands' subprocesses inherit KERAS_BACKEND)
+# The Keras test files under Keras on JAX (-k keras: every test of test_keras_backend.py, the keras cases of
+# the training tests; their commands' subprocesses inherit KERAS_BACKEND)
 KERAS_TESTS = tests/backends/test_keras_backend.py tests/training/test_finetune.py tests/training/test_feature_cache.py
 test-keras-jax: $(STAMP)
 	KERAS_BACKEND=jax $(PYTEST) -m "slow or not slow" -k keras $(KERAS_TESTS)
-	KERAS_BACKEND=jax $(PYTEST) tests/backends/test_keras_backend.py
 
 # ruff and mypy as configured in pyproject.toml (line length 120; mypy strict on the core)
 lint: $(STAMP)
