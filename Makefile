@@ -11,7 +11,7 @@ PYTEST = $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 # torch stays open-ended in pyproject.toml; constraints.txt picks the CPU wheel for this machine.
 PIP_INSTALL = $(BIN)/python -m pip install --constraint constraints.txt
 
-.PHONY: install demo test test-slow test-all lint format bench pictures clean
+.PHONY: install demo test test-slow test-all test-keras-jax lint format bench pictures clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,12 @@ test-slow: $(STAMP)
 
 test-all: $(STAMP)
 	$(PYTEST) -m "slow or not slow"
+
+# The Keras test files under Keras on JAX (-k keras: every test of test_keras_backend.py, the keras cases of
+# the training tests; their commands' subprocesses inherit KERAS_BACKEND)
+KERAS_TESTS = tests/backends/test_keras_backend.py tests/training/test_finetune.py tests/training/test_feature_cache.py
+test-keras-jax: $(STAMP)
+	KERAS_BACKEND=jax $(PYTEST) -m "slow or not slow" -k keras $(KERAS_TESTS)
 
 # ruff and mypy as configured in pyproject.toml (line length 120; mypy strict on the core)
 lint: $(STAMP)

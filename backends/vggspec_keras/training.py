@@ -48,11 +48,20 @@ SUFFIX = ".weights.h5"
 OPTIMIZERS = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}
 
 
+def loading_threads(workers: int) -> int:
+    """The threads that read a PyDataset: ``workers`` on TensorFlow, at most one on Keras' other frameworks.
+
+    On JAX and torch, Keras 3.15's ``fit`` given a PyDataset read by two threads or more trains its batches
+    rotated (1, 2, ..., 0: the first comes last), so the same seed no longer gives the same run as on
+    TensorFlow or with one thread (tests/backends/test_keras_on_jax.py compares cached and uncached runs)."""
+    return workers if keras.backend.backend() == "tensorflow" else min(workers, 1)
+
+
 class Batches(keras.utils.PyDataset):
     """The core's batches as a PyDataset: item ``i`` is (images NHWC float32, labels int64)."""
 
     def __init__(self, source: BatchSource, workers: int):
-        super().__init__(workers=max(1, workers), use_multiprocessing=False)
+        super().__init__(workers=max(1, loading_threads(workers)), use_multiprocessing=False)
         self.source = source
 
     def __len__(self) -> int:

@@ -11,16 +11,27 @@ and every process of the run, ranks included, is killed with it.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
+import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import SPECS, Completed, ProcessesLeftOver, ProcessTimedOut, run_in_own_session, run_processes
+from conftest import (
+    SPECS,
+    Completed,
+    ProcessesLeftOver,
+    ProcessTimedOut,
+    run_in_own_session,
+    run_processes,
+    started_in_own_session,
+)
 from image_sets import make_image_set
 
 SMALL = SPECS / "examples" / "small64.yaml"
@@ -28,14 +39,8 @@ RUN_TIMEOUT_S = 60
 REPEATS = 30
 
 
-def two_rank_finetune(data: Path, run: Path, epochs: int) -> Completed:
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
+def finetune_args(data: Path, run: Path, epochs: int) -> list:
+    return [
         "-m",
         "vggspec",
         "finetune",
@@ -53,7 +58,13 @@ def two_rank_finetune(data: Path, run: Path, epochs: int) -> Completed:
         "--out",
         run,
     ]
-    return run_in_own_session(command, RUN_TIMEOUT_S, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def two_rank_finetune(data: Path, run: Path, epochs: int) -> Completed:
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    return run_in_own_session(
+        command + finetune_args(data, run, epochs), RUN_TIMEOUT_S, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +95,58 @@ def test_two_ranks_train_the_small_spec_and_agree(small_set, tmp_path):
         "run.json",
     ]
     assert run_processes(result.tag, result.session) == []
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def launcher_per_host(data: Path, run: Path, epochs: int, folder: Path) -> list[tuple[int, str]]:
+    """Two torchrun launchers, one per "host", meeting at a c10d rendezvous on 127.0.0.1 as two machines
+    would: (status, stdout) of each. Both run at once, each in its own session, killed at RUN_TIMEOUT_S."""
+    endpoint = f"127.0.0.1:{free_port()}"
+    results = []
+    with contextlib.ExitStack() as stack:
+        launchers = []
+        for node in (0, 1):
+            command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node-rank", str(node)]
+            command += ["--nproc-per-node", "1", "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint]
+            command += ["--rdzv-id", "two-hosts", *finetune_args(data, run, epochs)]
+            out = stack.enter_context(open(folder / f"host{node}.out", "w+"))
+            env = {**os.environ, "OMP_NUM_THREADS": "1"}
+            launchers.append((stack.enter_context(started_in_own_session(command, env, stdout=out, stderr=out)), out))
+        deadline = time.monotonic() + RUN_TIMEOUT_S
+        for process, out in launchers:
+            try:
+                status = process.wait(timeout=max(1.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                status = -1  # killed with the rest when the block ends
+            out.seek(0)
+            results.append((status, out.read()))
+    return results
+
+
+@pytest.mark.slow
+def test_two_launchers_at_a_rendezvous_train_as_one_launcher_does(small_set, tmp_path):
+    """torchrun as a cluster runs it (--nnodes 2, one launcher per host, c10d rendezvous): the same run as
+    --standalone with two processes, to the last digit of every metric."""
+    hosts = launcher_per_host(small_set, tmp_path / "hosts", 2, tmp_path)
+    assert [status for status, _ in hosts] == [0, 0], "\n".join(output[-3000:] for _, output in hosts)
+    assert sum(output.count("run folder: ") for _, output in hosts) == 1  # rank 0 alone reports
+    one = two_rank_finetune(small_set, tmp_path / "one", epochs=2)
+    assert one.returncode == 0, one.stderr[-3000:]
+    records = [json.loads((tmp_path / run / "run.json").read_text()) for run in ("hosts", "one")]
+    assert [(record["world_size"], record["ranks_agree"]) for record in records] == [(2, True), (2, True)]
+    rows = []
+    for run in ("hosts", "one"):
+        with open(tmp_path / run / "metrics.csv", newline="") as file:
+            rows.append(
+                [{key: value for key, value in row.items() if key != "seconds"} for row in csv.DictReader(file)]
+            )
+    assert rows[0] == rows[1]
+    assert records[0]["best"] == records[1]["best"]
 
 
 # A leader that starts a process in a session of its own (as torchrun starts each rank), prints its pid
