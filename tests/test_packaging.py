@@ -116,7 +116,9 @@ def test_the_wheel_without_torch_gives_the_hint_that_then_works(wheel, tmp_path)
         environment, "predict", "vgg16", "cat.png", "--backend", "numpy", "--weights", "vgg16.safetensors", cwd=outside
     )
     assert predicted.returncode == 0, predicted.stderr
-    assert predicted.stdout.splitlines()[0] == "cat.png" and predicted.stdout.count("(index ") == 5
+    lines = predicted.stdout.splitlines()
+    assert lines[0] == "vgg16: preprocessing caffe: the spec's (vgg16.safetensors does not say)"
+    assert lines[1] == "cat.png" and predicted.stdout.count("(index ") == 5
     default = _vggspec(environment, "predict", "vgg16", "cat.png", "--weights", "vgg16.safetensors", cwd=outside)
     assert default.stdout == predicted.stdout  # no framework: numpy is the backend a command takes
     listing = _vggspec(environment, "list", cwd=outside)

@@ -104,7 +104,14 @@ class Terminated(KeyboardInterrupt):
     KeyboardInterrupt is: everything unwinds, so temporary files are removed and processes closed."""
 
 
+# Set when SIGTERM arrives. Raised inside a C extension's import (pybind11's module init), the interrupt comes
+# back as an ImportError, and a later import of that module as another one ("type ... is already registered"):
+# with the flag set, whatever then escapes is the termination, not a crash.
+_TERMINATION = threading.Event()
+
+
 def _terminate(signum: int, frame: object) -> None:
+    _TERMINATION.set()
     raise Terminated
 
 
@@ -114,12 +121,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     argv = list(sys.argv[1:] if argv is None else argv)
+    _TERMINATION.clear()
     try:
         return _run(make_parser(_command_name(argv)).parse_args(argv))
     except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM (Terminated), wherever it landed
         terminated = isinstance(interrupt, Terminated)
         print("terminated" if terminated else "interrupted", file=sys.stderr)
         return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
+    except Exception:
+        if not _TERMINATION.is_set():
+            raise
+        print("terminated", file=sys.stderr)  # the interrupt, turned into another error where it landed
+        return 128 + signal.SIGTERM
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

@@ -136,3 +136,26 @@ def test_a_killed_writers_temporary_file_is_removed_by_the_next_write(tmp_path):
         temporary.write_bytes(b"whole")
     assert destination.read_bytes() == b"whole"
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted([destination.name, alive.name, other.name])
+
+
+def test_sigterm_that_lands_in_an_extensions_import_is_still_a_termination(monkeypatch, capsys):
+    """The interrupt raised inside a C extension's module init comes back as an ImportError (pybind11), and the
+    next import of that module as another one (CI saw optree's "type PyTreeSpec is already registered" after a
+    SIGTERM at 2.4 s of a finetune): exit 143 and "terminated", not a traceback and exit 1. Any other error
+    without a SIGTERM is still raised."""
+    from vggspec import cli
+
+    def import_hit_by_sigterm(args):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)  # the handler raises Terminated at the next bytecode
+            time.sleep(5)
+        except KeyboardInterrupt:
+            pass  # as an extension's import machinery swallows it
+        raise ImportError('generic_type: type "PyTreeSpec" is already registered!')
+
+    monkeypatch.setattr(cli, "_run", import_hit_by_sigterm)
+    assert cli.main(["summary", "vgg16"]) == TERMINATED
+    assert capsys.readouterr().err == "terminated\n"
+    monkeypatch.setattr(cli, "_run", lambda args: int("not a number"))
+    with pytest.raises(ValueError):
+        cli.main(["summary", "vgg16"])
