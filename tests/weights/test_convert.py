@@ -76,6 +76,7 @@ def test_swap_rgb_bgr_reverses_only_the_first_convolution(small, tmp_path):
     assert_same_arrays(expected, read_bundle(tmp_path / "rgb.h5").layers)
 
 
+@pytest.mark.slow  # full size: 553 MB written, read and written again
 def test_vgg16_with_the_default_spec(tmp_path):
     source = write_keras1_h5(tmp_path / "vgg16_weights_tf_dim_ordering_tf_kernels.h5", keras_vgg16_layers())
     done = convert(source, tmp_path / "vgg16.safetensors")

@@ -58,6 +58,7 @@ def vgg16_h5(module_tmp):
     return write_keras1_h5(path, keras_vgg16_layers(include_top=True))
 
 
+@pytest.mark.slow  # full size: the 553 MB file and Keras' VGG16
 def test_keras1_fixture_has_the_real_layout_and_keras_loads_it(vgg16_h5):
     with h5py.File(vgg16_h5, "r") as file:
         assert set(file.attrs) == {"layer_names"}  # no backend, no keras_version: Keras 1
@@ -94,6 +95,7 @@ def test_notop_file_reads_for_a_notop_plan_and_keras_loads_it(tmp_path):
         fit_bundle(vgg16_plan(), read_bundle(path))
 
 
+@pytest.mark.slow  # full size: the 553 MB file, converted twice
 def test_h5_to_pt_to_h5_is_bit_identical_and_pt_has_torchvision_keys(vgg16_h5, tmp_path):
     import torch
 
@@ -412,7 +414,11 @@ def _relative_difference(expected: np.ndarray, received: np.ndarray) -> float:
     return float(np.abs(expected - received).max() / max(1.0, np.abs(expected).max()))
 
 
-@pytest.mark.parametrize("include_top", [True, False], ids=["full", "notop-avg-pooling"])
+@pytest.mark.parametrize(
+    "include_top",
+    [pytest.param(True, marks=pytest.mark.slow), False],  # the whole VGG16 is slow; its convolutions are not
+    ids=["full", "notop-avg-pooling"],
+)
 def test_keras1_file_in_the_torch_model_gives_the_outputs_of_keras_applications(tmp_path, include_top):
     """The famous file's layout, loaded by vggspec into torch, computes what keras.applications computes."""
     import keras
