@@ -22,9 +22,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import Case, figure, interleaved_rates, set_torch_threads, speed_figure
+from benchmarks.common import Case, figure, set_torch_threads, speed_figure
+from benchmarks.versus_torch import BATCHES, rates_at_batch
 
-BATCHES = (1, 8)
 CANDIDATES = ("onnx_int8", "onnx", "keras")
 GOALS = {("onnx_int8", 8): (">=", 4.0)}
 CALIBRATION_IMAGES = 8
@@ -83,15 +83,7 @@ def measure(case: Case) -> dict[str, Any]:
     }
     rows, ratios = [], {}
     for batch in BATCHES:
-        x = rng.standard_normal((batch, case.input_size, case.input_size, 3), dtype=np.float32) * 64
-        print(f"forward_int8: batch {batch}", file=sys.stderr, flush=True)
-        rates = interleaved_rates(
-            {name: (lambda b=backends[name], m=model, x=x: b.predict(m, x)) for name, model in models.items()},
-            items_per_call=batch,
-            repeats=case.forward_repeats,
-            warmup=case.warmup + 1,
-            min_sample_s=case.forward_min_sample_s,
-        )
+        rates = rates_at_batch(backends, models, case, rng, batch, "forward_int8")
         rows.append({"batch": batch, "images_per_s": rates})
         for name in CANDIDATES:
             ratios[f"forward_int8/batch{batch}/{name}_vs_torch_backend"] = speed_figure(

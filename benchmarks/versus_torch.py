@@ -20,6 +20,24 @@ def ratio_names(prefix: str) -> list[str]:
     return [f"{prefix}/batch{batch}/{versus}" for batch in BATCHES for versus in ("vs_torch_backend", "control_a_vs_a")]
 
 
+def rates_at_batch(
+    backends: dict[str, Any], models: dict[str, Any], case: Case, rng: Any, batch: int, prefix: str
+) -> dict[str, float]:
+    """Images/s of every model's ``backend.predict`` on one batch of random images (NHWC, scale 64), the models
+    called in turn (``interleaved_rates``: load on the machine falls on all of them alike)."""
+    import numpy as np
+
+    x = rng.standard_normal((batch, case.input_size, case.input_size, 3), dtype=np.float32) * 64
+    print(f"{prefix}: batch {batch}", file=sys.stderr, flush=True)
+    return interleaved_rates(
+        {name: (lambda b=backends[name], m=model, x=x: b.predict(m, x)) for name, model in models.items()},
+        items_per_call=batch,
+        repeats=case.forward_repeats,
+        warmup=case.warmup + 1,
+        min_sample_s=case.forward_min_sample_s,
+    )
+
+
 def measure_against_torch(
     case: Case, candidate: str, prefix: str, goals: dict[int, Optional[tuple[str, float]]]
 ) -> tuple[dict[str, Any], dict[str, Any], Any]:
@@ -50,15 +68,7 @@ def measure_against_torch(
     rows = []
     ratios: dict[str, Any] = {}
     for batch in BATCHES:
-        x = rng.standard_normal((batch, case.input_size, case.input_size, 3), dtype=np.float32) * 64
-        print(f"{prefix}: batch {batch}", file=sys.stderr, flush=True)
-        rates = interleaved_rates(
-            {name: (lambda b=backends[name], m=model, x=x: b.predict(m, x)) for name, model in models.items()},
-            items_per_call=batch,
-            repeats=case.forward_repeats,
-            warmup=case.warmup + 1,
-            min_sample_s=case.forward_min_sample_s,
-        )
+        rates = rates_at_batch(backends, models, case, rng, batch, prefix)
         rows.append({"batch": batch, "images_per_s": rates})
         ratios[f"{prefix}/batch{batch}/vs_torch_backend"] = speed_figure(rates, candidate, "torch", goal=goals[batch])
         ratios[f"{prefix}/batch{batch}/control_a_vs_a"] = speed_figure(
