@@ -7,10 +7,8 @@ the file and the field: a file cannot claim a preprocessing vggspec does not kno
 
 from __future__ import annotations
 
-import warnings
-import zipfile
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Optional, Union
 
 from vggspec.errors import WeightsError
 from vggspec.weights.meta import KEY, WeightsMeta
@@ -56,24 +54,11 @@ def _hdf5_text(path: Path) -> Optional[str]:
     return values[0]
 
 
-def load_torch_mapped(path: Path) -> Any:
-    """What ``torch.save`` wrote to ``path``, loaded weights-only and, for a zip-format file, memory-mapped
-    (tensors' data is read only when used); a file torch refuses is one WeightsError saying why."""
-    from vggspec.weights.torch_file import torch_module
-    from vggspec.weights.torch_pickle import load_error
-
-    torch = torch_module(path)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            return torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
-    except Exception as error:  # torch raises many kinds for a bad file
-        raise load_error(path, error) from None
-
-
 def _torch_text(path: Path) -> Optional[str]:
     """``_metadata["vggspec"]`` of a state dict saved with torch.save (memory-mapped: the arrays are not
     read); a checkpoint that wraps its state dict (``{"state_dict": ...}``) is looked into too."""
+    from vggspec.weights.torch_file import load_torch_mapped
+
     loaded = load_torch_mapped(path)
     for candidate in (loaded, *(loaded.values() if isinstance(loaded, dict) else ())):
         metadata = getattr(candidate, "_metadata", None)

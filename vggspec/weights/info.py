@@ -96,8 +96,7 @@ def _shipped_plan(name: str) -> Optional[Plan]:
 
 def _torch_counts(path: Path) -> tuple[int, int]:
     """(tensors, their floating-point elements) of a state dict, without a spec to map its keys."""
-    from vggspec.weights.file_meta import load_torch_mapped
-    from vggspec.weights.torch_file import torch_module
+    from vggspec.weights.torch_file import load_torch_mapped, torch_module
 
     torch = torch_module(path)
     loaded = load_torch_mapped(path)

@@ -114,21 +114,26 @@ def _stored(path: Path, key: str, tensor: Any) -> StoredArray:
     return StoredArray(tuple(tensor.shape), str(tensor.dtype).removeprefix("torch."), f"key {key!r}", load)
 
 
+def load_torch_mapped(path: Path) -> Any:
+    """What ``torch.save`` wrote to ``path``, loaded weights-only and, for a zip-format file, memory-mapped (an
+    array is read when used: those a cut model does not need never are); a file torch refuses is one
+    WeightsError saying why."""
+    torch = torch_module(path)
+    try:
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 126": the error says enough
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+    except Exception as error:  # torch raises RuntimeError, UnpicklingError, EOFError, ... for a bad file
+        raise load_error(path, error) from None
+
+
 def stored_torch(path: Union[str, Path], plan: Plan) -> StoredBundle:
     """Describe a torchvision-style state dict, mapped to the canonical layout with ``plan`` (StoredArrays);
     its keys of no weight of the plan, and a checkpoint's other state dicts, are the bundle's ``extra``."""
     path = Path(path)
-    torch = torch_module(path)
     if zipfile.is_zipfile(path):  # torch.save's format since torch 1.6
         check_total_size(path, declared_sizes(path, WHAT), archive_bytes_limit(plan.total_params), WHAT)
-    try:
-        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 126": the error says enough
-            warnings.simplefilter("ignore", UserWarning)
-            # memory-mapped (zip format): an array is read when used; those a cut model does not need never are
-            loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
-    except Exception as error:  # torch raises RuntimeError, UnpicklingError, EOFError, ... for a bad file
-        raise load_error(path, error) from None
-    loaded, others = _unwrapped(loaded)
+    loaded, others = _unwrapped(load_torch_mapped(path))
     state = {key: _stored(path, key, tensor) for key, tensor in _state_dict(loaded, path).items()}
     bundle = torch_to_stored(plan, state, source=str(path))
     bundle.extra += others
