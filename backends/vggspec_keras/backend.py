@@ -96,11 +96,16 @@ class KerasBackend:
         """Seed Python's, numpy's and the Keras backend's random generators (initialisers, dropout).
 
         The first call of a training run, before anything runs on TensorFlow: it also sets the training
-        environment (:func:`vggspec_keras.environment.set_training_environment`: pooled CPU memory)."""
+        environment (:func:`vggspec_keras.environment.set_training_environment`: pooled CPU memory) and, in a
+        process of a distributed run, joins the others (:func:`vggspec_keras.distributed.join_workers`)."""
         from vggspec_keras.environment import set_training_environment
 
         set_training_environment()
         import keras
+
+        from vggspec_keras.distributed import join_workers
+
+        join_workers()
 
         keras.utils.set_random_seed(seed)
 

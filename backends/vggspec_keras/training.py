@@ -14,7 +14,11 @@ classifier activation) and sparse categorical accuracy; frozen layers have
 A checkpoint is Keras 3's ``save_weights`` file (``.weights.h5``: the layers
 and the optimizer's variables) with the loop's state as the JSON root
 attribute ``vggspec_state`` (CHECKPOINT_STATE); vggspec reads its weights like any ``.weights.h5``.
-Single process only: a distributed run needs the torch backend.
+
+In a run of several processes on TensorFlow (``TF_CONFIG``: :mod:`vggspec_keras.distributed`) each
+process trains its shard of every batch with ``train_on_batch`` (its images read ahead by ``workers``
+threads) and validates its share with the model called directly: both stay in the process, where
+``fit`` and ``predict`` would shard the data again and gather the outputs of all.
 
 With ``config.cache_features`` two more functional models share the model's layers:
 the frozen part (the input to the last frozen layer: ``frozen_features``) and the
@@ -35,10 +39,9 @@ from typing import Any
 import keras
 import numpy as np
 
-from vggspec.errors import BackendError
 from vggspec.fileio import atomic_path
 from vggspec.planner.lower import Plan
-from vggspec.training.distributed import process_rank
+from vggspec.training.batches import prefetched
 from vggspec.training.metrics import RunningMeans, output_activation
 from vggspec.training.protocol import CHECKPOINT_STATE, BatchSource, Progress, TrainConfig
 from vggspec.training.seeds import dropout_seed
@@ -115,13 +118,11 @@ class KerasTrainer:
 
     def __init__(self, model: keras.Model, plan: Plan, config: TrainConfig):
         """``config``: the settings every backend shares; the keras backend declares none of its own."""
-        _, world_size = process_rank()
-        if world_size > 1:
-            raise BackendError(
-                f"backend: expected torch for distributed training (WORLD_SIZE={world_size}), "
-                "received keras (the keras backend trains in one process)",
-                setting="backend",
-            )
+        from vggspec_keras import distributed
+
+        self.distributed = distributed.joined()[1] > 1
+        # Keras' save_weights runs a collective in a distributed run: every process saves (vggspec.training.loop)
+        self.saves_on_every_rank = self.distributed
         self.model = model
         self.config = config
         for layer in model.layers:
@@ -150,7 +151,10 @@ class KerasTrainer:
                 outputs = model.get_layer(name)(outputs)
             self.trained = keras.Model(inputs, outputs, name=f"{plan.name}_after_{last}")
             compile_model(self.trained)
-        compile_updates(optimizer, list(self.trained.trainable_variables))
+        if self.distributed:
+            distributed.vector_logs(self.trained)
+        else:  # the strategy's optimizer sums the gradients over the processes in its own update
+            compile_updates(optimizer, list(self.trained.trainable_variables))
 
     def _seed_dropout(self, epoch: int) -> None:
         """Restart each dropout layer's seed generator from (seed, epoch): a resumed run draws the same masks."""
@@ -162,8 +166,11 @@ class KerasTrainer:
 
     def train_epoch(self, data: BatchSource, epoch: int, progress: Progress) -> dict[str, float]:
         self._seed_dropout(epoch)
-        if self.config.cache_features:  # the batches are cached features
-            return self._train_on_features(data, progress)
+        if self.config.cache_features:  # the batches are cached features, ready at once
+            return self._train_on_batches(data, progress, ahead=0)
+        if self.distributed:
+            with self._peers_lost():
+                return self._train_on_batches(data, progress, ahead=loading_threads(self.config.workers))
         # shuffle=False: the core has shuffled the images; Keras would also reorder the batches of a PyDataset
         history = self.trained.fit(
             Batches(data, self.config.workers),
@@ -185,14 +192,17 @@ class KerasTrainer:
         if self.config.cache_features:  # the batches are cached features
             scores = [self.trained.predict_on_batch(data.batch(index)[0]) for index in range(len(data))]
             return np.concatenate(scores).astype(np.float32, copy=False)
+        if self.distributed:  # this process' share, in this process
+            ahead = loading_threads(self.config.workers)
+            scores = [np.asarray(self.trained(images, training=False)) for images, _ in prefetched(data, ahead)]
+            return np.concatenate(scores).astype(np.float32, copy=False)
         return np.asarray(self.trained.predict(Batches(data, self.config.workers), verbose=0), dtype=np.float32)
 
-    def _train_on_features(self, data: BatchSource, progress: Progress) -> dict[str, float]:
-        """One epoch of ``train_on_batch`` over cached features, with the means ``fit`` would log: the loss
-        weighted by batch size, the accuracy over all images."""
+    def _train_on_batches(self, data: BatchSource, progress: Progress, ahead: int) -> dict[str, float]:
+        """One epoch of ``train_on_batch`` (the next ``ahead`` batches read in threads), with the means ``fit``
+        would log: the loss weighted by batch size, the accuracy over all images."""
         means = RunningMeans()
-        for index in range(len(data)):
-            features, labels = data.batch(index)
+        for features, labels in prefetched(data, ahead):
             logs = self.trained.train_on_batch(features, labels, return_dict=True)
             means.add(float(logs["loss"]), float(logs["accuracy"]) * len(labels), len(labels))
             progress.step(means.loss, means.accuracy)
@@ -205,7 +215,7 @@ class KerasTrainer:
     def save_checkpoint(self, path: str, state: dict[str, Any]) -> None:
         import h5py
 
-        with atomic_path(path, suffix=SUFFIX) as temporary:
+        with self._peers_lost(), atomic_path(path, suffix=SUFFIX) as temporary:
             self.model.save_weights(str(temporary))
             with h5py.File(temporary, "a") as file:
                 file.attrs[CHECKPOINT_STATE] = json.dumps(state)
@@ -224,7 +234,19 @@ class KerasTrainer:
         return SUFFIX
 
     def all_gather(self, values: np.ndarray) -> np.ndarray:
+        if self.distributed:
+            from vggspec_keras.distributed import all_gather
+
+            return all_gather(values)
         return np.asarray(values)[None]
+
+    def _peers_lost(self) -> Any:
+        """Where a collective runs: another process' end becomes one line (a null context in one process)."""
+        import contextlib
+
+        from vggspec_keras.distributed import peers_lost
+
+        return peers_lost() if self.distributed else contextlib.nullcontext()
 
     def close(self) -> None:
         """Nothing to release: PyDataset workers stop with each fit/predict."""

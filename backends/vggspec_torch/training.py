@@ -44,7 +44,7 @@ from vggspec.fileio import atomic_path
 from vggspec.frameworks.torch_modules import FEATURES
 from vggspec.planner.layers import Dense, Flatten
 from vggspec.planner.lower import Plan
-from vggspec.training.distributed import process_rank
+from vggspec.training.distributed import TORCHRUN, joined_rank
 from vggspec.training.metrics import RunningMeans
 from vggspec.training.protocol import CHECKPOINT_STATE, BatchSource, Progress, TrainConfig
 from vggspec.training.seeds import dropout_seed
@@ -150,7 +150,7 @@ class TorchTrainer:
         self.config = config
         self.settings = settings
         self.classes = plan.output_shape[-1]
-        self.rank, self.world_size = process_rank()
+        self.rank, self.world_size = joined_rank("torch", (TORCHRUN,))
         self.device = pick_device(settings.device)
         self.cuda = self.device.type == "cuda"
         self.channels_last = self.cuda and settings.channels_last

@@ -22,14 +22,17 @@ batches. Evaluation keeps the folder order and is split without padding
 
 from __future__ import annotations
 
+import collections
 import math
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Iterator
 
 import numpy as np
 
 from vggspec.images import load_image
 from vggspec.preprocessing import preprocess
 from vggspec.training.folders import ImageSet
-from vggspec.training.protocol import AUGMENTATIONS
+from vggspec.training.protocol import AUGMENTATIONS, BatchSource
 
 
 def augment(image: np.ndarray, rng: np.random.Generator, flip: bool = True, crop: bool = True) -> np.ndarray:
@@ -137,3 +140,17 @@ class ImageBatches(VisitedBatches):
         chosen = self.chosen(index)
         pixels = np.stack([self._image(int(i)) for i in chosen])
         return preprocess(pixels, self.preprocessing), self.all_labels[chosen]
+
+
+def prefetched(source: BatchSource, ahead: int = 1) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``source``'s batches in order, the next ``ahead`` read in as many threads while the caller computes
+    (Pillow and numpy release the GIL); ``ahead`` 0 reads each one when it is asked for."""
+    if ahead < 1:
+        yield from (source.batch(index) for index in range(len(source)))
+        return
+    with ThreadPoolExecutor(ahead) as pool:
+        pending: collections.deque[Future[tuple[np.ndarray, np.ndarray]]] = collections.deque()
+        for index in range(len(source)):
+            while len(pending) <= ahead and index + len(pending) < len(source):
+                pending.append(pool.submit(source.batch, index + len(pending)))
+            yield pending.popleft().result()

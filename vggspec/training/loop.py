@@ -6,7 +6,8 @@ epoch so far); ``best``, ``metrics.csv``, the plot and run.json follow it.
 Resuming restores ``last`` and rebuilds metrics.csv from it, so a run stopped
 at any moment (Ctrl-C, a killed process) neither loses nor repeats a finished
 epoch. In a distributed run every rank trains and validates its share, the
-metrics are summed over the ranks, and rank 0 alone writes.
+metrics are summed over the ranks, and rank 0 alone writes (the others save their
+checkpoint aside when saving is a collective of the framework's: the trainer's ``saves_on_every_rank``).
 
 With cached features (``Session.features``) the frozen layers' outputs are read from
 the cache, or computed into it, after the checkpoint is restored (its frozen layers are
@@ -18,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,6 +85,13 @@ class Session:
     def warn(self, line: str) -> None:
         if self.writer:
             print(f"warning: {line}", file=sys.stderr, flush=True)
+
+    def save_aside(self, state: dict[str, Any]) -> None:
+        """What a rank other than the writer does when the trainer's saving is a collective (its
+        ``saves_on_every_rank``, e.g. Keras under a tf.distribute strategy): save the checkpoint the writer
+        saves, in a temporary folder deleted at once."""
+        with tempfile.TemporaryDirectory(prefix=f"vggspec-rank{self.rank}-") as folder:
+            self.trainer.save_checkpoint(str(Path(folder, self.checkpoint("last").name)), state)
 
     def write_best(self) -> None:
         """The best epoch's weights, saying what they are: the plan, the preprocessing they were trained with,
@@ -188,13 +197,15 @@ def run_epochs(session: Session, resume: bool, stop: StopOnInterrupt) -> tuple[l
         improved = best.improved_by(row)
         if improved:
             best = Best(epoch, val_accuracy, val_loss)
+        state = {"epoch": epoch, "row": row, "best": dataclasses.asdict(best)}
         if session.writer:
-            state = {"epoch": epoch, "row": row, "best": dataclasses.asdict(best)}
             with session.run.writing():
                 session.trainer.save_checkpoint(str(session.checkpoint("last")), state)
                 if improved:
                     session.write_best()
                 session.write_progress(rows, best)
+        elif getattr(session.trainer, "saves_on_every_rank", False):
+            session.save_aside(state)
         session.say(
             f"epoch {epoch}/{epochs}: loss {row['train_loss']:.4f} accuracy {row['train_accuracy']:.4f} "
             f"val_loss {val_loss:.4f} val_accuracy {val_accuracy:.4f} ({row['seconds']:.1f} s)"

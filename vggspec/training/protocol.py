@@ -128,7 +128,12 @@ class Progress(Protocol):
 
 
 class Trainer(Protocol):
-    """One model being trained by a backend, in one process (one rank of a distributed run)."""
+    """One model being trained by a backend, in one process (one rank of a distributed run).
+
+    A trainer whose ``save_checkpoint`` is a collective of its framework (every rank must call it, as
+    Keras' ``save_weights`` under a tf.distribute strategy) has the attribute ``saves_on_every_rank`` true:
+    the ranks that do not write the run folder then save into a temporary folder.
+    """
 
     def train_epoch(self, data: BatchSource, epoch: int, progress: Progress) -> dict[str, float]:
         """One pass over ``data``; returns this process' {"loss": mean, "accuracy": fraction, "count": images}

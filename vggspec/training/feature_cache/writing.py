@@ -13,7 +13,6 @@ import json
 import shutil
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -21,7 +20,7 @@ import numpy as np
 
 from vggspec.errors import BackendError, DataError, VggspecError
 from vggspec.fileio import DestinationTaken, atomic_folder
-from vggspec.training.batches import ImageBatches
+from vggspec.training.batches import prefetched
 from vggspec.training.feature_cache.folder import CACHE_JSON, SPLITS, FeatureCache, open_cache
 from vggspec.training.feature_cache.key import CACHE_FORMAT, CACHE_VERSION
 from vggspec.training.protocol import TrainsOnFeatures
@@ -80,18 +79,6 @@ def _about(cache: FeatureCache) -> dict[str, Any]:
     }
 
 
-def _prefetched(images: ImageBatches) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """The batches in order, the next one read in a thread while the caller computes (Pillow and numpy
-    release the GIL)."""
-    with ThreadPoolExecutor(1) as pool:
-        pending = pool.submit(images.batch, 0) if len(images) else None
-        for index in range(len(images)):
-            assert pending is not None
-            batch = pending.result()
-            pending = pool.submit(images.batch, index + 1) if index + 1 < len(images) else None
-            yield batch
-
-
 def _write_array(
     cache: FeatureCache,
     trainer: TrainsOnFeatures,
@@ -107,7 +94,7 @@ def _write_array(
         shape = (len(images.images), *cache.shape)
         header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
         np.lib.format.write_array_header_1_0(file, header)
-        for pixels, _ in _prefetched(images):
+        for pixels, _ in prefetched(images):
             file.write(_stored(cache, trainer.frozen_features(pixels), len(pixels)).data)
             step(len(pixels))
 
