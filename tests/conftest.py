@@ -13,6 +13,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -222,6 +223,44 @@ def started_in_own_session(
         finally:
             _kill_run(tag, process.pid)
             process.wait()
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (another process may take it before it is used)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def side_by_side(
+    runs: Sequence[tuple[Sequence[Union[str, Path]], dict]], folder: Path
+) -> Iterator[list[tuple[subprocess.Popen, IO[str]]]]:
+    """Start every (command, environment) of ``runs`` at once, as the machines of a cluster would, each in
+    its own session with its output (stdout and stderr together) in ``folder``/process<i>.out; yields
+    (process, output file) of each. When the block ends, however it ends, every process of every run is
+    killed (see :func:`started_in_own_session`)."""
+    with contextlib.ExitStack() as stack:
+        started = []
+        for index, (command, env) in enumerate(runs):
+            out = stack.enter_context(open(folder / f"process{index}.out", "w+"))
+            started.append((stack.enter_context(started_in_own_session(command, env, stdout=out, stderr=out)), out))
+        yield started
+
+
+def wait_side_by_side(started: list[tuple[subprocess.Popen, IO[str]]], timeout: float) -> list[tuple[int, str]]:
+    """(exit status, output) of each process of :func:`side_by_side`, waiting ``timeout`` seconds for all
+    of them together; -1 for one still running then (killed when the block ends)."""
+    deadline = time.monotonic() + timeout
+    results = []
+    for process, out in started:
+        try:
+            status = process.wait(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            status = -1
+        out.seek(0)
+        results.append((status, out.read()))
+    return results
 
 
 def run_vggspec(*args: str, env: dict | None = None, cwd: Path | None = None, timeout: float = 600) -> Completed:

@@ -11,12 +11,9 @@ and every process of the run, ranks included, is killed with it.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import os
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,9 +25,11 @@ from conftest import (
     Completed,
     ProcessesLeftOver,
     ProcessTimedOut,
+    free_port,
     run_in_own_session,
     run_processes,
-    started_in_own_session,
+    side_by_side,
+    wait_side_by_side,
 )
 from image_sets import make_image_set
 
@@ -97,35 +96,18 @@ def test_two_ranks_train_the_small_spec_and_agree(small_set, tmp_path):
     assert run_processes(result.tag, result.session) == []
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def launcher_per_host(data: Path, run: Path, epochs: int, folder: Path) -> list[tuple[int, str]]:
     """Two torchrun launchers, one per "host", meeting at a c10d rendezvous on 127.0.0.1 as two machines
-    would: (status, stdout) of each. Both run at once, each in its own session, killed at RUN_TIMEOUT_S."""
+    would: (status, output) of each. Both run at once, each in its own session, killed at RUN_TIMEOUT_S."""
     endpoint = f"127.0.0.1:{free_port()}"
-    results = []
-    with contextlib.ExitStack() as stack:
-        launchers = []
-        for node in (0, 1):
-            command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node-rank", str(node)]
-            command += ["--nproc-per-node", "1", "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint]
-            command += ["--rdzv-id", "two-hosts", *finetune_args(data, run, epochs)]
-            out = stack.enter_context(open(folder / f"host{node}.out", "w+"))
-            env = {**os.environ, "OMP_NUM_THREADS": "1"}
-            launchers.append((stack.enter_context(started_in_own_session(command, env, stdout=out, stderr=out)), out))
-        deadline = time.monotonic() + RUN_TIMEOUT_S
-        for process, out in launchers:
-            try:
-                status = process.wait(timeout=max(1.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                status = -1  # killed with the rest when the block ends
-            out.seek(0)
-            results.append((status, out.read()))
-    return results
+    launchers = []
+    for node in (0, 1):
+        command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node-rank", str(node)]
+        command += ["--nproc-per-node", "1", "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint]
+        command += ["--rdzv-id", "two-hosts", *finetune_args(data, run, epochs)]
+        launchers.append((command, {**os.environ, "OMP_NUM_THREADS": "1"}))
+    with side_by_side(launchers, folder) as started:
+        return wait_side_by_side(started, RUN_TIMEOUT_S)
 
 
 @pytest.mark.slow

@@ -29,6 +29,7 @@ from vggspec.fileio import check_destination
 from vggspec.planner.layers import Dropout
 from vggspec.planner.lower import Plan
 from vggspec.training.batches import ImageBatches
+from vggspec.training.distributed import launcher
 from vggspec.training.feature_cache.folder import FeatureBatches, FeatureCache, open_cache
 from vggspec.training.feature_cache.key import data_identity, feature_key, key_sha256
 from vggspec.training.feature_cache.writing import build_cache, remove_cache
@@ -67,7 +68,7 @@ def check_cacheable(plan: Plan, config: TrainConfig, world_size: int = 1) -> Non
             f"image), received augment {config.augment}"
         )
     if world_size > 1:
-        raise refuse(f"one process (the cache is written by one), received {world_size} (WORLD_SIZE)")
+        raise refuse(f"one process (the cache is written by one), received {world_size} processes ({launcher()})")
     # where it goes, before anything is written: a run folder is not left behind for a cache that cannot be made
     check_destination(cache_folder(config), "cache_dir", folder=True)
 
