@@ -30,6 +30,7 @@ MEASURES = {
     "conversion": "benchmarks.conversion",
     "startup": "benchmarks.startup",
     "finetune": "benchmarks.finetune",
+    "processes": "benchmarks.processes",
     "features": "benchmarks.features",
     "predict_memory": "benchmarks.predict_memory",
     "drawing": "benchmarks.drawing",

@@ -153,7 +153,7 @@ class KerasTrainer:
             compile_model(self.trained)
         if self.distributed:
             distributed.vector_logs(self.trained)
-        else:  # the strategy's optimizer sums the gradients over the processes in its own update
+        elif not distributed.mirrored():  # a strategy's optimizer sums the devices' gradients in its own update
             compile_updates(optimizer, list(self.trained.trainable_variables))
 
     def _seed_dropout(self, epoch: int) -> None:

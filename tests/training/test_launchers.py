@@ -13,7 +13,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vggspec.errors import VggspecError
-from vggspec.training.distributed import KERAS_DISTRIBUTION, TF_CONFIG, TORCHRUN, launcher, process_rank
+from vggspec.training.distributed import (
+    KERAS_DISTRIBUTION,
+    TF_CONFIG,
+    TORCHRUN,
+    launcher,
+    per_process_batch,
+    process_rank,
+)
 
 from conftest import SPECS, run_vggspec
 from image_sets import make_image_set
@@ -152,16 +159,46 @@ def tiny_set(module_tmp):
     [
         ("torch", {"TF_CONFIG": json.dumps(cluster(2, {"type": "worker", "index": 0}))}, "expected torchrun to start"),
         ("keras", {"RANK": "0", "WORLD_SIZE": "2"}, "expected TF_CONFIG to start the 2 processes of a keras on"),
+        ("keras", {"TF_CONFIG": json.dumps(cluster(2, {"type": "worker", "index": 1}))}, "2 processes (TF_CONFIG)"),
     ],
 )
 def test_a_backend_refuses_a_launcher_it_cannot_join(tiny_set, tmp_path, backend, variables, message):
     """torch joins the processes torchrun starts, Keras on TensorFlow those of TF_CONFIG: the other is one
-    line (exit 2), not a hang waiting for peers that never come, and no run folder is left."""
+    line (exit 2), not a hang waiting for peers that never come, and no run folder is left. Cached features
+    are written by one process: refused with two, before the workers join."""
     run = tmp_path / "run"
+    cached = ["--cache-features", "--augment", "none", "--freeze", "block3_pool", "--cache-dir", tmp_path / "cache"]
     result = run_vggspec(
         "finetune", SPECS / "examples" / "small64.yaml", "--data", tiny_set, "--backend", backend,
-        "--epochs", 1, "--out", run, env={"KERAS_BACKEND": "tensorflow", **variables}, timeout=120,
+        "--epochs", 1, "--out", run, *(cached if "TF_CONFIG" in variables and backend == "keras" else []),
+        env={"KERAS_BACKEND": "tensorflow", **variables}, timeout=120,
     )  # fmt: skip
     assert result.returncode == 2, result.stderr[-3000:]
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr[-3000:]
+    assert not run.exists()
+
+
+@pytest.mark.parametrize(
+    ("variables", "global_batch", "expected"),
+    [
+        ({}, 32, 32),
+        ({"RANK": "1", "WORLD_SIZE": "4"}, 32, 8),
+        ({"TF_CONFIG": cluster(3, {"type": "worker", "index": 2})}, 12, 4),
+    ],
+)
+def test_a_global_batch_is_shared_equally_by_the_processes(environment, variables, global_batch, expected):
+    environment(**variables)
+    assert per_process_batch(global_batch) == expected
+
+
+def test_a_global_batch_that_does_not_divide_is_one_line_before_anything_runs(tiny_set, tmp_path):
+    run = tmp_path / "run"
+    result = run_vggspec(
+        "finetune", SPECS / "examples" / "small64.yaml", "--data", tiny_set, "--backend", "torch",
+        "--global-batch-size", 15, "--out", run, env={"RANK": "0", "WORLD_SIZE": "2"}, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "error: --global-batch-size: expected a multiple of the run's 2 processes (torchrun), received 15"
+    )
     assert not run.exists()

@@ -31,11 +31,15 @@ or none (flips are wrong for digits and text).
 
 Without --weights the model trains from scratch and nothing is frozen. The run folder gets
 run.json, metrics.csv, the checkpoints and, with matplotlib (pip install "vggspec[plot]"),
-curves.png. Under
-torchrun (python -m torch.distributed.run --nproc_per_node N -m vggspec finetune
-... --backend torch) every process trains a shard of each epoch with
-DistributedDataParallel; rank 0 writes the run and records ranks_agree (whether
-all ranks ended with identical parameters) in run.json.
+curves.png.
+
+Several processes (and machines) train data-parallel when their framework's launcher starts them:
+torchrun for --backend torch (DistributedDataParallel), TF_CONFIG for Keras on TensorFlow
+(MultiWorkerMirroredStrategy), the KERAS_DISTRIBUTION_* variables for Keras on JAX
+(keras.distribution.DataParallel). Every process trains a shard of each epoch; --global-batch-size N
+shares N images per step among them. Rank 0 writes the run and records ranks_agree (whether all ranks
+ended with identical parameters) in run.json. Keras on TensorFlow in one process with several GPUs
+splits each batch among them (MirroredStrategy).
 """
 
 from __future__ import annotations
@@ -99,7 +103,14 @@ def _add_run_settings(parser: argparse.ArgumentParser) -> None:
         "(default: the last pool with --weights, none without)",
     )
     parser.add_argument("--epochs", type=int, help=f"epochs in all (default {config.epochs})")
-    parser.add_argument("--batch-size", type=int, help=f"images per batch and process (default {config.batch_size})")
+    batch = parser.add_mutually_exclusive_group()
+    batch.add_argument("--batch-size", type=int, help=f"images per batch and process (default {config.batch_size})")
+    batch.add_argument(
+        "--global-batch-size",
+        type=int,
+        metavar="N",
+        help="images per batch of all the run's processes together, shared equally (N/processes each)",
+    )
     parser.add_argument(
         "--lr", dest="learning_rate", metavar="LR", type=float, help=f"learning rate (default {config.learning_rate:g})"
     )
@@ -174,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
     from vggspec.backends import default_backend
     from vggspec.model_source import model_source
     from vggspec.training.backend_settings import backend_setting_names
-    from vggspec.training.distributed import process_rank
+    from vggspec.training.distributed import per_process_batch, process_rank
     from vggspec.training.finetune import finetune, resume_finetune
     from vggspec.training.protocol import TrainingBackend
     from vggspec.training.run_folder import default_run_dir
@@ -182,6 +193,8 @@ def run(args: argparse.Namespace) -> int:
 
     names = (*SETTINGS, *backend_setting_names())
     given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+    if args.global_batch_size is not None:
+        given["batch_size"] = per_process_batch(args.global_batch_size)
     # the weights (a file or a known name) decide the preprocessing the run trains with (run.json's spec keeps it)
     source = model_source(args.spec, given.get("weights"), args.preprocessing)
     if source.weights is not None:

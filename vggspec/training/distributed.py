@@ -89,6 +89,22 @@ def process_rank() -> tuple[int, int]:
     return rank, world_size
 
 
+def per_process_batch(global_batch: int) -> int:
+    """The batch of each process of this run for a ``global_batch`` shared equally by all of them."""
+    world_size = process_rank()[1]
+    if isinstance(global_batch, bool) or not isinstance(global_batch, int) or global_batch < 1:
+        raise VggspecError(
+            f"global_batch_size: expected a positive integer, received {global_batch!r}", setting="global_batch_size"
+        )
+    if global_batch % world_size:
+        raise VggspecError(
+            f"global_batch_size: expected a multiple of the run's {world_size} processes ({launcher()}), "
+            f"received {global_batch}",
+            setting="global_batch_size",
+        )
+    return global_batch // world_size
+
+
 def joined_rank(trainer: str, accepted: tuple[str, ...]) -> tuple[int, int]:
     """(rank, world_size) for a ``trainer`` (e.g. "keras on tensorflow") that can join the ``accepted``
     launchers only: a run of several processes started by another is refused in one line."""
