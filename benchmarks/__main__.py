@@ -102,7 +102,9 @@ def _format_value(entry: dict[str, Any]) -> str:
         return f"{value:+.2f} points"
     if entry["unit"] == "share":
         return f"{value:.4f}"
-    return f"{value:.3f}x"
+    if entry["unit"] == "x":
+        return f"{value:.3f}x"
+    return f"{value:.1f} {entry['unit']}"
 
 
 def machine_line(about: dict[str, Any]) -> str:

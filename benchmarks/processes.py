@@ -116,23 +116,22 @@ def measure(case: Case) -> dict[str, Any]:
         data = make_image_set(root / "data", case.finetune_train_per_class, case.finetune_val_per_class)
         epochs = case.finetune_epochs
         for framework in FRAMEWORKS:
-            runs: dict[int, Any] = {}
-            for processes in (1, 2):
+            runs: dict[str, Any] = {}  # "one", "two": the run in that many processes
+            for processes, name in ((1, "one"), (2, "two")):
                 try:
-                    runs[processes] = _train(framework, processes, data, root / f"{framework}-{processes}", epochs)
+                    runs[name] = _train(framework, processes, data, root / f"{framework}-{name}", epochs)
                 except Exception as error:  # the other frameworks are still measured
-                    runs[processes] = {"error": f"{type(error).__name__}: {error}"}
+                    runs[name] = {"error": f"{type(error).__name__}: {error}"}
             details[framework] = runs
             prefix = f"processes/{framework}"
             note = f"global batch {GLOBAL_BATCH}, median of epochs 2-{epochs}; {where}"
-            for processes, name in ((1, "one"), (2, "two")):
-                run = runs[processes]
+            for name, run in runs.items():
                 ratios[f"{prefix}/{name}_images_per_s"] = (
                     figure(None, reason=run["error"])
                     if "error" in run
                     else figure(round(run["images_per_s"], 1), unit="images/s", note=note)
                 )
-            rates = [runs[count].get("images_per_s") for count in (1, 2)]
+            rates = [runs[name].get("images_per_s") for name in ("one", "two")]
             ratios[f"{prefix}/two_vs_one"] = (
                 figure(ratio(rates[1], rates[0]), note=f"{rates[1]:.1f} vs {rates[0]:.1f} images/s; {where}")
                 if None not in rates

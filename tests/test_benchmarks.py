@@ -62,6 +62,11 @@ EXPECTED_RATIOS = [
             "val_accuracy_within_one_image",
         )
     ),
+    *(
+        f"processes/{framework}/{what}"
+        for framework in ("torch", "keras-tensorflow", "keras-jax")
+        for what in ("one_images_per_s", "two_images_per_s", "two_vs_one")
+    ),
     "features/block2_conv2_vs_full_model",
     *(f"predict/{backend}/{what}" for backend in PREDICT_BACKENDS for what in ("peak_all_vs_one_batch", "peak_gb")),
     "drawing/svg_slowest_spec_seconds",
@@ -89,7 +94,7 @@ def test_quick_run_reports_every_ratio_or_why_not(quick_run):
         if entry["value"] is None:
             assert entry["reason"], name
         else:
-            assert entry["unit"] in ("x", "s", "bool", "GB", "points", "share"), name
+            assert entry["unit"] in ("x", "s", "bool", "GB", "points", "share", "images/s"), name
             assert entry["met"] in (True, False, None), name
     assert all(
         report["ratios"][name]["goal"] is None and report["ratios"][name]["value"] > 0
@@ -133,6 +138,9 @@ def test_quick_run_compares_equal_networks_and_measures_the_file_it_wrote(quick_
     assert digits["images"] == {"train": 364, "val": 86}  # every fourth scan: one epoch, a check that it runs
     assert digits["evaluate_int8"]["images"] == 86 and digits["evaluate_int8"]["precision"] == "int8"
     assert digits["evaluate_int8"]["versus_float32"]["images"] == 86
+    processes = measures["processes"]
+    assert sorted(processes) == ["keras-jax", "keras-tensorflow", "torch"]
+    assert all(runs["two"]["ranks_agree"] is True and runs["one"]["images_per_s"] > 0 for runs in processes.values())
     conversion = measures["conversion"]
     assert conversion["parameters"] == QUICK_PARAMS
     assert 0 < conversion["source_bytes"] - 4 * QUICK_PARAMS < 100_000  # float32 data plus HDF5 metadata
