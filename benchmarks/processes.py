@@ -47,19 +47,6 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _launch_variables(framework: str, index: int, ports: list[int]) -> dict[str, str]:
-    """What makes a process worker ``index`` of two on 127.0.0.1 (Keras; torchrun sets its own)."""
-    addresses = [f"127.0.0.1:{port}" for port in ports]
-    if framework == "keras-tensorflow":
-        task = {"type": "worker", "index": index}
-        return {"TF_CONFIG": json.dumps({"cluster": {"worker": addresses}, "task": task})}
-    return {
-        "KERAS_DISTRIBUTION_JOB_ADDRESSES": ",".join(addresses),
-        "KERAS_DISTRIBUTION_NUM_PROCESSES": str(len(ports)),
-        "KERAS_DISTRIBUTION_PROCESS_ID": str(index),
-    }
-
-
 def _commands(framework: str, processes: int, args: list[str]) -> list[tuple[list[str], dict[str, str]]]:
     """(command, environment) of each process to start for one run."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -70,8 +57,13 @@ def _commands(framework: str, processes: int, args: list[str]) -> list[tuple[lis
     env["KERAS_BACKEND"] = framework.split("-")[1]
     if processes == 1:
         return [([sys.executable, *finetune], env)]
-    ports = [_free_port() for _ in range(processes)]
-    return [([sys.executable, *finetune], {**env, **_launch_variables(framework, i, ports)}) for i in range(processes)]
+    from vggspec.training.distributed import KERAS_DISTRIBUTION, TF_CONFIG, launch_environment
+
+    source = TF_CONFIG if framework == "keras-tensorflow" else KERAS_DISTRIBUTION
+    addresses = [f"127.0.0.1:{_free_port()}" for _ in range(processes)]
+    return [
+        ([sys.executable, *finetune], {**env, **launch_environment(source, addresses, i)}) for i in range(processes)
+    ]
 
 
 def _train(framework: str, processes: int, data: Path, out: Path, epochs: int) -> dict[str, Any]:

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from vggspec.training.distributed import KERAS_DISTRIBUTION, TF_CONFIG, launch_environment
+
 from conftest import SPECS, free_port, run_in_own_session, run_vggspec, side_by_side, wait_side_by_side
 from image_sets import make_image_set
 
@@ -29,30 +31,17 @@ REPEATS = 10
 FRAMEWORKS = ("tensorflow", "jax")
 
 
-def launch_variables(framework: str, ports: list[int], index: int) -> dict[str, str]:
-    """What makes a process worker ``index`` of a cluster on 127.0.0.1 at ``ports``: TF_CONFIG as TensorFlow
-    documents it, or the variables keras.distribution.initialize reads (the first address coordinates)."""
-    addresses = [f"127.0.0.1:{port}" for port in ports]
-    if framework == "tensorflow":
-        task = {"type": "worker", "index": index}
-        return {"TF_CONFIG": json.dumps({"cluster": {"worker": addresses}, "task": task})}
-    return {
-        "KERAS_DISTRIBUTION_JOB_ADDRESSES": ",".join(addresses),
-        "KERAS_DISTRIBUTION_NUM_PROCESSES": str(len(ports)),
-        "KERAS_DISTRIBUTION_PROCESS_ID": str(index),
-    }
-
-
 def one_process_env(framework: str) -> dict[str, str]:
     return {"KERAS_BACKEND": framework, "OMP_NUM_THREADS": "1"}
 
 
 def worker_runs(args: list, framework: str, workers: int = 2) -> list[tuple[list, dict]]:
     """(command, environment) of each worker of one `vggspec finetune ARGS` run."""
-    ports = [free_port() for _ in range(workers)]
+    addresses = [f"127.0.0.1:{free_port()}" for _ in range(workers)]
     command = [sys.executable, "-m", "vggspec", "finetune", *map(str, args)]
     base = {**os.environ, **one_process_env(framework)}
-    return [(command, {**base, **launch_variables(framework, ports, index)}) for index in range(workers)]
+    source = TF_CONFIG if framework == "tensorflow" else KERAS_DISTRIBUTION
+    return [(command, {**base, **launch_environment(source, addresses, index)}) for index in range(workers)]
 
 
 def finetune_args(spec: Path, data: Path, run: Path, epochs: int, batch: int, *more: object) -> list:

@@ -17,6 +17,7 @@ from vggspec.training.distributed import (
     KERAS_DISTRIBUTION,
     TF_CONFIG,
     TORCHRUN,
+    launch_environment,
     launcher,
     per_process_batch,
     process_rank,
@@ -77,6 +78,14 @@ def test_torchrun_sets_rank_and_world_size(environment):
 def test_tf_config_names_the_rank_among_chief_and_workers(environment, config, expected):
     environment(TF_CONFIG=config)
     assert (launcher(), process_rank()) == (TF_CONFIG, expected)
+
+
+@pytest.mark.parametrize("source", [TF_CONFIG, KERAS_DISTRIBUTION])
+def test_the_variables_written_for_a_worker_name_that_worker(environment, source):
+    addresses = ["10.0.0.1:1234", "10.0.0.2:1234", "10.0.0.3:1234"]
+    for index in range(3):
+        environment(**launch_environment(source, addresses, index))
+        assert (launcher(), process_rank()) == (source, (index, 3))
 
 
 def test_keras_distribution_variables_give_the_rank(environment):

@@ -105,6 +105,21 @@ def per_process_batch(global_batch: int) -> int:
     return global_batch // world_size
 
 
+def launch_environment(source: str, addresses: list[str], index: int) -> dict[str, str]:
+    """The variables that make a process worker ``index`` of a cluster at ``addresses`` ("host:port" each,
+    the first coordinating) for the launcher ``source``, TF_CONFIG or KERAS_DISTRIBUTION (torchrun sets its own)."""
+    if source == TF_CONFIG:
+        task = {"type": "worker", "index": index}
+        return {"TF_CONFIG": json.dumps({"cluster": {"worker": list(addresses)}, "task": task})}
+    if source == KERAS_DISTRIBUTION:
+        return {
+            "KERAS_DISTRIBUTION_JOB_ADDRESSES": ",".join(addresses),
+            "KERAS_DISTRIBUTION_NUM_PROCESSES": str(len(addresses)),
+            "KERAS_DISTRIBUTION_PROCESS_ID": str(index),
+        }
+    raise ValueError(f"launcher: expected {TF_CONFIG} or {KERAS_DISTRIBUTION}, received {source!r}")
+
+
 def joined_rank(trainer: str, accepted: tuple[str, ...]) -> tuple[int, int]:
     """(rank, world_size) for a ``trainer`` (e.g. "keras on tensorflow") that can join the ``accepted``
     launchers only: a run of several processes started by another is refused in one line."""
