@@ -138,7 +138,7 @@ def test_quick_run_compares_equal_networks_and_measures_the_file_it_wrote(quick_
     assert digits["images"] == {"train": 364, "val": 86}  # every fourth scan: one epoch, a check that it runs
     assert digits["evaluate_int8"]["images"] == 86 and digits["evaluate_int8"]["precision"] == "int8"
     assert digits["evaluate_int8"]["versus_float32"]["images"] == 86
-    processes = measures["processes"]
+    processes = {name: runs for name, runs in measures["processes"].items() if name != "wall_s"}
     assert sorted(processes) == ["keras-jax", "keras-tensorflow", "torch"]
     assert all(runs["two"]["ranks_agree"] is True and runs["one"]["images_per_s"] > 0 for runs in processes.values())
     conversion = measures["conversion"]

@@ -15,10 +15,11 @@ A checkpoint is Keras 3's ``save_weights`` file (``.weights.h5``: the layers
 and the optimizer's variables) with the loop's state as the JSON root
 attribute ``vggspec_state`` (CHECKPOINT_STATE); vggspec reads its weights like any ``.weights.h5``.
 
-In a run of several processes on TensorFlow (``TF_CONFIG``: :mod:`vggspec_keras.distributed`) each
-process trains its shard of every batch with ``train_on_batch`` (its images read ahead by ``workers``
-threads) and validates its share with the model called directly: both stay in the process, where
-``fit`` and ``predict`` would shard the data again and gather the outputs of all.
+In a run of several processes (:mod:`vggspec_keras.distributed`: ``TF_CONFIG`` on TensorFlow, the
+``KERAS_DISTRIBUTION_*`` variables on JAX) each process trains its shard of every batch with
+``train_on_batch`` (its images read ahead by ``workers`` threads) and validates its share with the model
+called directly: both stay in the process, where ``fit`` and ``predict`` would shard the data again and
+gather the outputs of all.
 
 With ``config.cache_features`` two more functional models share the model's layers:
 the frozen part (the input to the last frozen layer: ``frozen_features``) and the
@@ -33,6 +34,7 @@ draw other masks, and the cached run would no longer train as the uncached one d
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -242,8 +244,6 @@ class KerasTrainer:
 
     def _peers_lost(self) -> Any:
         """Where a collective runs: another process' end becomes one line (a null context in one process)."""
-        import contextlib
-
         from vggspec_keras.distributed import peers_lost
 
         return peers_lost() if self.distributed else contextlib.nullcontext()
