@@ -225,6 +225,11 @@ def started_in_own_session(
             process.wait()
 
 
+def slow_for(values: Sequence[Any], *slow: Any) -> list[Any]:
+    """``values`` as the parameters of a test, those among ``slow`` marked for the slow suite."""
+    return [pytest.param(value, marks=pytest.mark.slow) if value in slow else value for value in values]
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 now (another process may take it before it is used)."""
     with socket.socket() as probe:

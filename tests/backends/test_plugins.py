@@ -98,6 +98,7 @@ def test_third_party_backend_agrees_when_correct(tmp_path, plugins):
     assert all(layer["ok"] for layer in report["layers"][: [x["name"] for x in report["layers"]].index("fc1")])
 
 
+@pytest.mark.slow  # 21 s
 def test_three_way_verify_names_the_odd_one_out(tmp_path, plugins):
     """With a third backend, verify tells which of two disagreeing backends is wrong: the naive plugin,
     at fc1, where keras and onnx agree."""
@@ -260,6 +261,7 @@ def test_a_plugin_distribution_installed_with_pip_is_listed(tmp_path):
     assert rows["echo"].split() == ["missing", "framework", "pip", "install", '"vggspec-echo"']
 
 
+@pytest.mark.slow  # 19 s
 def test_commands_default_to_a_backend_that_can_run_here(tmp_path):
     """With Keras unable to run (KERAS_BACKEND names a framework that is not installed, as an install of
     vggspec[torch] alone has none), predict, features and verify use the backends that can: no flag needed."""

@@ -18,6 +18,7 @@ from vggspec.parity.inputs import random_bundle
 from vggspec.weights.formats import write_bundle
 
 from cli_cases import BACKENDS, ONE_THREAD, files_under, one_line, tiny_spec
+from conftest import slow_for
 
 pytest.importorskip("torch")
 pytest.importorskip("keras")
@@ -324,7 +325,7 @@ def test_the_command_line_shows_a_setting_named_in_backticks_as_its_flag():
     assert error_text(DataError("a `dest` b", setting="dest"), {}) == "error: a `dest` b"
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", slow_for(BACKENDS, "keras"))  # keras: 22 s
 def test_build_out_that_cannot_be_written(backend, cli, tmp_path):
     spec = tiny_spec(tmp_path)
     folder = tmp_path / "models"

@@ -222,6 +222,7 @@ def test_any_deterministic_freeze_point_trains_alike(freeze, tiny_set, small_wei
 # ---- reused when nothing changed; recomputed when the weights, the freeze point or the data change ----
 
 
+@pytest.mark.slow  # 29 s
 def test_cache_is_reused_and_invalidated_by_weights_freeze_and_data(tiny_set, small_weights, tmp_path):
     import shutil
 

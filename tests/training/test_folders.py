@@ -16,7 +16,7 @@ from vggspec.errors import DataError
 from vggspec.training.folders import read_split
 
 from cli_cases import BACKENDS, ONE_THREAD, one_line, tiny_spec, truncated_jpeg
-from conftest import run_in_own_session, started_in_own_session
+from conftest import run_in_own_session, slow_for, started_in_own_session
 from image_sets import CLASSES, make_image_set
 
 
@@ -81,7 +81,7 @@ def test_unreadable_images_of_both_splits_are_named_in_one_run(cli, tmp_path):
     ]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", slow_for(BACKENDS, "keras"))  # keras: 22 s
 def test_image_broken_mid_run_stops_with_one_line_and_resumes(backend, tmp_path):
     """Files that break after the check (here: every training image, once epoch 1 is committed) stop the run
     in a DataLoader worker process (torch) or a PyDataset thread (keras) with one line naming a file;

@@ -68,6 +68,7 @@ def small_set(module_tmp) -> Path:
     return make_image_set(module_tmp.mktemp("workers"), size=64, train_per_class=40, val_per_class=10, seed=2)
 
 
+@pytest.mark.slow  # 13 s; tests/training/test_launchers.py keeps the launchers' fast checks
 def test_two_workers_train_the_small_spec_and_agree(small_set, tmp_path):
     """TensorFlow here; JAX in the slow test that compares two processes with one."""
     run = tmp_path / "run"
