@@ -55,7 +55,7 @@ def joined() -> tuple[int, int]:
 
 def join_workers() -> None:
     """Join the run's other processes when there are any; call before anything runs on the framework."""
-    world_size = joined()[1]
+    rank, world_size = joined()
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
@@ -70,7 +70,6 @@ def join_workers() -> None:
 
     # without it, JAX runs no collective between the CPU devices of two processes (GPUs use their own)
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    rank, world_size = joined()
     # what keras.distribution.initialize() does with these variables, with shorter waits for a dead process
     jax.distributed.initialize(
         coordinator_address=os.environ.get("KERAS_DISTRIBUTION_JOB_ADDRESSES", "").split(",")[0] or None,
@@ -139,8 +138,11 @@ def vector_logs(model: keras.Model) -> None:
 @contextlib.contextmanager
 def peers_lost() -> Iterator[None]:
     """A collective that failed because another process stopped (it died, or failed) becomes one line (when
-    the coordinating process died, JAX's distributed service ends this one itself)."""
+    the coordinating process died, JAX's distributed service ends this one itself); nothing in one process."""
     rank, world_size = joined()
+    if world_size == 1:
+        yield
+        return
     framework = keras.backend.backend()
     if framework == "tensorflow":
         import tensorflow as tf

@@ -34,7 +34,6 @@ draw other masks, and the cached run would no longer train as the uncached one d
 
 from __future__ import annotations
 
-import contextlib
 import json
 from typing import Any
 
@@ -47,6 +46,7 @@ from vggspec.training.batches import prefetched
 from vggspec.training.metrics import RunningMeans, output_activation
 from vggspec.training.protocol import CHECKPOINT_STATE, BatchSource, Progress, TrainConfig
 from vggspec.training.seeds import dropout_seed
+from vggspec_keras import distributed
 
 SUFFIX = ".weights.h5"
 # the optimizer of each of vggspec's names (TrainConfig.optimizer); they take TrainConfig.optimizer_options()
@@ -120,8 +120,6 @@ class KerasTrainer:
 
     def __init__(self, model: keras.Model, plan: Plan, config: TrainConfig):
         """``config``: the settings every backend shares; the keras backend declares none of its own."""
-        from vggspec_keras import distributed
-
         self.distributed = distributed.joined()[1] > 1
         # Keras' save_weights runs a collective in a distributed run: every process saves (vggspec.training.loop)
         self.saves_on_every_rank = self.distributed
@@ -171,7 +169,7 @@ class KerasTrainer:
         if self.config.cache_features:  # the batches are cached features, ready at once
             return self._train_on_batches(data, progress, ahead=0)
         if self.distributed:
-            with self._peers_lost():
+            with distributed.peers_lost():
                 return self._train_on_batches(data, progress, ahead=loading_threads(self.config.workers))
         # shuffle=False: the core has shuffled the images; Keras would also reorder the batches of a PyDataset
         history = self.trained.fit(
@@ -217,7 +215,7 @@ class KerasTrainer:
     def save_checkpoint(self, path: str, state: dict[str, Any]) -> None:
         import h5py
 
-        with self._peers_lost(), atomic_path(path, suffix=SUFFIX) as temporary:
+        with distributed.peers_lost(), atomic_path(path, suffix=SUFFIX) as temporary:
             self.model.save_weights(str(temporary))
             with h5py.File(temporary, "a") as file:
                 file.attrs[CHECKPOINT_STATE] = json.dumps(state)
@@ -236,17 +234,7 @@ class KerasTrainer:
         return SUFFIX
 
     def all_gather(self, values: np.ndarray) -> np.ndarray:
-        if self.distributed:
-            from vggspec_keras.distributed import all_gather
-
-            return all_gather(values)
-        return np.asarray(values)[None]
-
-    def _peers_lost(self) -> Any:
-        """Where a collective runs: another process' end becomes one line (a null context in one process)."""
-        from vggspec_keras.distributed import peers_lost
-
-        return peers_lost() if self.distributed else contextlib.nullcontext()
+        return distributed.all_gather(values) if self.distributed else np.asarray(values)[None]
 
     def close(self) -> None:
         """Nothing to release: PyDataset workers stop with each fit/predict."""

@@ -112,10 +112,12 @@ def launch_environment(source: str, addresses: list[str], index: int) -> dict[st
         task = {"type": "worker", "index": index}
         return {"TF_CONFIG": json.dumps({"cluster": {"worker": list(addresses)}, "task": task})}
     if source == KERAS_DISTRIBUTION:
+        rank_name, size_name = RANK_VARIABLES[KERAS_DISTRIBUTION]
+        addresses_text = ",".join(addresses)
         return {
-            "KERAS_DISTRIBUTION_JOB_ADDRESSES": ",".join(addresses),
-            "KERAS_DISTRIBUTION_NUM_PROCESSES": str(len(addresses)),
-            "KERAS_DISTRIBUTION_PROCESS_ID": str(index),
+            "KERAS_DISTRIBUTION_JOB_ADDRESSES": addresses_text,
+            size_name: str(len(addresses)),
+            rank_name: str(index),
         }
     raise ValueError(f"launcher: expected {TF_CONFIG} or {KERAS_DISTRIBUTION}, received {source!r}")
 
